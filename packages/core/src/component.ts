@@ -41,8 +41,13 @@ export interface Component<In, Out, O> {
   readonly options: Schema.Codec<O, unknown>
   /** The options used when a recipe sets none. */
   readonly defaults: O
-  /** The algorithm. Throws AlgorithmInputError on bad input. */
-  readonly run: (input: In, options: O) => Out
+  /**
+   * The algorithm. Throws AlgorithmInputError on bad input.
+   * Declared as a method (bivariant parameters) so that entries of any level fit a
+   * catalogue typed with `Level`; illegal pipelines are still rejected through the
+   * `level` / `inputLevel` / `outputLevel` literal fields.
+   */
+  run(input: In, options: O): Out
 }
 
 /** Maps a batch to rewards at its level. */

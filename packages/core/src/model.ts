@@ -33,6 +33,10 @@ export type ToolCall = typeof ToolCall.Type
 export const MalformedReason = Schema.Literals(["unterminated", "multiple-blocks", "empty", "syntax-error"])
 export type MalformedReason = typeof MalformedReason.Type
 
+/** How a tool call went: "ok", or the kind of failure the sandbox observed. */
+export const ToolStatus = Schema.Literals(["ok", "error", "timeout", "memory", "crash"])
+export type ToolStatus = typeof ToolStatus.Type
+
 /** One turn: the policy's text, its parsed tool call, and the tool's feedback. */
 export const Turn = Schema.Struct({
   /** Token ids the policy wrote in this turn (the only tokens trained on). */
@@ -51,11 +55,17 @@ export const Turn = Schema.Struct({
   feedbackText: Schema.String,
   /** The final answer given in this turn, or null. */
   answer: Schema.NullOr(Schema.String),
+  /** How the tool call went, when one ran ("ok", or the sandbox's error kind). */
+  toolStatus: Schema.optionalKey(ToolStatus),
 })
 export type Turn = typeof Turn.Type
 
-/** Why a trajectory ended. */
-export const FinishReason = Schema.Literals(["answer", "turn-budget", "token-budget"])
+/**
+ * Why a trajectory ended: a final answer, the turn budget, the token budget (or the
+ * model's context), or the policy stopping (end of sequence, text with neither a tool
+ * call nor an answer) without answering.
+ */
+export const FinishReason = Schema.Literals(["answer", "turn-budget", "token-budget", "no-answer"])
 export type FinishReason = typeof FinishReason.Type
 
 /** The verdict on a trajectory's final answer. */

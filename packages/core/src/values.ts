@@ -96,3 +96,45 @@ export const assertFinite = (fn: string, table: Values<Quantity>): void => {
     })
   })
 }
+
+/**
+ * Check that a batch has at least one group, every group at least one trajectory and
+ * every trajectory at least one turn; throws {@link AlgorithmInputError}. Every
+ * catalogue function needs this: an empty group has no mean, and a trajectory with
+ * no turns has no tokens to train on.
+ *
+ * @example
+ * assertNonEmptyBatch("discountedReturns", batch)
+ */
+export const assertNonEmptyBatch = (fn: string, batch: Batch): void => {
+  if (batch.groups.length === 0) throw new AlgorithmInputError({ fn, where: "batch", problem: "the batch has no groups" })
+  batch.groups.forEach((group, g) => {
+    if (group.trajectories.length === 0) throw new AlgorithmInputError({ fn, where: where(g), problem: "the group is empty" })
+    group.trajectories.forEach((trajectory, i) => {
+      if (trajectory.turns.length === 0) throw new AlgorithmInputError({ fn, where: where(g, i), problem: "the trajectory has no turns" })
+    })
+  })
+}
+
+/**
+ * Check that a per-trajectory table has the batch's shape (same groups and
+ * trajectory counts) and holds only finite numbers; throws {@link AlgorithmInputError}.
+ *
+ * @example
+ * assertTrajectoryShape("grpoAdvantages", batch, returns)
+ */
+export const assertTrajectoryShape = (fn: string, batch: Batch, table: PerTrajectory<Quantity>): void => {
+  const values = table.values
+  if (values.length !== batch.groups.length) {
+    throw new AlgorithmInputError({ fn, where: "batch", problem: `${table.quantity}s have ${values.length} groups, the batch has ${batch.groups.length}` })
+  }
+  batch.groups.forEach((group, g) => {
+    const row = values[g]!
+    if (row.length !== group.trajectories.length) {
+      throw new AlgorithmInputError({ fn, where: where(g), problem: `${table.quantity}s have ${row.length} trajectories, the group has ${group.trajectories.length}` })
+    }
+    row.forEach((v, i) => {
+      if (!Number.isFinite(v)) throw new AlgorithmInputError({ fn, where: where(g, i), problem: `${table.quantity} is ${v}` })
+    })
+  })
+}

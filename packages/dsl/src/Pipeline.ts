@@ -1,0 +1,231 @@
+/**
+ * The training pipeline: one step, evaluation, and the loop, as Effects.
+ *
+ * A step rolls out a batch, drops the groups the sample filter rejects (it looks at
+ * outcomes, before any reward is computed, so batch-wide normalisation only sees
+ * trained groups), assigns rewards, shapes them, turns them into returns and
+ * advantages, broadcasts advantages to the policy's tokens and updates the policy
+ * with the recipe's loss. The loop adds a deterministic data order (a pure function
+ * of seed and step, so a resumed run sees the same prompts), periodic evaluation,
+ * checkpoints and metrics. Everything the pipeline needs comes from services, so a
+ * host app runs it with its own Layers.
+ *
+ * @category combinators
+ */
+import { Effect } from "effect"
+import { applyKeep, broadcastToTurns, toTrainingSequences, trajectoryCode } from "@turnwise/core"
+import type { Batch, Embedder, Values } from "@turnwise/core"
+import { batchMetrics, meanMetrics } from "./Metrics.js"
+import type { Recipe } from "./Recipe.js"
+import { rollout } from "./Rollout.js"
+import { runStage, StageError } from "./Stage.js"
+import type { Task, TaskProblem } from "./Task.js"
+import { CheckpointStore } from "./services/CheckpointStore.js"
+import type { CheckpointError } from "./services/CheckpointStore.js"
+import { MetricsSink } from "./services/MetricsSink.js"
+import { Policy } from "./services/Policy.js"
+import type { PolicyError, TrainReport } from "./services/Policy.js"
+import type { Sandbox, SandboxError } from "./services/Sandbox.js"
+import type { Tokenizer } from "./services/Tokenizer.js"
+
+/** Services a training run needs. */
+export type RunServices = Policy | Sandbox | Tokenizer | MetricsSink | CheckpointStore
+
+/** Failures that stop a run (guest code misbehaving never does). */
+export type RunError = StageError | PolicyError | SandboxError | CheckpointError
+
+/** What one step produced. */
+export interface StepResult {
+  readonly batch: Batch
+  readonly report: TrainReport
+  readonly metrics: Readonly<Record<string, number>>
+}
+
+const sumPerTrajectory = (values: Values<"reward">): Array<number> =>
+  values.level === "trajectory"
+    ? values.values.flat()
+    : values.values.flatMap((group) => group.map((turns) => turns.reduce((a, b) => a + b, 0)))
+
+const mean = (xs: ReadonlyArray<number>): number => (xs.length === 0 ? 0 : xs.reduce((a, b) => a + b, 0) / xs.length)
+
+/** When the shaper asks for the policy's own embedding, compute it for every code string of the batch. */
+const policyEmbedder = (recipe: Recipe, batch: Batch): Effect.Effect<Embedder | undefined, PolicyError, Policy> =>
+  Effect.gen(function* () {
+    const options = recipe.shaper.options as { readonly embedding?: unknown }
+    if (options.embedding !== "policy") return undefined
+    const policy = yield* Policy
+    const codes = [...new Set(batch.groups.flatMap((group) => group.trajectories.map(trajectoryCode)))]
+    const vectors = yield* policy.embedCode(codes)
+    const table = new Map(codes.map((code, k) => [code, vectors[k]!]))
+    return (queries: ReadonlyArray<string>) => queries.map((code) => table.get(code) ?? [])
+  })
+
+/**
+ * One training step on the given problems.
+ *
+ * @example
+ * const result = yield* trainStep(gtpo, arithmetic, problems, { step: 0, seed: 1 })
+ */
+export const trainStep = <P extends TaskProblem>(
+  recipe: Recipe,
+  task: Task<P>,
+  problems: ReadonlyArray<P>,
+  options: { readonly step: number; readonly seed: number },
+): Effect.Effect<StepResult, RunError, Policy | Sandbox | Tokenizer> =>
+  Effect.gen(function* () {
+    if (recipe.rollout.temperature === 0) {
+      return yield* new StageError({ stage: "rollout", reason: "temperature 0 (greedy) is for evaluation; training needs temperature > 0" })
+    }
+    const policy = yield* Policy
+    const started = performance.now()
+    const rolled = yield* Effect.scoped(rollout(task, problems, recipe.rollout, { seed: options.seed, step: options.step }))
+    const rolledAt = performance.now()
+    const filtered = yield* runStage(recipe.filter, { batch: rolled })
+    const batch = applyKeep(rolled, filtered.keep)
+    const metrics: Record<string, number> = {
+      ...batchMetrics(rolled),
+      "filter/dropped_groups": rolled.groups.length - batch.groups.length,
+      "time/rollout_s": (rolledAt - started) / 1000,
+    }
+    if (batch.groups.length === 0) {
+      const report: TrainReport = { skipped: true, reason: "the sample filter dropped every group", metrics: {} }
+      return { batch: rolled, report, metrics: { ...metrics, "train/skipped": 1 } }
+    }
+    const rewards = yield* runStage(recipe.reward, { batch })
+    const embed = yield* policyEmbedder(recipe, batch)
+    const shaped = yield* runStage(recipe.shaper, embed === undefined ? { batch, rewards } : { batch, rewards, embed })
+    const returns = yield* runStage(recipe.returns, { batch, rewards: shaped })
+    const advantages = yield* runStage(recipe.advantage, { batch, returns })
+    const sequences = yield* Effect.try({
+      try: () => toTrainingSequences(batch, broadcastToTurns(batch, advantages)),
+      catch: (error) => new StageError({ stage: "sequences", reason: error instanceof Error ? error.message : String(error) }),
+    })
+    const report = yield* policy.train(sequences, {
+      loss: (inputs) => recipe.loss.entry.run(inputs, recipe.loss.options),
+      temperature: recipe.rollout.temperature,
+    })
+    const finished = performance.now()
+    return {
+      batch: rolled,
+      report,
+      metrics: {
+        ...metrics,
+        ...report.metrics,
+        "reward/mean": mean(sumPerTrajectory(rewards)),
+        "reward/shaped_mean": mean(sumPerTrajectory(shaped)),
+        "train/skipped": report.skipped ? 1 : 0,
+        "time/train_s": (finished - rolledAt) / 1000,
+        "time/step_s": (finished - started) / 1000,
+        "tokens_per_s": metrics["tokens/policy"]! / Math.max(1e-9, (finished - started) / 1000),
+      },
+    }
+  })
+
+/**
+ * Evaluate on problems: one trajectory per problem, greedy unless a temperature is given.
+ *
+ * @example
+ * const { metrics } = yield* evaluate(recipe, arithmetic, heldOut, { seed: 0 })
+ */
+export const evaluate = <P extends TaskProblem>(
+  recipe: Recipe,
+  task: Task<P>,
+  problems: ReadonlyArray<P>,
+  options: { readonly seed: number; readonly temperature?: number; readonly batchSize?: number },
+): Effect.Effect<{ readonly metrics: Readonly<Record<string, number>>; readonly batch: Batch }, PolicyError | SandboxError, Policy | Sandbox | Tokenizer> =>
+  Effect.gen(function* () {
+    const config = { ...recipe.rollout, groupSize: 1, temperature: options.temperature ?? 0 }
+    const size = options.batchSize ?? 64
+    const groups: Array<Batch["groups"][number]> = []
+    for (let start = 0; start < problems.length; start += size) {
+      const part = yield* Effect.scoped(rollout(task, problems.slice(start, start + size), config, { seed: options.seed + start, step: -1 }))
+      groups.push(...part.groups)
+    }
+    const batch: Batch = { groups }
+    return { batch, metrics: batchMetrics(batch) }
+  })
+
+/** The data order: a seeded permutation of the training problems, walked step by step. */
+export const problemsForStep = <P>(problems: ReadonlyArray<P>, perStep: number, step: number, seed: number): ReadonlyArray<P> => {
+  const n = problems.length
+  const order = permutation(n, seed)
+  return Array.from({ length: perStep }, (_, k) => problems[order[(step * perStep + k) % n]!]!)
+}
+
+const permutation = (n: number, seed: number): Array<number> => {
+  const order = Array.from({ length: n }, (_, i) => i)
+  let state = (seed ^ 0x9e3779b9) >>> 0
+  const next = () => {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0
+    return state / 4294967296
+  }
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(next() * (i + 1))
+    ;[order[i], order[j]] = [order[j]!, order[i]!]
+  }
+  return order
+}
+
+/** Settings of a training loop. */
+export interface LoopOptions<P> {
+  readonly trainProblems: ReadonlyArray<P>
+  readonly evalProblems: ReadonlyArray<P>
+  readonly steps: number
+  readonly promptsPerStep: number
+  readonly seed: number
+  /** Evaluate every this many steps (0 = only at the end). */
+  readonly evalEvery: number
+  /** Save a checkpoint every this many steps (0 = only at the end). */
+  readonly checkpointEvery: number
+  /** Continue from the newest checkpoint when there is one. */
+  readonly resume: boolean
+  /** Called after each step (progress display). */
+  readonly onStep?: (step: number, metrics: Readonly<Record<string, number>>) => void
+}
+
+/** What a loop ends with. */
+export interface LoopResult {
+  readonly startStep: number
+  readonly finalStep: number
+  readonly finalEval: Readonly<Record<string, number>>
+  readonly trainMetrics: ReadonlyArray<Readonly<Record<string, number>>>
+}
+
+/**
+ * Train for `steps` steps with evaluation, metrics and checkpoints.
+ *
+ * @example
+ * const result = yield* trainLoop(gtpo, arithmetic, { trainProblems, evalProblems, steps: 40, promptsPerStep: 8, seed: 1, evalEvery: 10, checkpointEvery: 10, resume: false })
+ */
+export const trainLoop = <P extends TaskProblem>(recipe: Recipe, task: Task<P>, options: LoopOptions<P>): Effect.Effect<LoopResult, RunError, RunServices> =>
+  Effect.gen(function* () {
+    const sink = yield* MetricsSink
+    const store = yield* CheckpointStore
+    let startStep = 0
+    if (options.resume) {
+      const restored = yield* store.restoreLatest()
+      if (restored !== null) startStep = restored.step
+    }
+    const trainMetrics: Array<Readonly<Record<string, number>>> = []
+    let finalEval: Readonly<Record<string, number>> = {}
+    for (let step = startStep; step < options.steps; step++) {
+      const problems = problemsForStep(options.trainProblems, options.promptsPerStep, step, options.seed)
+      const result = yield* trainStep(recipe, task, problems, { step, seed: options.seed * 1_000_003 + step })
+      trainMetrics.push(result.metrics)
+      yield* sink.record({ step: step + 1, phase: "train", metrics: result.metrics })
+      options.onStep?.(step + 1, result.metrics)
+      const done = step + 1
+      const last = done === options.steps
+      if ((options.evalEvery > 0 && done % options.evalEvery === 0) || last) {
+        const evaluation = yield* evaluate(recipe, task, options.evalProblems, { seed: options.seed })
+        finalEval = evaluation.metrics
+        yield* sink.record({ step: done, phase: "eval", metrics: evaluation.metrics })
+      }
+      if ((options.checkpointEvery > 0 && done % options.checkpointEvery === 0) || last) {
+        yield* store.save(done, { recipe: recipe.name })
+      }
+    }
+    return { startStep, finalStep: options.steps, finalEval, trainMetrics }
+  })
+
+export { meanMetrics }
