@@ -13,6 +13,7 @@
 import type * as tf from "@tensorflow/tfjs-core"
 import type { Schema } from "effect"
 import type { Batch } from "./model.js"
+import type { TrainingSequence } from "./sequence.js"
 import type { PerTrajectory, PerTurn, Quantity } from "./values.js"
 
 /** Per turn or per trajectory. */
@@ -90,8 +91,9 @@ export interface FilterResult {
 }
 
 /**
- * Token-aligned tensors for one (micro-)batch of B sequences padded to length T.
- * Position t holds the token at t + 1's logprob target, as produced by the trainer.
+ * Token-aligned tensors for one (micro-)batch of B sequences padded to length T,
+ * aligned like {@link TrainingSequence}: entry k is about token k (its logprob comes
+ * from the logits at position k - 1; entry 0 is always masked).
  */
 export interface LossInputs {
   /** log pi_theta of each sampled token, differentiable. [B, T] */
