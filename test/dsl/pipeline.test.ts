@@ -3,7 +3,7 @@ import { Effect } from "effect"
 import { toTrainingSequence } from "@turnwise/core"
 import type { Batch } from "@turnwise/core"
 import { problemsForStep, Recipe, rollout, trainStep } from "@turnwise/dsl"
-import type { Task } from "@turnwise/dsl"
+import type { RecipeType, Task } from "@turnwise/dsl"
 import gtpo from "../../recipes/gtpo.js"
 import grpo from "../../recipes/grpo.js"
 import { fakeServices, fakeTokenizer, makeWorld } from "./fakes.js"
@@ -97,7 +97,7 @@ describe("rollout", () => {
 })
 
 describe("trainStep", () => {
-  const stepWith = async (recipe: typeof gtpo) => {
+  const stepWith = async (recipe: RecipeType) => {
     const world = makeWorld()
     const result = await run(
       script,

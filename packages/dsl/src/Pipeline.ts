@@ -103,6 +103,7 @@ export const trainStep = <P extends TaskProblem>(
     const report = yield* policy.train(sequences, {
       loss: (inputs) => recipe.loss.entry.run(inputs, recipe.loss.options),
       temperature: recipe.rollout.temperature,
+      accumulation: (recipe.loss.options as { readonly aggregation?: unknown }).aggregation === "token-mean" ? "tokens" : "sequences",
     })
     const finished = performance.now()
     return {

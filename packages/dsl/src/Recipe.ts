@@ -13,13 +13,12 @@
  *
  * @category models
  */
-import { Schema } from "effect"
 import { UnknownComponentError } from "@turnwise/core"
 import type { AdvantageEstimator, Level, PolicyLoss, ReturnEstimator, RewardAssigner, SampleFilter, Shaper } from "@turnwise/core"
 import { builtinCatalogue, lookup, stageKinds } from "./Catalogue.js"
 import type { Catalogue, StageKind } from "./Catalogue.js"
 import { defaultOptimizer, defaultRollout, OptimizerConfig, RolloutConfig } from "./Config.js"
-import { ConfigError, decodeOptions, encodeStage, schemaProblem } from "./Stage.js"
+import { ConfigError, decodeOptions, decodeSection, encodeStage } from "./Stage.js"
 import type { EncodedStage, Use } from "./Stage.js"
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -177,15 +176,6 @@ const objectOrEmpty = (raw: unknown, path: string): Record<string, unknown> => {
   if (raw === undefined) return {}
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw new ConfigError({ path, problem: "expected an object" })
   return raw as Record<string, unknown>
-}
-
-/** Decode a settings section with defaults merged in; unknown keys are errors. */
-export const decodeSection = <S extends Schema.Codec<unknown, unknown>>(schema: S, raw: unknown, path: string): S["Type"] => {
-  try {
-    return Schema.decodeUnknownSync(schema)(raw, { onExcessProperty: "error" })
-  } catch (error) {
-    throw new ConfigError({ path, problem: schemaProblem(error) })
-  }
 }
 
 interface LevelledStages {

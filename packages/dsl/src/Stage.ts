@@ -64,6 +64,15 @@ export const decodeOptions = <E extends AnyComponent>(entry: E, raw: unknown, pa
   }
 }
 
+/** Decode a settings section with defaults merged in; unknown keys are errors. */
+export const decodeSection = <S extends Schema.Codec<unknown, unknown>>(schema: S, raw: unknown, path: string): S["Type"] => {
+  try {
+    return Schema.decodeUnknownSync(schema)(raw, { onExcessProperty: "error" })
+  } catch (error) {
+    throw new ConfigError({ path, problem: schemaProblem(error) })
+  }
+}
+
 /** The readable part of a Schema error (message with the field path). */
 export const schemaProblem = (error: unknown): string =>
   (error instanceof Error ? error.message : String(error)).replace(/\s+/g, " ").trim()

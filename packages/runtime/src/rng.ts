@@ -48,6 +48,12 @@ export class Rng {
     return new Rng(state)
   }
 
+  /** Continue from a saved state, in place (so holders of this generator follow a restore). */
+  restore(state: RngState): void {
+    const restored = new Rng(state)
+    this.s = restored.s
+  }
+
   /** The current state, to save. */
   state(): RngState {
     return [this.s[0], this.s[1], this.s[2], this.s[3]]

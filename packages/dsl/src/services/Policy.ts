@@ -54,6 +54,11 @@ export interface TrainOptions {
   readonly loss: (inputs: LossInputs) => LossOutput
   /** Sampling temperature, so recomputed logprobs match the sampled ones. */
   readonly temperature: number
+  /**
+   * How micro-batch gradients are weighted when accumulated: by policy tokens (exact for
+   * token-mean losses) or by sequences (for sequence-mean losses).
+   */
+  readonly accumulation: "tokens" | "sequences"
 }
 
 /** A failure of the policy runtime (not of the algorithm's input). */

@@ -1,0 +1,200 @@
+/**
+ * Fast, KV-cached inference for the {@link Transformer}: the same network as
+ * ./transformer.ts, rearranged for sampling, where per-op overhead (tens of
+ * microseconds per tfjs op on wasm) rather than arithmetic dominates a decode step.
+ *
+ * {@link prepareInference} snapshots the weights once per sampling session, in forms
+ * that save ops at every step:
+ * - every projection pre-transposed to [in, out] (no per-call transpose);
+ * - RMSNorm gains folded into the projections that read the normalised vector
+ *   (W' = W diag(g)), so a norm is x * rsqrt(mean(x^2) + eps) with no final product;
+ * - query and key projections stacked, plus a second stacked copy with rotate_half
+ *   applied to its output rows, so rotary positions cost q*cos + q_rot*sin and no
+ *   slice/negate/concat; the attention scale 1/sqrt(Dh) folded into the query rows;
+ * - when one token per row is fed (decoding), head transposes are reshapes.
+ *
+ * {@link decodeStep} feeds new tokens after `past` cached slots, with explicit
+ * per-row positions and an additive mask over all slots (see ../sampler.ts for how
+ * ragged rows share a cache).
+ *
+ * @category models
+ */
+import * as tf from "@tensorflow/tfjs"
+import { ropeTables, type Transformer } from "./transformer.js"
+
+/** Keys and values of one layer for every cached slot. k: [B, Hkv, Dh, S] (pre-transposed), v: [B, Hkv, S, Dh]. */
+export type LayerCache = {
+  readonly k: tf.Tensor4D
+  readonly v: tf.Tensor4D
+}
+
+/** One layer's weights in inference form (all matrices [in, out]). */
+type InferenceLayer = {
+  readonly qk: tf.Tensor2D // [D, (H + Hkv) * Dh]
+  readonly qkRot: tf.Tensor2D // [D, (H + Hkv) * Dh]
+  readonly qkBias: tf.Tensor1D | undefined // [(H + Hkv) * Dh]
+  readonly qkRotBias: tf.Tensor1D | undefined // [(H + Hkv) * Dh]
+  readonly v: tf.Tensor2D // [D, Hkv * Dh]
+  readonly vBias: tf.Tensor1D | undefined // [Hkv * Dh]
+  readonly o: tf.Tensor2D // [D, D]
+  readonly gate: tf.Tensor2D // [D, F]
+  readonly up: tf.Tensor2D // [D, F]
+  readonly down: tf.Tensor2D // [F, D]
+}
+
+/**
+ * A snapshot of a model's weights in inference form. Dispose it when done; it does
+ * not follow later training updates.
+ *
+ * @example
+ * const weights = prepareInference(model)
+ * try { ... decodeStep(model, weights, ...) ... } finally { weights.dispose() }
+ */
+export interface InferenceWeights {
+  readonly embed: tf.Tensor2D // [V, D]
+  readonly layers: ReadonlyArray<InferenceLayer>
+  readonly head: tf.Tensor2D // [D, V]
+  dispose(): void
+}
+
+/** rotate_half applied to the output rows of a projection, head by head: rows [a, b] -> [-b, a]. */
+const rotateRows = <R extends tf.Rank>(w: tf.Tensor<R>, heads: number, dHead: number): tf.Tensor<R> => {
+  const cols = w.size / (heads * dHead)
+  const r = tf.reshape(w, [heads, 2, dHead / 2, cols]) // [heads, 2, Dh/2, in]
+  const [a, b] = tf.split(r, 2, 1) // [heads, 1, Dh/2, in] each
+  return tf.reshape(tf.concat([tf.neg(b ?? r), a ?? r], 1), w.shape) // [heads * Dh, in]
+}
+
+/**
+ * Snapshot the model's current weights in inference form.
+ *
+ * @example
+ * const weights = prepareInference(model)
+ */
+export const prepareInference = (model: Transformer): InferenceWeights => {
+  const c = model.config
+  const Dh = model.dHead
+  const get = (name: string): tf.Tensor => {
+    const v = model.variables.get(name)
+    if (v === undefined) throw new Error(`prepareInference: no variable named ${name}`)
+    return v
+  }
+  const get2 = (name: string): tf.Tensor2D => {
+    const t = get(name)
+    return tf.reshape(t, [t.shape[0] ?? 0, t.shape[1] ?? 0])
+  }
+  const get1 = (name: string): tf.Tensor1D => tf.reshape(get(name), [-1])
+  // [out, in] -> [in, out], with an RMSNorm gain folded into the input columns.
+  const inOut = (w: tf.Tensor2D, gain?: tf.Tensor1D): tf.Tensor2D => tf.transpose(gain === undefined ? w : tf.mul<tf.Tensor2D>(w, gain))
+  const weights = tf.tidy(() => {
+    const layers = Array.from({ length: c.nLayers }, (_, i): InferenceLayer => {
+      const p = `model.layers.${i}`
+      const g1 = get1(`${p}.input_layernorm.weight`) // [D]
+      const g2 = get1(`${p}.post_attention_layernorm.weight`) // [D]
+      const scale = 1 / Math.sqrt(Dh)
+      const q = tf.mul<tf.Tensor2D>(get2(`${p}.self_attn.q_proj.weight`), scale) // [H*Dh, D]
+      const k = get2(`${p}.self_attn.k_proj.weight`) // [Hkv*Dh, D]
+      const qk = tf.concat([q, k], 0) // [(H+Hkv)*Dh, D]
+      const qkRot = tf.concat([rotateRows(q, c.nHeads, Dh), rotateRows(k, c.nKvHeads, Dh)], 0) // [(H+Hkv)*Dh, D]
+      let qkBias: tf.Tensor1D | undefined
+      let qkRotBias: tf.Tensor1D | undefined
+      let vBias: tf.Tensor1D | undefined
+      if (c.qkvBias) {
+        const qb = tf.mul<tf.Tensor1D>(get1(`${p}.self_attn.q_proj.bias`), scale) // [H*Dh]
+        const kb = get1(`${p}.self_attn.k_proj.bias`) // [Hkv*Dh]
+        qkBias = tf.concat([qb, kb]) // [(H+Hkv)*Dh]
+        qkRotBias = tf.concat([rotateRows(qb, c.nHeads, Dh), rotateRows(kb, c.nKvHeads, Dh)]) // [(H+Hkv)*Dh]
+        vBias = get1(`${p}.self_attn.v_proj.bias`) // [Hkv*Dh]
+      }
+      return {
+        qk: inOut(qk, g1),
+        qkRot: inOut(qkRot, g1),
+        qkBias,
+        qkRotBias,
+        v: inOut(get2(`${p}.self_attn.v_proj.weight`), g1),
+        vBias,
+        o: inOut(get2(`${p}.self_attn.o_proj.weight`)),
+        gate: inOut(get2(`${p}.mlp.gate_proj.weight`), g2),
+        up: inOut(get2(`${p}.mlp.up_proj.weight`), g2),
+        down: inOut(get2(`${p}.mlp.down_proj.weight`)),
+      }
+    })
+    const headName = c.tieEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight"
+    return {
+      embed: tf.clone(get2("model.embed_tokens.weight")), // [V, D]
+      layers,
+      head: inOut(get2(headName), get1("model.norm.weight")), // [D, V]
+    }
+  })
+  const owned = [weights.embed, weights.head, ...weights.layers.flatMap((l) => Object.values(l).filter((t) => t !== undefined))]
+  return { ...weights, dispose: () => tf.dispose(owned) }
+}
+
+/** x * rsqrt(mean(x^2) + eps); the gain lives in the next projection. */
+const normalize = (x: tf.Tensor2D, eps: number): tf.Tensor2D => tf.mul<tf.Tensor2D>(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps))) // [N, D]
+
+/** transpose(x, perm), or a free reshape when the moved axis T has size 1. */
+const permute = <R extends tf.Rank>(x: tf.Tensor, perm: Array<number>, shape: tf.ShapeMap[R], T: number): tf.Tensor<R> =>
+  T === 1 ? tf.reshape(x, shape) : tf.reshape(tf.transpose(x, perm), shape)
+
+const affine = (x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D | undefined): tf.Tensor2D => {
+  const y = tf.matMul<tf.Tensor2D>(x, w) // [N, out]
+  return b === undefined ? y : tf.add<tf.Tensor2D>(y, b) // [N, out]
+}
+
+/**
+ * Feed `tokens` ([B, T]) after the `past` cached slots, at rotary `positions` ([B*T],
+ * row-major), under an additive `mask` ([B, T, S], S = cached slots + T). Returns the
+ * next-token logits at column `pick[b]` of each row ([B, V]) and the grown cache.
+ *
+ * @example
+ * const { logits, cache } = decodeStep(model, weights, tokens, positions, mask, pick, past)
+ */
+export const decodeStep = (
+  model: Transformer,
+  weights: InferenceWeights,
+  tokens: tf.Tensor2D,
+  positions: ArrayLike<number>,
+  mask: Float32Array,
+  pick: ArrayLike<number>,
+  past: ReadonlyArray<LayerCache> | undefined,
+): { logits: tf.Tensor2D; cache: Array<LayerCache> } =>
+  tf.tidy(() => {
+    const { nHeads: H, nKvHeads: Hkv, normEps, ropeTheta } = model.config
+    const Dh = model.dHead
+    const G = H / Hkv
+    const [B, T] = tokens.shape
+    const S = (past?.[0]?.k.shape[3] ?? 0) + T
+    const rope = ropeTables(positions, B, T, Dh, ropeTheta) // cos, sin: [B, T, 1, Dh]
+    const bias = tf.tensor4d(mask, [B, 1, T, S]) // [B, 1, T, S]
+    let x = tf.gather(weights.embed, tf.reshape(tokens, [B * T])) // [B*T, D]
+    const cache: Array<LayerCache> = []
+    weights.layers.forEach((L, i) => {
+      const h = normalize(x, normEps) // [B*T, D]
+      const qk = tf.reshape(affine(h, L.qk, L.qkBias), [B, T, H + Hkv, Dh]) // [B, T, H+Hkv, Dh]
+      const qkRot = tf.reshape(affine(h, L.qkRot, L.qkRotBias), [B, T, H + Hkv, Dh]) // [B, T, H+Hkv, Dh]
+      const roped = tf.add(tf.mul(qk, rope.cos), tf.mul(qkRot, rope.sin)) // [B, T, H+Hkv, Dh]
+      const q = tf.slice(roped, [0, 0, 0, 0], [B, T, H, Dh]) // [B, T, H, Dh] (already scaled by 1/sqrt(Dh))
+      const k = tf.slice(roped, [0, 0, H, 0], [B, T, Hkv, Dh]) // [B, T, Hkv, Dh]
+      const v = tf.reshape(affine(h, L.v, L.vBias), [B, T, Hkv, Dh]) // [B, T, Hkv, Dh]
+      const kNew = permute<tf.Rank.R4>(k, [0, 2, 3, 1], [B, Hkv, Dh, T], T) // [B, Hkv, Dh, T]
+      const vNew = permute<tf.Rank.R4>(v, [0, 2, 1, 3], [B, Hkv, T, Dh], T) // [B, Hkv, T, Dh]
+      const prev = past?.[i]
+      const kAll = prev === undefined ? kNew : tf.concat([prev.k, kNew], 3) // [B, Hkv, Dh, S]
+      const vAll = prev === undefined ? vNew : tf.concat([prev.v, vNew], 2) // [B, Hkv, S, Dh]
+      cache.push({ k: kAll, v: vAll })
+      const qh = permute<tf.Rank.R3>(q, [0, 2, 1, 3], [B * Hkv, G * T, Dh], T) // [B*Hkv, G*T, Dh]
+      const scores = tf.matMul(qh, tf.reshape(kAll, [B * Hkv, Dh, S])) // [B*Hkv, G*T, S]
+      const probs = tf.softmax(tf.reshape(tf.add(tf.reshape(scores, [B, H, T, S]), bias), [B * Hkv, G * T, S])) // [B*Hkv, G*T, S]
+      const y = tf.matMul(probs, tf.reshape(vAll, [B * Hkv, S, Dh])) // [B*Hkv, G*T, Dh]
+      const merged = permute<tf.Rank.R2>(tf.reshape(y, [B, H, T, Dh]), [0, 2, 1, 3], [B * T, H * Dh], T) // [B*T, D]
+      x = tf.add(x, tf.matMul(merged, L.o)) // [B*T, D]
+      const n = normalize(x, normEps) // [B*T, D]
+      const gate = tf.matMul(n, L.gate) // [B*T, F]
+      const act = tf.mul(tf.mul(gate, tf.sigmoid(gate)), tf.matMul(n, L.up)) // SiLU(gate) * up: [B*T, F]
+      x = tf.add(x, tf.matMul(act, L.down)) // [B*T, D]
+    })
+    const rows = Int32Array.from({ length: B }, (_, b) => b * T + (pick[b] ?? 0))
+    const last = normalize(tf.gather(x, rows), normEps) // [B, D]
+    return { logits: tf.matMul(last, weights.head), cache } // [B, V]
+  })

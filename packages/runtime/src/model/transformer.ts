@@ -1,0 +1,279 @@
+/**
+ * A Llama/Qwen2-family decoder-only transformer in tfjs, read top to bottom:
+ * token embedding -> nLayers x [RMSNorm -> grouped-query attention with rotary
+ * positions -> residual -> RMSNorm -> SwiGLU MLP -> residual] -> RMSNorm -> lm head.
+ *
+ * Weights are tf.Variables named exactly as in Hugging Face Llama/Qwen2 checkpoints
+ * (`model.layers.0.self_attn.q_proj.weight`, ...) in HF's [out, in] layout, so
+ * checkpoints map by name. Initialisation draws every value in JS from {@link Rng}
+ * seeded with `config.seed`, so the same seed gives the same weights on every backend.
+ *
+ * This file is the reference definition, differentiable, used for training and
+ * scoring. The KV-cached sampler runs an equivalent, faster formulation of the same
+ * network (./inference.ts); tests hold the two to the same outputs.
+ *
+ * @category models
+ */
+import * as tf from "@tensorflow/tfjs"
+import { Rng } from "../rng.js"
+import { decodeModelConfig, type ModelConfig } from "./config.js"
+import { embedding, linear, matmul } from "./linear.js"
+import type { TrainableModel } from "./types.js"
+
+/** Additive mask value for slots a query may not see (finite, so fully masked rows stay NaN-free). */
+export const MASKED = -1e9
+
+/**
+ * Rotary cos/sin tables for explicit positions ([rows * steps], row-major), HF
+ * convention: frequencies theta^(-2j/Dh) for j < Dh/2, repeated twice along the head
+ * dimension. Shared with the cached inference path (./inference.ts).
+ */
+export const ropeTables = (positions: ArrayLike<number>, rows: number, steps: number, dHead: number, theta: number) => {
+  const half = dHead / 2
+  const freqs = Array.from({ length: half }, (_, j) => Math.pow(theta, (-2 * j) / dHead))
+  const cos = new Float32Array(rows * steps * dHead)
+  const sin = new Float32Array(rows * steps * dHead)
+  for (let i = 0; i < rows * steps; i++) {
+    const pos = positions[i] ?? 0
+    for (let j = 0; j < half; j++) {
+      const angle = pos * (freqs[j] ?? 0)
+      const c = Math.cos(angle)
+      const s = Math.sin(angle)
+      cos[i * dHead + j] = c
+      cos[i * dHead + j + half] = c
+      sin[i * dHead + j] = s
+      sin[i * dHead + j + half] = s
+    }
+  }
+  return {
+    cos: tf.tensor4d(cos, [rows, steps, 1, dHead]), // [B, T, 1, Dh]
+    sin: tf.tensor4d(sin, [rows, steps, 1, dHead]), // [B, T, 1, Dh]
+  }
+}
+
+/** Everything one training forward pass needs besides the tokens. */
+interface ForwardContext {
+  readonly cos: tf.Tensor4D // [1, T, 1, Dh]
+  readonly sin: tf.Tensor4D // [1, T, 1, Dh]
+  readonly mask: tf.Tensor4D // [1, 1, T, T] additive causal mask (0 visible, MASKED hidden)
+}
+
+/**
+ * The transformer. Build one with {@link createTransformer}.
+ *
+ * @example
+ * const model = createTransformer({ ...presets.tiny, seed: 1 })
+ * const logits = model.logits(tf.tensor2d([[256, 72, 105]], [1, 3], "int32")) // [1, 3, 259]
+ */
+export class Transformer implements TrainableModel {
+  readonly variables: ReadonlyMap<string, tf.Variable>
+  readonly vocabSize: number
+  readonly maxSeqLen: number
+  readonly dHead: number
+  private readonly causalMasks = new Map<number, tf.Tensor4D>()
+
+  constructor(readonly config: ModelConfig) {
+    this.vocabSize = config.vocabSize
+    this.maxSeqLen = config.maxSeqLen
+    this.dHead = config.dModel / config.nHeads
+    this.variables = initVariables(config)
+  }
+
+  private w(name: string): tf.Variable {
+    const v = this.variables.get(name)
+    if (v === undefined) throw new Error(`Transformer: no variable named ${name}`)
+    return v
+  }
+
+  private proj(name: string, x: tf.Tensor2D, bias = false): tf.Tensor2D {
+    const w = this.w(`${name}.weight`) as tf.Variable<tf.Rank.R2>
+    const b = bias ? (this.w(`${name}.bias`) as tf.Variable<tf.Rank.R1>) : undefined
+    return linear(x, w, b)
+  }
+
+  private rmsNorm(x: tf.Tensor2D, weight: string): tf.Tensor2D {
+    const ms = tf.mean(tf.square(x), -1, true) // [N, 1]
+    return tf.mul(tf.mul(x, tf.rsqrt(tf.add(ms, this.config.normEps))), this.w(weight)) // [N, D]
+  }
+
+  /** x * cos + rotate_half(x) * sin, rotate_half(x) = [-x2, x1]. */
+  private rope(x: tf.Tensor4D, ctx: ForwardContext): tf.Tensor4D {
+    const [B, T, H, Dh] = x.shape
+    const x1 = tf.slice(x, [0, 0, 0, 0], [B, T, H, Dh / 2]) // [B, T, H, Dh/2]
+    const x2 = tf.slice(x, [0, 0, 0, Dh / 2], [B, T, H, Dh / 2]) // [B, T, H, Dh/2]
+    const rotated = tf.concat([tf.neg(x2), x1], 3) // [B, T, H, Dh]
+    return tf.add(tf.mul(x, ctx.cos), tf.mul(rotated, ctx.sin)) // [B, T, H, Dh]
+  }
+
+  private attention(x: tf.Tensor2D, B: number, T: number, i: number, ctx: ForwardContext): tf.Tensor2D {
+    const { nHeads: H, nKvHeads: Hkv, qkvBias } = this.config
+    const Dh = this.dHead
+    const G = H / Hkv
+    const p = `model.layers.${i}.self_attn`
+    const q = this.rope(tf.reshape(this.proj(`${p}.q_proj`, x, qkvBias), [B, T, H, Dh]), ctx) // [B, T, H, Dh]
+    const k = this.rope(tf.reshape(this.proj(`${p}.k_proj`, x, qkvBias), [B, T, Hkv, Dh]), ctx) // [B, T, Hkv, Dh]
+    const v = tf.reshape<tf.Rank.R4>(this.proj(`${p}.v_proj`, x, qkvBias), [B, T, Hkv, Dh]) // [B, T, Hkv, Dh]
+    const kT = tf.transpose(k, [0, 2, 3, 1]) // [B, Hkv, Dh, T]
+    const vh = tf.transpose(v, [0, 2, 1, 3]) // [B, Hkv, T, Dh]
+    // Query head h uses key/value head floor(h / G) (HF repeat_kv), so the G query heads of
+    // one kv head are stacked along the query axis instead of repeating keys and values.
+    const qh = tf.reshape<tf.Rank.R3>(tf.transpose(tf.mul(q, 1 / Math.sqrt(Dh)), [0, 2, 1, 3]), [B * Hkv, G * T, Dh]) // [B*Hkv, G*T, Dh]
+    const scores = matmul(qh, tf.reshape<tf.Rank.R3>(kT, [B * Hkv, Dh, T])) // [B*Hkv, G*T, T]
+    const masked = tf.add<tf.Tensor4D>(tf.reshape(scores, [B, H, T, T]), ctx.mask) // [B, H, T, T]
+    const probs = tf.softmax(tf.reshape<tf.Rank.R3>(masked, [B * Hkv, G * T, T])) // [B*Hkv, G*T, T]
+    const y = matmul(probs, tf.reshape<tf.Rank.R3>(vh, [B * Hkv, T, Dh])) // [B*Hkv, G*T, Dh]
+    const merged = tf.reshape<tf.Rank.R2>(tf.transpose(tf.reshape(y, [B, H, T, Dh]), [0, 2, 1, 3]), [B * T, H * Dh]) // [B*T, D]
+    return this.proj(`${p}.o_proj`, merged) // [B*T, D]
+  }
+
+  private mlp(x: tf.Tensor2D, i: number): tf.Tensor2D {
+    const p = `model.layers.${i}.mlp`
+    const gate = this.proj(`${p}.gate_proj`, x) // [N, F]
+    const up = this.proj(`${p}.up_proj`, x) // [N, F]
+    const act = tf.mul<tf.Tensor2D>(tf.mul(gate, tf.sigmoid(gate)), up) // SiLU(gate) * up: [N, F]
+    return this.proj(`${p}.down_proj`, act) // [N, D]
+  }
+
+  /** Final-norm hidden states. tokens: [B, T] -> hidden [B*T, D]. */
+  private forward(tokens: tf.Tensor2D, ctx: ForwardContext): tf.Tensor2D {
+    const [B, T] = tokens.shape
+    let x = embedding(this.w("model.embed_tokens.weight") as tf.Variable<tf.Rank.R2>, tf.reshape<tf.Rank.R1>(tokens, [B * T])) // [B*T, D]
+    for (let i = 0; i < this.config.nLayers; i++) {
+      x = tf.add(x, this.attention(this.rmsNorm(x, `model.layers.${i}.input_layernorm.weight`), B, T, i, ctx)) // [B*T, D]
+      x = tf.add(x, this.mlp(this.rmsNorm(x, `model.layers.${i}.post_attention_layernorm.weight`), i)) // [B*T, D]
+    }
+    return this.rmsNorm(x, "model.norm.weight") // [B*T, D]
+  }
+
+  private headName(): string {
+    return this.config.tieEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight"
+  }
+
+  private head(hidden: tf.Tensor2D): tf.Tensor2D {
+    return linear(hidden, this.w(this.headName()) as tf.Variable<tf.Rank.R2>) // [N, V]
+  }
+
+  private trainingContext(T: number): ForwardContext {
+    if (T > this.maxSeqLen) throw new Error(`Transformer: sequence length ${T} exceeds maxSeqLen ${this.maxSeqLen}`)
+    let mask = this.causalMasks.get(T)
+    if (mask === undefined) {
+      const m = new Float32Array(T * T)
+      for (let t = 0; t < T; t++) for (let s = t + 1; s < T; s++) m[t * T + s] = MASKED
+      mask = tf.keep(tf.tensor4d(m, [1, 1, T, T])) // [1, 1, T, T]
+      this.causalMasks.set(T, mask)
+    }
+    const positions = Array.from({ length: T }, (_, t) => t)
+    return { ...ropeTables(positions, 1, T, this.dHead, this.config.ropeTheta), mask }
+  }
+
+  /** Next-token logits at every position. tokens int32 [B, T] -> [B, T, V]. Differentiable. */
+  logits(tokens: tf.Tensor2D): tf.Tensor3D {
+    return tf.tidy(() => {
+      const [B, T] = tokens.shape
+      const hidden = this.forward(tokens, this.trainingContext(T)) // [B*T, D]
+      return tf.reshape(this.head(hidden), [B, T, this.vocabSize]) // [B, T, V]
+    })
+  }
+
+  /**
+   * Final-norm hidden states (the policy's own text embedding). tokens int32 [B, T] -> [B, T, D].
+   *
+   * @example
+   * const h = model.hiddenStates(tokens).mean(1) // [B, D]
+   */
+  hiddenStates(tokens: tf.Tensor2D): tf.Tensor3D {
+    return tf.tidy(() => {
+      const [B, T] = tokens.shape
+      const hidden = this.forward(tokens, this.trainingContext(T)) // [B*T, D]
+      return tf.reshape(hidden, [B, T, this.config.dModel]) // [B, T, D]
+    })
+  }
+
+  /**
+   * log p(token k | tokens < k) under softmax(logits / temperature), entry 0 = 0.
+   * tokens int32 [B, T] -> [B, T]. Differentiable; temperature 0 is read as 1 (the
+   * sampler's convention for greedy decoding).
+   *
+   * @example
+   * const lp = model.tokenLogprobs(tokens, 0.8) // matches the sampler's logprobs
+   */
+  tokenLogprobs(tokens: tf.Tensor2D, temperature: number): tf.Tensor2D {
+    return tf.tidy((): tf.Tensor2D => {
+      const [B, T] = tokens.shape
+      if (T < 2) return tf.zeros<tf.Rank.R2>([B, T])
+      const scale = temperature > 0 ? 1 / temperature : 1
+      const logits = this.logits(tokens) // [B, T, V]
+      const prev = tf.slice(logits, [0, 0, 0], [B, T - 1, this.vocabSize]) // [B, T-1, V]
+      const logp = tf.logSoftmax(tf.mul(prev, scale)) // [B, T-1, V]
+      const next = tf.slice(tokens, [0, 1], [B, T - 1]) // [B, T-1]
+      // A one-hot product rather than gather: gather's gradient lacks a wasm kernel. The cast
+      // matters: wasm's OneHot ignores a float dtype and writes int32 bits.
+      const picked = tf.sum<tf.Tensor2D>(tf.mul(logp, tf.cast(tf.oneHot(next, this.vocabSize), "float32")), -1) // [B, T-1]
+      return tf.concat([tf.zeros<tf.Rank.R2>([B, 1]), picked], 1) // [B, T]
+    })
+  }
+
+  /** Free the weights and cached masks. */
+  dispose(): void {
+    for (const v of this.variables.values()) v.dispose()
+    for (const m of this.causalMasks.values()) m.dispose()
+    this.causalMasks.clear()
+  }
+}
+
+/** Weight shapes in HF order: name -> [shape, init]. */
+const variableSpecs = (c: ModelConfig): Array<{ name: string; shape: Array<number>; init: "normal" | "ones" | "zeros"; std: number }> => {
+  const dKv = (c.dModel / c.nHeads) * c.nKvHeads
+  // Output projections into the residual stream start smaller (GPT-2's 1/sqrt(2 * layers)) so the
+  // residual's variance does not grow with depth.
+  const residualStd = c.initStd / Math.sqrt(2 * c.nLayers)
+  const specs: Array<{ name: string; shape: Array<number>; init: "normal" | "ones" | "zeros"; std: number }> = []
+  const add = (name: string, shape: Array<number>, init: "normal" | "ones" | "zeros", std = c.initStd) =>
+    specs.push({ name, shape, init, std })
+  add("model.embed_tokens.weight", [c.vocabSize, c.dModel], "normal")
+  for (let i = 0; i < c.nLayers; i++) {
+    const p = `model.layers.${i}`
+    add(`${p}.self_attn.q_proj.weight`, [c.dModel, c.dModel], "normal")
+    add(`${p}.self_attn.k_proj.weight`, [dKv, c.dModel], "normal")
+    add(`${p}.self_attn.v_proj.weight`, [dKv, c.dModel], "normal")
+    if (c.qkvBias) {
+      add(`${p}.self_attn.q_proj.bias`, [c.dModel], "zeros")
+      add(`${p}.self_attn.k_proj.bias`, [dKv], "zeros")
+      add(`${p}.self_attn.v_proj.bias`, [dKv], "zeros")
+    }
+    add(`${p}.self_attn.o_proj.weight`, [c.dModel, c.dModel], "normal", residualStd)
+    add(`${p}.mlp.gate_proj.weight`, [c.dFf, c.dModel], "normal")
+    add(`${p}.mlp.up_proj.weight`, [c.dFf, c.dModel], "normal")
+    add(`${p}.mlp.down_proj.weight`, [c.dModel, c.dFf], "normal", residualStd)
+    add(`${p}.input_layernorm.weight`, [c.dModel], "ones")
+    add(`${p}.post_attention_layernorm.weight`, [c.dModel], "ones")
+  }
+  add("model.norm.weight", [c.dModel], "ones")
+  if (!c.tieEmbeddings) add("lm_head.weight", [c.vocabSize, c.dModel], "normal")
+  return specs
+}
+
+const initVariables = (c: ModelConfig): Map<string, tf.Variable> => {
+  const rng = Rng.fromSeed(c.seed)
+  const variables = new Map<string, tf.Variable>()
+  for (const spec of variableSpecs(c)) {
+    // One forked generator per tensor, drawn in a fixed order: values never depend on the backend.
+    const local = rng.fork()
+    const size = spec.shape.reduce((a, b) => a * b, 1)
+    const values = new Float32Array(size)
+    if (spec.init === "ones") values.fill(1)
+    else if (spec.init === "normal") for (let j = 0; j < size; j++) values[j] = local.normal() * spec.std
+    // tfjs variable names are global; the map key carries the checkpoint name instead.
+    variables.set(spec.name, tf.variable(tf.tensor(values, spec.shape), true))
+  }
+  return variables
+}
+
+/**
+ * Build a transformer with freshly initialised weights; validates the config first
+ * (throws ModelConfigError).
+ *
+ * @example
+ * const model = createTransformer({ ...presets.small, seed: 42 })
+ */
+export const createTransformer = (config: unknown): Transformer => new Transformer(decodeModelConfig(config))

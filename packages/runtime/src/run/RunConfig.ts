@@ -1,0 +1,91 @@
+/**
+ * The parts of a run that are not the algorithm: which model, which task, how long,
+ * where outputs go. A comparison keeps these fixed and varies only the recipe.
+ *
+ * @category models
+ */
+import { Schema } from "effect"
+import { ConfigError, decodeSection } from "@turnwise/dsl"
+
+const PositiveInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
+const NonNegativeInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
+
+/** Settings of one training run. */
+export const RunConfig = Schema.Struct({
+  model: Schema.Struct({
+    /** A preset of model/config.ts ("tiny", "small", "medium"). */
+    preset: Schema.Literals(["tiny", "small", "medium"]),
+    /** Seed of the initial weights (ignored when starting from a checkpoint). */
+    seed: Schema.Int,
+    /** Warm-start checkpoint directory (weights only), or "" to start from the initial weights. */
+    init: Schema.String,
+  }),
+  task: Schema.Struct({
+    /** Difficulty levels of the built-in arithmetic generator. */
+    levels: Schema.Array(Schema.Literals([1, 2, 3, 4, 5])),
+    /** Problems in the training pool. */
+    trainCount: PositiveInt,
+    /** Held-out problems evaluated before and after. */
+    evalCount: PositiveInt,
+    /** Seed of the problem generator. */
+    seed: Schema.Int,
+    /** A JSONL file of {question, answer} lines to train on instead of the generator ("" = generator). */
+    jsonl: Schema.String,
+  }),
+  train: Schema.Struct({
+    /** Training steps (one rollout and one update each). */
+    steps: NonNegativeInt,
+    /** Prompts per step (each sampled groupSize times). */
+    promptsPerStep: PositiveInt,
+    /** Evaluate every this many steps (0 = only at the end). */
+    evalEvery: NonNegativeInt,
+    /** Checkpoint every this many steps (0 = only at the end). */
+    checkpointEvery: NonNegativeInt,
+    /** Seed of the data order and of sampling. */
+    seed: Schema.Int,
+  }),
+  /** tfjs backend: wasm (default), cpu, tensorflow, tensorflow-gpu, webgpu. */
+  backend: Schema.Literals(["wasm", "cpu", "tensorflow", "tensorflow-gpu", "webgpu"]),
+  /** Sandbox worker threads. */
+  sandboxWorkers: PositiveInt,
+})
+export type RunConfig = typeof RunConfig.Type
+
+/** Defaults of the main job on the built-in task. */
+export const defaultRunConfig: RunConfig = {
+  model: { preset: "tiny", seed: 0, init: "" },
+  task: { levels: [1, 2], trainCount: 2000, evalCount: 200, seed: 1, jsonl: "" },
+  train: { steps: 60, promptsPerStep: 8, evalEvery: 20, checkpointEvery: 20, seed: 1 },
+  backend: "wasm",
+  sandboxWorkers: 2,
+}
+
+/** Sections of the run config (the CLI routes `--set` keys by their first segment). */
+export const runConfigKeys: ReadonlyArray<string> = ["model", "task", "train", "backend", "sandboxWorkers"]
+
+/** Decode a run config, merging each section with the defaults; bad fields are reported with their path. */
+export const decodeRunConfig = (raw: unknown, defaults: RunConfig = defaultRunConfig): RunConfig => {
+  if (raw === undefined) return defaults
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw new ConfigError({ path: "config", problem: "expected an object" })
+  const record = raw as Record<string, unknown>
+  for (const key of Object.keys(record)) {
+    if (!runConfigKeys.includes(key)) throw new ConfigError({ path: key, problem: `unknown key; run config keys are ${runConfigKeys.join(", ")}` })
+  }
+  const section = (key: "model" | "task" | "train") => {
+    const value = record[key]
+    if (value === undefined) return defaults[key]
+    if (typeof value !== "object" || value === null || Array.isArray(value)) throw new ConfigError({ path: key, problem: "expected an object" })
+    return { ...defaults[key], ...value }
+  }
+  return decodeSection(
+    RunConfig,
+    {
+      model: section("model"),
+      task: section("task"),
+      train: section("train"),
+      backend: record.backend ?? defaults.backend,
+      sandboxWorkers: record.sandboxWorkers ?? defaults.sandboxWorkers,
+    },
+    "config",
+  )
+}

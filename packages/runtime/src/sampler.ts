@@ -1,0 +1,448 @@
+/**
+ * Batched, KV-cached sampling for multi-turn rollouts.
+ *
+ * A {@link SamplingSession} holds B rows (one trajectory each) and a key/value cache
+ * shared by the batch. Each row's history grows independently: `append` adds context
+ * (prompt, tool feedback) and `generate` samples continuations for the rows it is
+ * given. Tokens are fed to the model lazily: the next `generate` prefills only the
+ * tokens the cache has not seen, so a trajectory is never re-encoded from scratch.
+ *
+ * How ragged rows share one cache: every forward step appends T slots (the longest
+ * pending chunk) for all B rows; a slot is valid for a row only if that row fed a
+ * real token into it. An additive mask hides invalid slots and future tokens, and
+ * each row's rotary positions count its own valid tokens, so a row computes exactly
+ * what it would alone. Rows not taking part in a step still ride along in the batch
+ * (their queries are padding); when most slots are invalid the cache is compacted.
+ *
+ * Logprobs. `logprobs[i]` is log softmax(logits / temperature)[token i] over the
+ * full vocabulary, before top-k / top-p truncation, so the trainer recomputes it
+ * exactly with `model.tokenLogprobs(tokens, temperature)`. With temperature 0
+ * (greedy) it is the logprob under temperature 1.
+ *
+ * Randomness: each row draws from its own generator forked from the session seed,
+ * so a row's samples depend only on the seed, its row index and its own history.
+ *
+ * @category models
+ */
+import * as tf from "@tensorflow/tfjs"
+import { Data } from "effect"
+import { decodeStep, prepareInference, type LayerCache } from "./model/inference.js"
+import { MASKED, type Transformer } from "./model/transformer.js"
+import { Rng } from "./rng.js"
+import { byteTokenizer, type Tokenizer } from "./tokenizer.js"
+
+/**
+ * A sampling request or session use broke a rule.
+ *
+ * @example
+ * throw new SamplingError({ where: "row 3", problem: "no context: append a prompt first" })
+ */
+export class SamplingError extends Data.TaggedError("SamplingError")<{
+  readonly where: string
+  readonly problem: string
+}> {
+  override get message(): string {
+    return `sampler: ${this.problem} (at ${this.where})`
+  }
+}
+
+/** Options of one `generate` call. */
+export interface GenerateOptions {
+  /** Most tokens to generate per row in this call. */
+  readonly maxNewTokens: number
+  /** Softmax temperature; 0 means greedy (default 1). */
+  readonly temperature?: number
+  /** Nucleus sampling mass in (0, 1] (default 1: off). */
+  readonly topP?: number
+  /** Keep only the k most likely tokens (default 0: off). */
+  readonly topK?: number
+  /** Stop once the generated text contains one of these; the stop string stays in the output. */
+  readonly stop?: ReadonlyArray<string>
+  /** End-of-sequence id (default the tokenizer's eos; null disables). */
+  readonly eos?: number | null
+}
+
+/** Why a row stopped generating. */
+export type GenerationFinish = "stop" | "eos" | "length" | "context"
+
+/** What one row produced in one `generate` call. */
+export interface Generation {
+  /** Sampled token ids, including a final stop string's or eos token. */
+  readonly tokens: ReadonlyArray<number>
+  /** log p(token) under softmax(logits / temperature) over the full vocabulary. */
+  readonly logprobs: ReadonlyArray<number>
+  /** Decoded text of `tokens`. */
+  readonly text: string
+  readonly finish: GenerationFinish
+  /** The stop string that ended the row, when finish is "stop". */
+  readonly stop?: string
+}
+
+/** Options of {@link createSamplingSession}. */
+export interface SessionOptions {
+  /** Number of rows (trajectories) in the batch. */
+  readonly rows: number
+  /** Seed of the per-row generators. */
+  readonly seed: number
+  /** Tokenizer for stop strings and text (default the byte tokenizer). */
+  readonly tokenizer?: Tokenizer
+}
+
+/** A batch of growing token histories sharing a KV cache. See the module header. */
+export interface SamplingSession {
+  /** Add context tokens to a row (fed lazily at the next generate). */
+  append(row: number, tokens: ReadonlyArray<number>): void
+  /** Sample continuations for `rows`, in that order; other rows do not advance. */
+  generate(rows: ReadonlyArray<number>, options: GenerateOptions): Array<Generation>
+  /** Number of tokens in a row's history. */
+  length(row: number): number
+  /** A row's whole history (context and generated tokens). */
+  history(row: number): ReadonlyArray<number>
+  /** Free the cache and the weight snapshot. */
+  dispose(): void
+}
+
+/** Per-row generators, forked from the seed in row order (shared by both sampling paths). */
+const rowRngs = (seed: number, rows: number): Array<Rng> => {
+  const root = Rng.fromSeed(seed)
+  return Array.from({ length: rows }, () => root.fork())
+}
+
+/**
+ * Choose a token from one row of logits; returns it and its full-vocabulary logprob
+ * (see the module header).
+ */
+export const chooseToken = (
+  logits: Float32Array,
+  options: Pick<GenerateOptions, "temperature" | "topP" | "topK">,
+  rng: Rng,
+): { token: number; logprob: number } => {
+  const temperature = options.temperature ?? 1
+  const scale = temperature > 0 ? 1 / temperature : 1
+  const V = logits.length
+  let max = -Infinity
+  let argmax = 0
+  for (let i = 0; i < V; i++) {
+    const z = (logits[i] ?? 0) * scale
+    if (z > max) {
+      max = z
+      argmax = i
+    }
+  }
+  const probs = new Float64Array(V)
+  let sum = 0
+  for (let i = 0; i < V; i++) {
+    const p = Math.exp((logits[i] ?? 0) * scale - max)
+    probs[i] = p
+    sum += p
+  }
+  const logZ = max + Math.log(sum)
+  const logprobOf = (token: number) => (logits[token] ?? 0) * scale - logZ
+  if (temperature <= 0) return { token: argmax, logprob: logprobOf(argmax) }
+
+  const topK = options.topK ?? 0
+  const topP = options.topP ?? 1
+  let candidates: Array<number>
+  if ((topK > 0 && topK < V) || topP < 1) {
+    candidates = Array.from({ length: V }, (_, i) => i).sort((a, b) => (probs[b] ?? 0) - (probs[a] ?? 0) || a - b)
+    if (topK > 0 && topK < V) candidates = candidates.slice(0, topK)
+    if (topP < 1) {
+      // Smallest prefix of the (top-k) candidates holding at least topP of the full mass.
+      let mass = 0
+      let keep = 0
+      while (keep < candidates.length && mass < topP * sum) mass += probs[candidates[keep++] ?? 0] ?? 0
+      candidates = candidates.slice(0, Math.max(1, keep))
+    }
+  } else {
+    candidates = Array.from({ length: V }, (_, i) => i)
+  }
+  let total = 0
+  for (const c of candidates) total += probs[c] ?? 0
+  let u = rng.next() * total
+  let token = candidates[candidates.length - 1] ?? argmax
+  for (const c of candidates) {
+    u -= probs[c] ?? 0
+    if (u < 0) {
+      token = c
+      break
+    }
+  }
+  return { token, logprob: logprobOf(token) }
+}
+
+/** One row's output under construction, with the stopping rules. */
+class RowOutput {
+  readonly tokens: Array<number> = []
+  readonly logprobs: Array<number> = []
+  finish: GenerationFinish | undefined
+  stop: string | undefined
+
+  constructor(
+    private readonly options: GenerateOptions,
+    private readonly tokenizer: Tokenizer,
+  ) {
+    if (options.maxNewTokens <= 0) this.finish = "length"
+  }
+
+  push(token: number, logprob: number): void {
+    this.tokens.push(token)
+    this.logprobs.push(logprob)
+    const eos = this.options.eos === undefined ? this.tokenizer.eos : this.options.eos
+    if (eos !== null && token === eos) {
+      this.finish = "eos"
+      return
+    }
+    const stops = this.options.stop ?? []
+    if (stops.length > 0) {
+      const text = this.tokenizer.decode(this.tokens)
+      const hit = stops.find((s) => s.length > 0 && text.includes(s))
+      if (hit !== undefined) {
+        this.finish = "stop"
+        this.stop = hit
+        return
+      }
+    }
+    if (this.tokens.length >= this.options.maxNewTokens) this.finish = "length"
+  }
+
+  result(): Generation {
+    const base = {
+      tokens: this.tokens,
+      logprobs: this.logprobs,
+      text: this.tokenizer.decode(this.tokens),
+      finish: this.finish ?? "length",
+    }
+    return this.stop === undefined ? base : { ...base, stop: this.stop }
+  }
+}
+
+const checkOptions = (o: GenerateOptions): void => {
+  const problems: Array<string> = []
+  if (!Number.isInteger(o.maxNewTokens) || o.maxNewTokens < 0) problems.push(`maxNewTokens must be a non-negative integer, got ${o.maxNewTokens}`)
+  if (o.temperature !== undefined && !(o.temperature >= 0)) problems.push(`temperature must be >= 0, got ${o.temperature}`)
+  if (o.topP !== undefined && !(o.topP > 0 && o.topP <= 1)) problems.push(`topP must be in (0, 1], got ${o.topP}`)
+  if (o.topK !== undefined && !(Number.isInteger(o.topK) && o.topK >= 0)) problems.push(`topK must be a non-negative integer, got ${o.topK}`)
+  if (problems.length > 0) throw new SamplingError({ where: "generate options", problem: problems.join("; ") })
+}
+
+const checkTokens = (tokens: ReadonlyArray<number>, vocabSize: number, where: string): void => {
+  for (const t of tokens)
+    if (!Number.isInteger(t) || t < 0 || t >= vocabSize)
+      throw new SamplingError({ where, problem: `token ${t} is not an id in [0, ${vocabSize})` })
+}
+
+/**
+ * Open a sampling session over a snapshot of the model's current weights.
+ *
+ * @example
+ * const session = createSamplingSession(model, { rows: 2, seed: 7 })
+ * session.append(0, [tok.bos, ...tok.encode("Q: 2+3?\n")])
+ * session.append(1, [tok.bos, ...tok.encode("Q: 9*9?\n")])
+ * const [a, b] = session.generate([0, 1], { maxNewTokens: 64, temperature: 0.8, stop: ["</code>"] })
+ * session.append(0, tok.encode("<output>5</output>"))   // tool feedback
+ * const [a2] = session.generate([0], { maxNewTokens: 64 }) // prefills only the feedback
+ * session.dispose()
+ */
+export const createSamplingSession = (model: Transformer, options: SessionOptions): SamplingSession => {
+  const B = options.rows
+  if (!Number.isInteger(B) || B <= 0) throw new SamplingError({ where: "createSamplingSession", problem: `rows must be a positive integer, got ${B}` })
+  const tokenizer = options.tokenizer ?? byteTokenizer
+  const rngs = rowRngs(options.seed, B)
+  const weights = prepareInference(model)
+  const histories: Array<Array<number>> = Array.from({ length: B }, () => [])
+  const fed = new Array<number>(B).fill(0) // tokens of each row already in the cache
+  let valid: Array<Array<boolean>> = Array.from({ length: B }, () => []) // [B][S]: slot holds a real token of the row
+  let cache: Array<LayerCache> | undefined
+  let disposed = false
+
+  const checkRow = (row: number, fn: string): void => {
+    if (disposed) throw new SamplingError({ where: fn, problem: "session was disposed" })
+    if (!Number.isInteger(row) || row < 0 || row >= B) throw new SamplingError({ where: fn, problem: `row ${row} is outside [0, ${B})` })
+  }
+
+  const setCache = (next: Array<LayerCache>): void => {
+    if (cache !== undefined) for (const layer of cache) tf.dispose([layer.k, layer.v])
+    cache = next
+  }
+
+  /** Drop slots that no row uses, once they are the majority (gather along the slot axis). */
+  const maybeCompact = (): void => {
+    const S = valid[0]?.length ?? 0
+    const kept = valid.map((slots) => slots.flatMap((ok, s) => (ok ? [s] : [])))
+    const width = Math.max(1, ...kept.map((k) => k.length))
+    if (cache === undefined || S < 64 || width * 2 > S) return
+    const index = new Int32Array(B * width)
+    kept.forEach((slots, b) => slots.forEach((s, j) => (index[b * width + j] = s)))
+    const idx = tf.tensor2d(index, [B, width], "int32") // [B, S']
+    setCache(
+      cache.map((layer) => ({
+        k: tf.gather(layer.k, idx, 3, 1), // [B, Hkv, Dh, S']
+        v: tf.gather(layer.v, idx, 2, 1), // [B, Hkv, S', Dh]
+      })),
+    )
+    idx.dispose()
+    valid = kept.map((slots) => Array.from({ length: width }, (_, j) => j < slots.length))
+  }
+
+  /** Feed every pending token of `rows` in one step; returns next-token logits per row. */
+  const feed = (rows: ReadonlyArray<number>): Map<number, Float32Array> => {
+    const pending = new Map<number, Array<number>>()
+    for (const r of rows) pending.set(r, histories[r]?.slice(fed[r]) ?? [])
+    const T = Math.max(...[...pending.values()].map((p) => p.length))
+    const S0 = valid[0]?.length ?? 0
+    const S = S0 + T
+    const tokens = new Int32Array(B * T).fill(tokenizer.pad)
+    const positions = new Int32Array(B * T)
+    const pick = new Int32Array(B)
+    const mask = new Float32Array(B * T * S).fill(MASKED) // [B, T, S]
+    for (let b = 0; b < B; b++) {
+      const chunk = pending.get(b) ?? []
+      const base = fed[b] ?? 0
+      pick[b] = Math.max(0, chunk.length - 1)
+      const rowValid = valid[b] ?? []
+      for (let t = 0; t < T; t++) {
+        tokens[b * T + t] = chunk[t] ?? tokenizer.pad
+        positions[b * T + t] = base + t
+        const m = (b * T + t) * S
+        for (let s = 0; s < S0; s++) if (rowValid[s] === true) mask[m + s] = 0
+        for (let u = 0; u <= t; u++) if (u < chunk.length) mask[m + S0 + u] = 0
+      }
+      for (let t = 0; t < T; t++) rowValid.push(t < chunk.length)
+      fed[b] = base + chunk.length
+    }
+    const input = tf.tensor2d(tokens, [B, T], "int32") // [B, T]
+    const out = decodeStep(model, weights, input, positions, mask, pick, cache)
+    input.dispose()
+    setCache(out.cache)
+    const all = out.logits.dataSync() // [B, V]
+    out.logits.dispose()
+    const V = model.vocabSize
+    const result = new Map<number, Float32Array>()
+    for (const r of rows) result.set(r, Float32Array.from(all.subarray(r * V, (r + 1) * V)))
+    maybeCompact()
+    return result
+  }
+
+  return {
+    append(row, tokens) {
+      checkRow(row, "append")
+      const history = histories[row] ?? []
+      checkTokens(tokens, model.vocabSize, `append to row ${row}`)
+      if (history.length + tokens.length > model.maxSeqLen)
+        throw new SamplingError({
+          where: `append to row ${row}`,
+          problem: `history would be ${history.length + tokens.length} tokens, over maxSeqLen ${model.maxSeqLen}`,
+        })
+      history.push(...tokens)
+    },
+
+    generate(rows, generateOptions) {
+      checkOptions(generateOptions)
+      rows.forEach((r) => checkRow(r, "generate"))
+      if (new Set(rows).size !== rows.length) throw new SamplingError({ where: "generate", problem: `rows repeat: ${rows.join(", ")}` })
+      for (const r of rows)
+        if ((histories[r]?.length ?? 0) === 0)
+          throw new SamplingError({ where: `generate row ${r}`, problem: "row has no context: append a prompt (at least BOS) first" })
+      const outputs = new Map(rows.map((r) => [r, new RowOutput(generateOptions, tokenizer)] as const))
+      for (;;) {
+        const active = rows.filter((r) => {
+          const out = outputs.get(r)
+          if (out === undefined || out.finish !== undefined) return false
+          if ((histories[r]?.length ?? 0) >= model.maxSeqLen) {
+            out.finish = "context"
+            return false
+          }
+          return true
+        })
+        if (active.length === 0) break
+        const logits = feed(active)
+        for (const r of active) {
+          const row = logits.get(r)
+          const rng = rngs[r]
+          const out = outputs.get(r)
+          if (row === undefined || rng === undefined || out === undefined) continue
+          const { token, logprob } = chooseToken(row, generateOptions, rng)
+          histories[r]?.push(token)
+          out.push(token, logprob)
+        }
+      }
+      return rows.map((r) => (outputs.get(r) ?? new RowOutput(generateOptions, tokenizer)).result())
+    },
+
+    length(row) {
+      checkRow(row, "length")
+      return histories[row]?.length ?? 0
+    },
+
+    history(row) {
+      checkRow(row, "history")
+      return [...(histories[row] ?? [])]
+    },
+
+    dispose() {
+      if (disposed) return
+      disposed = true
+      if (cache !== undefined) for (const layer of cache) tf.dispose([layer.k, layer.v])
+      cache = undefined
+      weights.dispose()
+    },
+  }
+}
+
+/**
+ * Reference sampler without a cache: every token recomputes the full forward pass over
+ * each row's whole history. Same sampling rules and per-row generators as a session
+ * (row i of `prompts` uses the generator of session row i), so for equal seeds and
+ * histories the two agree; used by tests and the benchmark.
+ *
+ * @example
+ * const [out] = generateNoCache(model, [[tok.bos, ...tok.encode("hi")]], { maxNewTokens: 16, temperature: 0 }, 7)
+ */
+export const generateNoCache = (
+  model: Transformer,
+  prompts: ReadonlyArray<ReadonlyArray<number>>,
+  options: GenerateOptions,
+  seed: number,
+  tokenizer: Tokenizer = byteTokenizer,
+): Array<Generation> => {
+  checkOptions(options)
+  const rngs = rowRngs(seed, prompts.length)
+  const histories = prompts.map((p, i) => {
+    checkTokens(p, model.vocabSize, `prompt ${i}`)
+    if (p.length === 0) throw new SamplingError({ where: `prompt ${i}`, problem: "empty prompt: give at least BOS" })
+    return [...p]
+  })
+  const outputs = prompts.map(() => new RowOutput(options, tokenizer))
+  for (;;) {
+    const active = outputs.flatMap((out, i) => {
+      if (out.finish !== undefined) return []
+      if ((histories[i]?.length ?? 0) >= model.maxSeqLen) {
+        out.finish = "context"
+        return []
+      }
+      return [i]
+    })
+    if (active.length === 0) break
+    const T = Math.max(...active.map((i) => histories[i]?.length ?? 0))
+    const tokens = new Int32Array(active.length * T).fill(tokenizer.pad) // right padding: causal attention never sees it
+    active.forEach((i, a) => (histories[i] ?? []).forEach((t, j) => (tokens[a * T + j] = t)))
+    const V = model.vocabSize
+    const last = tf.tidy(() => {
+      const logits = model.logits(tf.tensor2d(tokens, [active.length, T], "int32")) // [A, T, V]
+      const flat = tf.reshape(logits, [active.length * T, V]) // [A*T, V]
+      const rows = Int32Array.from(active, (i, a) => a * T + (histories[i]?.length ?? 1) - 1)
+      return tf.gather(flat, rows) // [A, V]
+    })
+    const values = last.dataSync<"float32">()
+    last.dispose()
+    active.forEach((i, a) => {
+      const rng = rngs[i]
+      const out = outputs[i]
+      if (rng === undefined || out === undefined) return
+      const { token, logprob } = chooseToken(values.subarray(a * V, (a + 1) * V), options, rng)
+      histories[i]?.push(token)
+      out.push(token, logprob)
+    })
+  }
+  return outputs.map((o) => o.result())
+}

@@ -1,0 +1,124 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { runExecCommand } from "../../packages/runtime/src/sandbox/exec-command.js"
+import { createSandboxPool } from "../../packages/runtime/src/sandbox/pool.js"
+import type { SandboxPool } from "../../packages/runtime/src/sandbox/pool.js"
+import type { Observation } from "../../packages/runtime/src/sandbox/observation.js"
+
+const secret = "TURNWISE_SECRET_py_8d2a41"
+process.env["TURNWISE_SECRET"] = secret
+const seen: Array<Observation> = []
+let pool: SandboxPool
+
+const py = async (code: string, extra: { session?: string; timeoutMs?: number; memoryMb?: number } = {}): Promise<Observation> => {
+  const obs = await pool.run({ language: "python", code, ...extra })
+  seen.push(obs)
+  return obs
+}
+const failure = (obs: Observation): { kind: string; error: string } => {
+  if (obs.ok) throw new Error(`expected a failure, got ${JSON.stringify(obs).slice(0, 500)}`)
+  return obs
+}
+
+beforeAll(async () => {
+  pool = createSandboxPool({ size: 2, limits: { timeoutMs: 1_500, graceMs: 400, outputLimitBytes: 4096 } })
+  await pool.warm("python")
+})
+afterAll(async () => {
+  await pool.close()
+})
+
+describe("Pyodide sandbox", () => {
+  it("reports the final expression's repr and captures stdout and stderr", async () => {
+    expect(await py("4821*97")).toMatchObject({ ok: true, value: "467637", stdout: "" })
+    expect(await py("import sys\nprint('hi'); print('err', file=sys.stderr)\n'x'")).toMatchObject({ ok: true, stdout: "hi\nerr\n", value: "'x'" })
+    expect(await py("y = 1")).not.toHaveProperty("value")
+    expect(failure(await py("1/0")).error).toMatch(/ZeroDivisionError/)
+    expect(failure(await py("def (:")).error).toMatch(/SyntaxError/)
+  })
+
+  it("stops `while True: pass` and a loop that swallows KeyboardInterrupt", async () => {
+    expect(failure(await py("while True: pass")).kind).toBe("timeout")
+    const stubborn = "while True:\n    try:\n        while True: pass\n    except KeyboardInterrupt:\n        print('caught')"
+    expect(failure(await py(stubborn)).kind).toBe("timeout")
+    expect(failure(await py("import time\ntime.sleep(30)")).kind).toBe("timeout")
+    expect(await py("2+2")).toMatchObject({ ok: true, value: "4" })
+  })
+
+  it("reports memory exhaustion for growing lists and strings", async () => {
+    expect(failure(await py("l = []\nwhile True: l.append('x' * 1_000_000)", { memoryMb: 64 })).kind).toBe("memory")
+    expect(failure(await py("s = 'ab'\nwhile True: s = s + s", { memoryMb: 64 })).kind).toBe("memory")
+    expect(await py("len('x' * 1000)")).toMatchObject({ ok: true, value: "1000" })
+  })
+
+  it("bounds recursion without crashing, even with a raised limit", async () => {
+    expect(failure(await py("def f(n): return f(n + 1)\nf(0)")).error).toMatch(/RecursionError/)
+    const raised = failure(await py("import sys\nsys.setrecursionlimit(100_000)\ndef f(n): return f(n + 1)\nf(0)", { timeoutMs: 5_000 }))
+    expect(["error", "memory"]).toContain(raised.kind) // deep frames may exhaust the heap first
+    expect(raised.error).toMatch(/RecursionError|MemoryError/)
+  })
+
+  it("truncates 10 MB of output with a marker", async () => {
+    const obs = await py("print('x' * 10_000_000)")
+    expect(obs.ok).toBe(true)
+    expect(obs.stdout.length).toBeLessThan(4200)
+    expect(obs.stdout).toMatch(/^x{4096}…\[truncated 9995905 bytes\]$/)
+  })
+
+  it("removes the bridges to the host", async () => {
+    for (const module of ["js", "pyodide_js", "pyodide", "pyodide.code", "_pyodide_core", "ctypes"]) {
+      expect(failure(await py(`import ${module}`)).error).toMatch(/ImportError: module '[\w.]+' is not available in the sandbox/)
+    }
+    expect(failure(await py("import os\nos.system('echo pwned')")).error).toMatch(/processes are not available/)
+    expect(failure(await py("import subprocess\nsubprocess.run(['ls'])")).kind).toBe("error")
+    expect(failure(await py("open('/etc/passwd').read()")).error).toMatch(/FileNotFoundError/)
+    expect(failure(await py("open('/proc/self/environ').read()")).kind).toBe("error")
+    expect(failure(await py("import sys\nsys.exit()")).error).toMatch(/SystemExit/)
+    expect(await py("import os\ndict(os.environ)")).toMatchObject({ ok: true, value: "{}" })
+    expect(await py("import os\nsorted(os.listdir('/'))")).toMatchObject({ value: "['dev', 'home', 'lib', 'proc', 'tmp']" })
+    expect(failure(await py("import socket\nsocket.create_connection(('127.0.0.1', 22), timeout=1)")).kind).toBe("error")
+    expect(failure(await py("input()")).kind).toBe("error")
+  })
+
+  it("blocks code generation from any JS proxy a guest digs out of the heap", async () => {
+    const hunt = [
+      "import gc",
+      "results = []",
+      "for o in gc.get_objects():",
+      "    if isinstance(o, dict):",
+      "        for v in list(o.values()):",
+      "            if type(v).__name__ == 'JsProxy':",
+      "                try: results.append(str(v.constructor('return process.env')()))",
+      "                except BaseException as e: results.append('blocked')",
+      "print(len(results) > 0, all(r == 'blocked' for r in results))",
+    ].join("\n")
+    expect(await py(hunt)).toMatchObject({ ok: true, stdout: "True True\n" })
+  })
+
+  it("keeps variables in a session and nothing across fresh calls", async () => {
+    const session = pool.openSession("python")
+    await py("total = 40\nimport builtins\nbuiltins.smuggled = 1\nopen('note.txt', 'w').write('hi')", { session })
+    expect(await py("total + 2", { session })).toMatchObject({ ok: true, value: "42" })
+    await py("import builtins\nbuiltins.smuggled = 1\nopen('/tmp/note.txt', 'w').write('hi')\nfresh_var = 5")
+    expect(failure(await py("fresh_var")).error).toMatch(/NameError/)
+    expect(failure(await py("total")).error).toMatch(/NameError/)
+    expect(failure(await py("smuggled")).error).toMatch(/NameError/)
+    expect(await py("import os\nos.path.exists('/tmp/note.txt')")).toMatchObject({ value: "False" })
+    pool.closeSession(session)
+  })
+
+  it("serves several calls at once", async () => {
+    const results = await Promise.all(Array.from({ length: 6 }, (_, i) => py(`sum(range(${i * 10}))`)))
+    expect(results.map((r) => (r.ok ? r.value : null))).toEqual(["0", "45", "190", "435", "780", "1225"])
+  })
+
+  it("implements `turnwise exec --lang python`", async () => {
+    const out = await runExecCommand(["--lang", "python", "--timeout-ms", "3000", "--memory-mb", "64"], "print(6*7)")
+    expect(out.exitCode).toBe(0)
+    expect(JSON.parse(out.stdout)).toMatchObject({ ok: true, stdout: "42\n" })
+  })
+
+  it("still serves normal calls after the suite and never leaked the host environment", async () => {
+    expect(await py("[x * x for x in range(4)]")).toMatchObject({ ok: true, value: "[0, 1, 4, 9]" })
+    for (const obs of seen) expect(JSON.stringify(obs)).not.toContain(secret)
+  })
+})
