@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { setBackend } from "../../packages/runtime/src/backend.js"
 import { decodeModelConfig, ModelConfigError, parameterCount, presets, type ModelConfig } from "../../packages/runtime/src/model/config.js"
 import { embedding, linear, matmul } from "../../packages/runtime/src/model/linear.js"
-import { createTransformer, type Transformer } from "../../packages/runtime/src/model/transformer.js"
+import { createTransformer, ModelInputError, type Transformer } from "../../packages/runtime/src/model/transformer.js"
 import { Rng } from "../../packages/runtime/src/rng.js"
 
 const small: ModelConfig = { ...presets.tiny, dModel: 16, nLayers: 2, nHeads: 4, nKvHeads: 2, dFf: 24, maxSeqLen: 32, seed: 3 }
@@ -195,6 +195,12 @@ describe.each(["cpu", "wasm"] as const)("transformer on %s", (backend) => {
     for (let t = 0; t < 4; t++) for (let v = 0; v < 259; v++) expect(bv[0]?.[t]?.[v]).toBeCloseTo(av[0]?.[t]?.[v] ?? NaN, 5)
     expect(Math.abs((bv[0]?.[4]?.[0] ?? 0) - (av[0]?.[4]?.[0] ?? 0))).toBeGreaterThan(1e-6)
     expect(bv[1]).toEqual(av[1])
+  })
+
+  it("rejects sequences longer than maxSeqLen and non-int32 tokens", () => {
+    expect(() => model.logits(int2d([Array.from({ length: 33 }, () => 1)]))).toThrow(ModelInputError)
+    expect(() => model.logits(int2d([Array.from({ length: 33 }, () => 1)]))).toThrow(/sequence length 33 exceeds maxSeqLen 32/)
+    expect(() => model.logits(tf.tensor2d([[1, 2]], [1, 2], "float32"))).toThrow(/must be int32/)
   })
 
   it("gives final-norm hidden states of shape [B, T, D]", () => {

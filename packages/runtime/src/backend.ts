@@ -18,10 +18,15 @@ import * as tf from "@tensorflow/tfjs"
 import "@tensorflow/tfjs-backend-wasm"
 import { Data } from "effect"
 
-/** Backends Turnwise knows how to start. */
+/** Backends Turnwise knows how to start (see {@link setBackend}). */
 export type BackendName = "wasm" | "cpu" | "tensorflow" | "tensorflow-gpu" | "webgpu"
 
-/** Every backend name, for CLI help and validation. */
+/**
+ * Every backend name, for CLI help and validation.
+ *
+ * @example
+ * if (!backendNames.includes(flag)) console.error(`--backend must be one of ${backendNames.join(", ")}`)
+ */
 export const backendNames: ReadonlyArray<BackendName> = ["wasm", "cpu", "tensorflow", "tensorflow-gpu", "webgpu"]
 
 /**

@@ -22,6 +22,9 @@
  * Randomness: each row draws from its own generator forked from the session seed,
  * so a row's samples depend only on the seed, its row index and its own history.
  *
+ * Weights: a session samples from a snapshot taken when it is created (see
+ * ./model/inference.ts); open a new session after a training step.
+ *
  * @category models
  */
 import * as tf from "@tensorflow/tfjs"
@@ -110,7 +113,10 @@ const rowRngs = (seed: number, rows: number): Array<Rng> => {
 
 /**
  * Choose a token from one row of logits; returns it and its full-vocabulary logprob
- * (see the module header).
+ * (see the module header). Consumes one draw from `rng` unless greedy.
+ *
+ * @example
+ * chooseToken(Float32Array.from([0, 2, 1]), { temperature: 0 }, rng) // { token: 1, logprob: -0.41 }
  */
 export const chooseToken = (
   logits: Float32Array,

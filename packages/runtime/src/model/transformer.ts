@@ -15,18 +15,42 @@
  * @category models
  */
 import * as tf from "@tensorflow/tfjs"
+import { Data } from "effect"
 import { Rng } from "../rng.js"
 import { decodeModelConfig, type ModelConfig } from "./config.js"
 import { embedding, linear, matmul } from "./linear.js"
 import type { TrainableModel } from "./types.js"
 
-/** Additive mask value for slots a query may not see (finite, so fully masked rows stay NaN-free). */
+/**
+ * Tokens given to the model do not fit it.
+ *
+ * @example
+ * throw new ModelInputError({ fn: "logits", problem: "sequence length 600 exceeds maxSeqLen 512" })
+ */
+export class ModelInputError extends Data.TaggedError("ModelInputError")<{
+  readonly fn: string
+  readonly problem: string
+}> {
+  override get message(): string {
+    return `Transformer.${this.fn}: ${this.problem}`
+  }
+}
+
+/**
+ * Additive mask value for slots a query may not see (finite, so fully masked rows stay NaN-free).
+ *
+ * @example
+ * mask[t * S + s] = s <= t ? 0 : MASKED
+ */
 export const MASKED = -1e9
 
 /**
  * Rotary cos/sin tables for explicit positions ([rows * steps], row-major), HF
  * convention: frequencies theta^(-2j/Dh) for j < Dh/2, repeated twice along the head
  * dimension. Shared with the cached inference path (./inference.ts).
+ *
+ * @example
+ * const { cos, sin } = ropeTables([0, 1, 2], 1, 3, 16, 10000) // [1, 3, 1, 16] each
  */
 export const ropeTables = (positions: ArrayLike<number>, rows: number, steps: number, dHead: number, theta: number) => {
   const half = dHead / 2
@@ -70,7 +94,7 @@ export class Transformer implements TrainableModel {
   readonly vocabSize: number
   readonly maxSeqLen: number
   readonly dHead: number
-  private readonly causalMasks = new Map<number, tf.Tensor4D>()
+  private causalMask: tf.Tensor4D | undefined
 
   constructor(readonly config: ModelConfig) {
     this.vocabSize = config.vocabSize
@@ -153,15 +177,18 @@ export class Transformer implements TrainableModel {
     return linear(hidden, this.w(this.headName()) as tf.Variable<tf.Rank.R2>) // [N, V]
   }
 
-  private trainingContext(T: number): ForwardContext {
-    if (T > this.maxSeqLen) throw new Error(`Transformer: sequence length ${T} exceeds maxSeqLen ${this.maxSeqLen}`)
-    let mask = this.causalMasks.get(T)
-    if (mask === undefined) {
-      const m = new Float32Array(T * T)
-      for (let t = 0; t < T; t++) for (let s = t + 1; s < T; s++) m[t * T + s] = MASKED
-      mask = tf.keep(tf.tensor4d(m, [1, 1, T, T])) // [1, 1, T, T]
-      this.causalMasks.set(T, mask)
+  private trainingContext(tokens: tf.Tensor2D, fn: string): ForwardContext {
+    const T = tokens.shape[1]
+    if (tokens.dtype !== "int32") throw new ModelInputError({ fn, problem: `tokens must be int32, got ${tokens.dtype}` })
+    if (T > this.maxSeqLen) throw new ModelInputError({ fn, problem: `sequence length ${T} exceeds maxSeqLen ${this.maxSeqLen}` })
+    if (this.causalMask === undefined) {
+      // One mask at the longest length, built once; shorter sequences use its top-left corner.
+      const L = this.maxSeqLen
+      const m = new Float32Array(L * L)
+      for (let t = 0; t < L; t++) for (let s = t + 1; s < L; s++) m[t * L + s] = MASKED
+      this.causalMask = tf.keep(tf.tensor4d(m, [1, 1, L, L])) // [1, 1, L, L]
     }
+    const mask = tf.slice(this.causalMask, [0, 0, 0, 0], [1, 1, T, T]) // [1, 1, T, T]
     const positions = Array.from({ length: T }, (_, t) => t)
     return { ...ropeTables(positions, 1, T, this.dHead, this.config.ropeTheta), mask }
   }
@@ -170,7 +197,7 @@ export class Transformer implements TrainableModel {
   logits(tokens: tf.Tensor2D): tf.Tensor3D {
     return tf.tidy(() => {
       const [B, T] = tokens.shape
-      const hidden = this.forward(tokens, this.trainingContext(T)) // [B*T, D]
+      const hidden = this.forward(tokens, this.trainingContext(tokens, "logits")) // [B*T, D]
       return tf.reshape(this.head(hidden), [B, T, this.vocabSize]) // [B, T, V]
     })
   }
@@ -184,7 +211,7 @@ export class Transformer implements TrainableModel {
   hiddenStates(tokens: tf.Tensor2D): tf.Tensor3D {
     return tf.tidy(() => {
       const [B, T] = tokens.shape
-      const hidden = this.forward(tokens, this.trainingContext(T)) // [B*T, D]
+      const hidden = this.forward(tokens, this.trainingContext(tokens, "hiddenStates")) // [B*T, D]
       return tf.reshape(hidden, [B, T, this.config.dModel]) // [B, T, D]
     })
   }
@@ -213,22 +240,25 @@ export class Transformer implements TrainableModel {
     })
   }
 
-  /** Free the weights and cached masks. */
+  /** Free the weights and the cached mask. */
   dispose(): void {
     for (const v of this.variables.values()) v.dispose()
-    for (const m of this.causalMasks.values()) m.dispose()
-    this.causalMasks.clear()
+    this.causalMask?.dispose()
+    this.causalMask = undefined
   }
 }
 
-/** Weight shapes in HF order: name -> [shape, init]. */
-const variableSpecs = (c: ModelConfig): Array<{ name: string; shape: Array<number>; init: "normal" | "ones" | "zeros"; std: number }> => {
+/** One weight: checkpoint name, HF shape, and how it starts. */
+type VariableSpec = { name: string; shape: Array<number>; init: "normal" | "ones" | "zeros"; std: number }
+
+/** Every weight, in HF checkpoint order (the order initialisation draws in). */
+const variableSpecs = (c: ModelConfig): Array<VariableSpec> => {
   const dKv = (c.dModel / c.nHeads) * c.nKvHeads
   // Output projections into the residual stream start smaller (GPT-2's 1/sqrt(2 * layers)) so the
   // residual's variance does not grow with depth.
   const residualStd = c.initStd / Math.sqrt(2 * c.nLayers)
-  const specs: Array<{ name: string; shape: Array<number>; init: "normal" | "ones" | "zeros"; std: number }> = []
-  const add = (name: string, shape: Array<number>, init: "normal" | "ones" | "zeros", std = c.initStd) =>
+  const specs: Array<VariableSpec> = []
+  const add = (name: string, shape: Array<number>, init: VariableSpec["init"], std = c.initStd) =>
     specs.push({ name, shape, init, std })
   add("model.embed_tokens.weight", [c.vocabSize, c.dModel], "normal")
   for (let i = 0; i < c.nLayers; i++) {

@@ -1,0 +1,62 @@
+/**
+ * `npm start` / `turnwise start`: the main job on the built-in task.
+ *
+ * Warm-start a small policy on demonstrations (from the checkpoint shipped in
+ * assets/warm-start, which `turnwise sft` reproduces; or by running sft first when it
+ * is missing), train it with GTPO, evaluate before and after on the held-out split,
+ * and print the table and the report's path.
+ *
+ * @category constructors
+ */
+import { promises as fs } from "node:fs"
+import * as path from "node:path"
+import { recipes } from "@turnwise/recipes"
+import type { Io } from "../cli/Cli.js"
+import { defaultRunConfig, resolveRun } from "./resolve.js"
+import { runSft } from "./sft.js"
+import { runTrain } from "./train.js"
+
+/** The warm-start checkpoint shipped with the repository. */
+export const shippedWarmStart = path.join("assets", "warm-start")
+
+/** Steps and batch of the sft that produced the shipped warm start (`turnwise sft` defaults). */
+export const warmStartRecipe = { steps: 600, batchSize: 32, lr: 3e-3 } as const
+
+const row = (label: string, before: number | undefined, after: number | undefined): string =>
+  `  ${label.padEnd(26)} ${(before ?? NaN).toFixed(3).padStart(8)} ${(after ?? NaN).toFixed(3).padStart(8)}`
+
+/** Run the main job. */
+export const runStart = async (options: { readonly sets: ReadonlyArray<string>; readonly outDir: string; readonly io: Io }): Promise<void> => {
+  const { io } = options
+  const shipped = await fs.stat(path.join(shippedWarmStart, "latest")).then(
+    () => true,
+    () => false,
+  )
+  let init = shippedWarmStart
+  if (!shipped) {
+    io.log(`no warm-start checkpoint at ${shippedWarmStart}; running turnwise sft first`)
+    const sft = await runSft({ run: defaultRunConfig, outDir: path.join(options.outDir, "sft"), ...warmStartRecipe, log: io.log })
+    init = sft.checkpoint
+  }
+  const base = { ...defaultRunConfig, model: { ...defaultRunConfig.model, init } }
+  const { recipe, run } = resolveRun(recipes.gtpo!, base, { file: {}, sets: options.sets })
+  io.log(`warm start: ${run.model.init}; training ${recipe.name} for ${run.train.steps} steps (${run.train.promptsPerStep} prompts x ${recipe.rollout.groupSize} samples per step)`)
+  const result = await runTrain({ recipe, run, outDir: options.outDir, resume: false, evalBefore: true, log: io.log, tty: io.tty })
+  const b = result.before
+  const a = result.after
+  io.stdout(
+    [
+      "",
+      `Held-out split, ${run.task.evalCount} problems (levels ${run.task.levels.join(", ")}), greedy decoding:`,
+      `  ${"".padEnd(26)} ${"warm start".padStart(8)} ${"GTPO".padStart(8)}`,
+      row("accuracy", b["outcome/accuracy"], a["outcome/accuracy"]),
+      row("answer rate", b["finish/answer_rate"], a["finish/answer_rate"]),
+      row("turns per trajectory", b["turns/mean"], a["turns/mean"]),
+      row("tool-call error rate", b["tool/error_rate"], a["tool/error_rate"]),
+      "",
+      `${result.steps} steps in ${result.seconds.toFixed(0)} s (${result.meanStepSeconds.toFixed(1)} s per step)`,
+      `report: ${result.reportPath}`,
+      "",
+    ].join("\n"),
+  )
+}
