@@ -13,8 +13,8 @@ const NonNegativeInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
 /** Settings of one training run. */
 export const RunConfig = Schema.Struct({
   model: Schema.Struct({
-    /** A preset of model/config.ts ("tiny", "small", "medium"). */
-    preset: Schema.Literals(["tiny", "small", "medium"]),
+    /** A preset of model/config.ts ("tiny", "compact", "small", "medium"). */
+    preset: Schema.Literals(["tiny", "compact", "small", "medium"]),
     /** Seed of the initial weights (ignored when starting from a checkpoint). */
     seed: Schema.Int,
     /** Warm-start checkpoint directory (weights only), or "" to start from the initial weights. */
@@ -53,7 +53,7 @@ export type RunConfig = typeof RunConfig.Type
 
 /** Defaults of the main job on the built-in task. */
 export const defaultRunConfig: RunConfig = {
-  model: { preset: "tiny", seed: 0, init: "" },
+  model: { preset: "compact", seed: 0, init: "" },
   task: { levels: [1, 2], trainCount: 2000, evalCount: 200, seed: 1, jsonl: "" },
   train: { steps: 60, promptsPerStep: 8, evalEvery: 20, checkpointEvery: 20, seed: 1 },
   backend: "wasm",
