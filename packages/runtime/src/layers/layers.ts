@@ -86,9 +86,16 @@ export const tokenizerLayer = (tokenizer: TokenizerImpl): Layer.Layer<Tokenizer>
 /**
  * The `CheckpointStore` service: safetensors checkpoints of the runtime's weights,
  * optimiser and generator state under `dir`, written atomically; `config` (the model
- * config and the resolved recipe) is stored with each.
+ * config and the resolved recipe) is stored with each. `weightsOnly` leaves the
+ * optimiser moments out (warm-start checkpoints, which cannot be resumed).
  */
-export const checkpointLayer = (runtime: PolicyRuntime, dir: string, config: Readonly<Record<string, unknown>>, keepLast = 3): Layer.Layer<CheckpointStore> => {
+export const checkpointLayer = (
+  runtime: PolicyRuntime,
+  dir: string,
+  config: Readonly<Record<string, unknown>>,
+  options: { readonly keepLast?: number; readonly weightsOnly?: boolean } = {},
+): Layer.Layer<CheckpointStore> => {
+  const keepLast = options.keepLast ?? 3
   const store = new FileCheckpointStore(dir, { keepLast })
   const toError = (error: unknown) => (error instanceof CheckpointError ? error : new CheckpointError({ path: dir, problem: describe(error) }))
   return Layer.succeed(CheckpointStore, {
@@ -97,7 +104,8 @@ export const checkpointLayer = (runtime: PolicyRuntime, dir: string, config: Rea
         try: async () => {
           const path = await store.save({
             weights: runtime.model.variables,
-            optimizer: runtime.engine.optimizer.state(),
+            // A warm-start checkpoint needs no optimiser moments (a new run starts its own); leaving them out keeps it small.
+            optimizer: options.weightsOnly === true ? { step: 0, tensors: new Map() } : runtime.engine.optimizer.state(),
             rngState: runtime.rng.state(),
             step,
             config: { ...config, meta },

@@ -75,6 +75,8 @@ export const openRun = async (options: {
   readonly recipe?: RecipeType
   readonly encodedRecipe?: unknown
   readonly log?: (line: string) => void
+  /** Save weights without optimiser moments (warm-start checkpoints). */
+  readonly weightsOnly?: boolean
 }): Promise<RunContext> => {
   const backend = await setBackend(options.run.backend)
   options.log?.(`backend: ${backend}`)
@@ -85,7 +87,9 @@ export const openRun = async (options: {
     tokenizerLayer(byteTokenizer),
     Sandbox.layer({ size: options.run.sandboxWorkers }),
     MetricsSink.jsonl(path.join(options.outDir, "metrics.jsonl")),
-    checkpointLayer(runtime, path.join(options.outDir, "checkpoints"), { model: model.config, recipe: options.encodedRecipe ?? null, run: options.run }),
+    checkpointLayer(runtime, path.join(options.outDir, "checkpoints"), { model: model.config, recipe: options.encodedRecipe ?? null, run: options.run }, {
+      weightsOnly: options.weightsOnly ?? false,
+    }),
   )
   return { backend, runtime, layer }
 }

@@ -51,6 +51,7 @@ export const runSft = async (options: SftOptions): Promise<SftResult> => {
     outDir: options.outDir,
     totalSteps: options.steps,
     log: options.log,
+    weightsOnly: true,
   })
   const rng = Rng.fromSeed(options.run.train.seed)
   const program = Effect.gen(function* () {
