@@ -27,7 +27,7 @@ import { runProblems } from "../run/data.js"
 import { writeRunReport } from "../run/report.js"
 import { defaultRunConfig, loadRecipe, readConfigFile, resolveRun } from "../run/resolve.js"
 import { runSft } from "../run/sft.js"
-import { runStart } from "../run/start.js"
+import { runStart, warmStartRecipe } from "../run/start.js"
 import { runTrain } from "../run/train.js"
 import { runCompare } from "../run/compare.js"
 import { intFlag, parseArgs, UsageError } from "./args.js"
@@ -139,9 +139,9 @@ const commands: Record<string, { readonly usage: string; readonly run: (argv: Re
       const result = await runSft({
         run,
         outDir,
-        steps: intFlag(args, "steps", 600),
-        batchSize: intFlag(args, "batch", 32),
-        lr: args.values.lr === undefined ? 3e-3 : Number(args.values.lr),
+        steps: intFlag(args, "steps", warmStartRecipe.steps),
+        batchSize: intFlag(args, "batch", warmStartRecipe.batchSize),
+        lr: args.values.lr === undefined ? warmStartRecipe.lr : Number(args.values.lr),
         log: io.log,
       })
       io.log(`warm-start checkpoint: ${result.checkpoint} (loss ${fmt(result.finalLoss)}, token accuracy ${fmt(result.finalAccuracy)}, ${result.seconds.toFixed(0)} s)`)

@@ -20,7 +20,7 @@ import { runTrain } from "./train.js"
 export const shippedWarmStart = path.join("assets", "warm-start")
 
 /** Steps and batch of the sft that produced the shipped warm start (`turnwise sft` defaults). */
-export const warmStartRecipe = { steps: 600, batchSize: 32, lr: 3e-3 } as const
+export const warmStartRecipe = { steps: 600, batchSize: 32, lr: 2e-3 } as const
 
 const row = (label: string, before: number | undefined, after: number | undefined): string =>
   `  ${label.padEnd(26)} ${(before ?? NaN).toFixed(3).padStart(8)} ${(after ?? NaN).toFixed(3).padStart(8)}`
