@@ -21,11 +21,13 @@ describe("turnwise train", () => {
   it("resumes exactly: 2 steps, then --resume to 3, equals 3 uninterrupted steps", async () => {
     const straight = tempDir("straight")
     const split = tempDir("split")
-    const a = await cli(["train", "gtpo", ...tinyRun, "--set", "train.steps=3", "--out", straight])
+    // From the shipped warm start, so rewards differ within groups and the weights really move.
+    const warm = ["--set", "model.init=assets/warm-start", "--set", "optimizer.lr=1e-3"]
+    const a = await cli(["train", "gtpo", ...tinyRun, ...warm, "--set", "train.steps=3", "--out", straight])
     expect(a.code, a.stderr).toBe(0)
-    const b1 = await cli(["train", "gtpo", ...tinyRun, "--set", "train.steps=2", "--out", split])
+    const b1 = await cli(["train", "gtpo", ...tinyRun, ...warm, "--set", "train.steps=2", "--out", split])
     expect(b1.code, b1.stderr).toBe(0)
-    const b2 = await cli(["train", "gtpo", ...tinyRun, "--set", "train.steps=3", "--out", split, "--resume"])
+    const b2 = await cli(["train", "gtpo", ...tinyRun, ...warm, "--set", "train.steps=3", "--out", split, "--resume"])
     expect(b2.code, b2.stderr).toBe(0)
     expect(metricSteps(split)).toEqual([1, 2, 3])
     const wa = weightsOf(straight, 3)
