@@ -27,7 +27,7 @@ import { runProblems } from "../run/data.js"
 import { writeRunReport } from "../run/report.js"
 import { defaultRunConfig, loadRecipe, readConfigFile, resolveRun } from "../run/resolve.js"
 import { runSft } from "../run/sft.js"
-import { runStart, warmStartRecipe } from "../run/start.js"
+import { runStart, runWarmStart, warmStartStages } from "../run/start.js"
 import { runTrain } from "../run/train.js"
 import { runCompare } from "../run/compare.js"
 import { intFlag, parseArgs, UsageError } from "./args.js"
@@ -131,17 +131,22 @@ const commands: Record<string, { readonly usage: string; readonly run: (argv: Re
     },
   },
   sft: {
-    usage: "turnwise sft [--out dir] [--steps N] [--batch N] [--lr x] [--set k=v]...",
+    usage: "turnwise sft [--out dir] [--steps N --lr x] [--batch N] [--set k=v]...   (no --steps: the shipped warm start's schedule)",
     run: async (argv, io) => {
       const args = parseArgs(argv, { values: ["out", "steps", "batch", "lr", "config"], repeated: ["set"] })
       const { run } = resolveRun(recipes.gtpo!, defaultRunConfig, await configOverrides(args))
       const outDir = args.values.out ?? path.join("runs", `sft-${timestamp()}`)
+      if (args.values.steps === undefined && args.values.lr === undefined && args.values.batch === undefined) {
+        io.log(`warm-start checkpoint: ${await runWarmStart(run, outDir, io.log)}`)
+        return 0
+      }
+      const first = warmStartStages[0]
       const result = await runSft({
         run,
         outDir,
-        steps: intFlag(args, "steps", warmStartRecipe.steps),
-        batchSize: intFlag(args, "batch", warmStartRecipe.batchSize),
-        lr: args.values.lr === undefined ? warmStartRecipe.lr : Number(args.values.lr),
+        steps: intFlag(args, "steps", first.steps),
+        batchSize: intFlag(args, "batch", first.batchSize),
+        lr: args.values.lr === undefined ? first.lr : Number(args.values.lr),
         log: io.log,
       })
       io.log(`warm-start checkpoint: ${result.checkpoint} (loss ${fmt(result.finalLoss)}, token accuracy ${fmt(result.finalAccuracy)}, ${result.seconds.toFixed(0)} s)`)

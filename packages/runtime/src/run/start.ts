@@ -13,14 +13,35 @@ import * as path from "node:path"
 import { recipes } from "@turnwise/recipes"
 import type { Io } from "../cli/Cli.js"
 import { defaultRunConfig, resolveRun } from "./resolve.js"
+import type { RunConfig } from "./RunConfig.js"
 import { runSft } from "./sft.js"
 import { runTrain } from "./train.js"
 
 /** The warm-start checkpoint shipped with the repository. */
 export const shippedWarmStart = path.join("assets", "warm-start")
 
-/** Steps and batch of the sft that produced the shipped warm start (`turnwise sft` defaults). */
-export const warmStartRecipe = { steps: 600, batchSize: 32, lr: 2e-3 } as const
+/**
+ * The schedule that produced the shipped warm start (what `turnwise sft` runs by
+ * default): 600 steps at peak lr 2e-3 (the policy learns the protocol and, late, to
+ * copy digits), then 400 steps at 1e-3 from there (copying becomes reliable). Each
+ * stage warms up and decays on its own.
+ */
+export const warmStartStages = [
+  { steps: 600, batchSize: 32, lr: 2e-3 },
+  { steps: 400, batchSize: 32, lr: 1e-3 },
+] as const
+
+/** Run the warm-start schedule; returns the final checkpoint directory (`outDir/checkpoints`). */
+export const runWarmStart = async (run: RunConfig, outDir: string, log: (line: string) => void): Promise<string> => {
+  let init = run.model.init
+  for (const [k, stage] of warmStartStages.entries()) {
+    const last = k === warmStartStages.length - 1
+    log(`warm start, stage ${k + 1} of ${warmStartStages.length}: ${stage.steps} steps at lr ${stage.lr}`)
+    const result = await runSft({ run: { ...run, model: { ...run.model, init } }, outDir: last ? outDir : path.join(outDir, `stage-${k + 1}`), ...stage, log })
+    init = result.checkpoint
+  }
+  return init
+}
 
 const row = (label: string, before: number | undefined, after: number | undefined): string =>
   `  ${label.padEnd(26)} ${(before ?? NaN).toFixed(3).padStart(8)} ${(after ?? NaN).toFixed(3).padStart(8)}`
@@ -35,8 +56,7 @@ export const runStart = async (options: { readonly sets: ReadonlyArray<string>; 
   let init = shippedWarmStart
   if (!shipped) {
     io.log(`no warm-start checkpoint at ${shippedWarmStart}; running turnwise sft first`)
-    const sft = await runSft({ run: defaultRunConfig, outDir: path.join(options.outDir, "sft"), ...warmStartRecipe, log: io.log })
-    init = sft.checkpoint
+    init = await runWarmStart(defaultRunConfig, path.join(options.outDir, "sft"), io.log)
   }
   const base = { ...defaultRunConfig, model: { ...defaultRunConfig.model, init } }
   const { recipe, run } = resolveRun(recipes.gtpo!, base, { file: {}, sets: options.sets })
