@@ -1,0 +1,35 @@
+import { existsSync, readFileSync } from "node:fs"
+import * as path from "node:path"
+import { describe, expect, it } from "vitest"
+import { cli, tempDir, tinyRun } from "./helpers.js"
+
+describe("turnwise compare", () => {
+  it("trains each recipe per seed from the same start and data, and summarises over seeds", async () => {
+    const out = tempDir("compare")
+    const result = await cli(["compare", "grpo", "gtpo", "--seeds", "2", "--out", out, ...tinyRun, "--set", "train.steps=1", "--set", "model.init=assets/warm-start"])
+    expect(result.code, result.stderr).toBe(0)
+    const summary = JSON.parse(readFileSync(path.join(out, "compare.json"), "utf8")) as {
+      summaries: Array<{ recipe: string; seeds: number; accuracy: { values: Array<number> } }>
+      entries: Array<{ recipe: string; run: { model: { init: string }; train: { seed: number; steps: number } } }>
+    }
+    expect(summary.summaries.map((s) => s.recipe)).toEqual(["grpo", "gtpo"])
+    expect(summary.summaries.every((s) => s.seeds === 2 && s.accuracy.values.length === 2)).toBe(true)
+    // Same warm start, same step count, same seeds for both recipes.
+    expect(new Set(summary.entries.map((e) => JSON.stringify({ init: e.run.model.init, train: e.run.train }))).size).toBe(1)
+    for (const recipe of ["grpo", "gtpo"]) {
+      for (const seed of [0, 1]) {
+        const config = JSON.parse(readFileSync(path.join(out, recipe, `seed-${seed}`, "config.json"), "utf8")) as { train: { seed: number } }
+        expect(config.train.seed).toBe(1 + seed)
+      }
+    }
+    expect(existsSync(path.join(out, "report.html"))).toBe(true)
+    expect(readFileSync(path.join(out, "report.html"), "utf8")).toMatch(/grpo[\s\S]*gtpo/)
+    expect(result.stdout).toMatch(/gtpo\s+\d\.\d{3} ± \d\.\d{3}/)
+  }, 240_000)
+
+  it("refuses two recipes with the same name", async () => {
+    const result = await cli(["compare", "gtpo", "gtpo", "--out", tempDir("dup")])
+    expect(result.code).toBe(1)
+    expect(result.stderr).toMatch(/recipe names must differ/)
+  })
+})
