@@ -79,7 +79,7 @@ export const OptimizerConfig = Schema.Struct({
 export type OptimizerConfig = typeof OptimizerConfig.Type
 
 export const defaultOptimizer: OptimizerConfig = {
-  lr: 1e-4,
+  lr: 2e-5,
   weightDecay: 0,
   beta1: 0.9,
   beta2: 0.99,
