@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest"
 import { cli, tempDir } from "./helpers.js"
 
 const STEPS = 16
-const MARGIN = 0.15
+const MARGIN = 0.1
 
 interface Record_ {
   readonly step: number
