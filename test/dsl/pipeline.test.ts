@@ -159,3 +159,22 @@ describe("problemsForStep", () => {
     expect(epoch).not.toEqual(items)
   })
 })
+
+describe("service stages", () => {
+  it("are values with a name, a config Schema that accepts the recipe's section, and an Effect implementation", async () => {
+    const { Schema } = await import("effect")
+    const { multiTurnRollout, policyUpdate } = await import("@turnwise/dsl")
+    expect(multiTurnRollout.name).toBe("multi-turn-rollout")
+    expect(Schema.decodeUnknownSync(multiTurnRollout.config)(gtpo.rollout)).toEqual(gtpo.rollout)
+    expect(() => Schema.decodeUnknownSync(policyUpdate.config)({ ...gtpo.optimizer, lr: -1 })).toThrow(/lr/)
+    const world = makeWorld()
+    const loss = () => {
+      throw new Error("not called by the fake policy")
+    }
+    const report = await Effect.runPromise(
+      policyUpdate.run(gtpo.optimizer, { sequences: [], loss, temperature: 0.7, accumulation: "sequences" }).pipe(Effect.provide(fakeServices(script, world))),
+    )
+    expect(report.metrics["actor/pg_loss"]).toBe(0.5)
+    expect(world.trained[0]!.options).toMatchObject({ temperature: 0.7, accumulation: "sequences" })
+  })
+})

@@ -18,6 +18,7 @@ import type { Batch, Embedder, Values } from "@turnwise/core"
 import { batchMetrics, meanMetrics } from "./Metrics.js"
 import type { Recipe } from "./Recipe.js"
 import { rollout } from "./Rollout.js"
+import { multiTurnRollout, policyUpdate } from "./ServiceStages.js"
 import { runStage, StageError } from "./Stage.js"
 import type { Task, TaskProblem } from "./Task.js"
 import { CheckpointStore } from "./services/CheckpointStore.js"
@@ -76,9 +77,8 @@ export const trainStep = <P extends TaskProblem>(
     if (recipe.rollout.temperature === 0) {
       return yield* new StageError({ stage: "rollout", reason: "temperature 0 (greedy) is for evaluation; training needs temperature > 0" })
     }
-    const policy = yield* Policy
     const started = performance.now()
-    const rolled = yield* Effect.scoped(rollout(task, problems, recipe.rollout, { seed: options.seed, step: options.step }))
+    const rolled = yield* Effect.scoped(multiTurnRollout.run(recipe.rollout, { task, problems, seed: options.seed, step: options.step }))
     const rolledAt = performance.now()
     const filtered = yield* runStage(recipe.filter, { batch: rolled })
     const batch = applyKeep(rolled, filtered.keep)
@@ -100,7 +100,8 @@ export const trainStep = <P extends TaskProblem>(
       try: () => toTrainingSequences(batch, broadcastToTurns(batch, advantages)),
       catch: (error) => new StageError({ stage: "sequences", reason: error instanceof Error ? error.message : String(error) }),
     })
-    const report = yield* policy.train(sequences, {
+    const report = yield* policyUpdate.run(recipe.optimizer, {
+      sequences,
       loss: (inputs) => recipe.loss.entry.run(inputs, recipe.loss.options),
       temperature: recipe.rollout.temperature,
       accumulation: (recipe.loss.options as { readonly aggregation?: unknown }).aggregation === "token-mean" ? "tokens" : "sequences",
