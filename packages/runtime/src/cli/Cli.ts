@@ -19,10 +19,13 @@ import { promises as fs } from "node:fs"
 import * as path from "node:path"
 import { Effect } from "effect"
 import { evaluate, rollout } from "@turnwise/dsl"
+import type { RecipeType } from "@turnwise/dsl"
 import { recipes } from "@turnwise/recipes"
 import { runExecCommand } from "../sandbox/exec-command.js"
 import { exactAnswerTask } from "../tasks/exact-answer-task.js"
 import { openRun, runWith } from "../run/context.js"
+import type { RunContext } from "../run/context.js"
+import type { RunConfig } from "../run/RunConfig.js"
 import { runProblems } from "../run/data.js"
 import { writeRunReport } from "../run/report.js"
 import { defaultRunConfig, loadRecipe, readConfigFile, resolveRun } from "../run/resolve.js"
@@ -47,6 +50,24 @@ const configOverrides = async (args: ParsedArgs) => ({
   file: args.values.config === undefined ? {} : await readConfigFile(args.values.config),
   sets: args.repeated.set ?? [],
 })
+
+/** Open a run whose outputs are thrown away (eval, sample), run `use`, and clean up. */
+const withScratchRun = async <A>(
+  kind: string,
+  run: RunConfig,
+  recipe: RecipeType,
+  log: (line: string) => void,
+  use: (context: RunContext) => Promise<A>,
+): Promise<A> => {
+  const outDir = path.join(".turnwise-tmp", `${kind}-${process.pid}`)
+  const context = await openRun({ run, optimizer: recipe.optimizer, outDir, totalSteps: 1, log })
+  try {
+    return await use(context)
+  } finally {
+    context.runtime.dispose()
+    await fs.rm(outDir, { recursive: true, force: true })
+  }
+}
 
 const fmt = (x: number | undefined): string => (x === undefined || !Number.isFinite(x) ? "-" : x.toFixed(3))
 
@@ -82,15 +103,10 @@ const commands: Record<string, { readonly usage: string; readonly run: (argv: Re
       const { recipe, run } = resolveRun(recipes.gtpo!, { ...defaultRunConfig, model: { ...defaultRunConfig.model, init: args.values.checkpoint } }, await configOverrides(args))
       const temperature = args.values.temperature === undefined ? 0 : Number(args.values.temperature)
       const { heldout } = runProblems(run.task)
-      const outDir = path.join(".turnwise-tmp", `eval-${process.pid}`)
-      const context = await openRun({ run, optimizer: recipe.optimizer, outDir, totalSteps: 1, log: io.log })
-      try {
-        const { metrics } = await runWith(context, evaluate(recipe, exactAnswerTask("arithmetic"), heldout, { seed: run.train.seed, temperature }))
-        io.stdout(JSON.stringify({ checkpoint: args.values.checkpoint, problems: heldout.length, temperature, metrics }) + "\n")
-      } finally {
-        context.runtime.dispose()
-        await fs.rm(outDir, { recursive: true, force: true })
-      }
+      const { metrics } = await withScratchRun("eval", run, recipe, io.log, (context) =>
+        runWith(context, evaluate(recipe, exactAnswerTask("arithmetic"), heldout, { seed: run.train.seed, temperature })),
+      )
+      io.stdout(JSON.stringify({ checkpoint: args.values.checkpoint, problems: heldout.length, temperature, metrics }) + "\n")
       return 0
     },
   },
@@ -103,19 +119,14 @@ const commands: Record<string, { readonly usage: string; readonly run: (argv: Re
       const n = intFlag(args, "n", 1)
       const temperature = args.values.temperature === undefined ? 1 : Number(args.values.temperature)
       const problem = { id: "cli", question: args.values.question, answer: "", difficulty: 0, family: "cli", tags: {} }
-      const outDir = path.join(".turnwise-tmp", `sample-${process.pid}`)
-      const context = await openRun({ run, optimizer: recipe.optimizer, outDir, totalSteps: 1 })
-      try {
-        const batch = await runWith(
+      const batch = await withScratchRun("sample", run, recipe, () => {}, (context) =>
+        runWith(
           context,
           Effect.scoped(rollout(exactAnswerTask("cli"), [problem], { ...recipe.rollout, groupSize: n, temperature }, { seed: intFlag(args, "seed", 0), step: 0 })),
-        )
-        for (const trajectory of batch.groups[0]!.trajectories) {
-          io.stdout(`--- finish: ${trajectory.finishReason}\nQ: ${problem.question}\n${trajectory.turns.map((t) => t.text + t.feedbackText).join("")}\n`)
-        }
-      } finally {
-        context.runtime.dispose()
-        await fs.rm(outDir, { recursive: true, force: true })
+        ),
+      )
+      for (const trajectory of batch.groups[0]!.trajectories) {
+        io.stdout(`--- finish: ${trajectory.finishReason}\nQ: ${problem.question}\n${trajectory.turns.map((t) => t.text + t.feedbackText).join("")}\n`)
       }
       return 0
     },
