@@ -117,3 +117,30 @@ describe("bad input", () => {
     expect(thrown(() => trajectoryOutcomeRewards(mixed, { accuracy: "graded" })).where).toBe("option accuracy")
   })
 })
+
+describe("test-based rewards for program synthesis", () => {
+  // Pass fractions 1, 0.6 and 0.2, one malformed turn, one trajectory without a tool call.
+  const graded = batch([
+    { correct: true, score: 1, turns: 2 },
+    { correct: false, score: 0.6, turns: [{ malformed: "unterminated" }, {}] },
+    { correct: false, score: 0.2, turns: [{ code: null }] },
+  ])
+
+  it("tests-passed puts the pass fraction on the last turn, with GTPO's format penalties", () => {
+    const assigner = rewardAssigners["tests-passed"]
+    expect(assigner.level).toBe("turn")
+    expectClose(assigner.run({ batch: graded }, assigner.defaults).values, [[[0, 1], [-0.1, 0.6], [0.1]]])
+  })
+
+  it("allPass rewards only a submission that passes every test", () => {
+    const assigner = rewardAssigners["tests-passed"]
+    expectClose(assigner.run({ batch: graded }, { ...assigner.defaults, allPass: true }).values, [[[0, 1], [-0.1, 0], [-0.1]]])
+  })
+
+  it("tests-passed-outcome gives one reward per trajectory by the min rule", () => {
+    const assigner = rewardAssigners["tests-passed-outcome"]
+    expect(assigner.level).toBe("trajectory")
+    expectClose(assigner.run({ batch: graded }, assigner.defaults).values, [[1, -0.1, -0.1]])
+    expectClose(assigner.run({ batch: graded }, { ...assigner.defaults, penalizeNoToolCall: false }).values, [[1, -0.1, 0.2]])
+  })
+})

@@ -196,6 +196,47 @@ export const outcomeOnLastTurnAssigner: RewardAssigner<"turn", TrajectoryOutcome
   run: ({ batch }, options) => outcomeOnLastTurnRewards(batch, options),
 }
 
+/** Options of the `tests-passed` and `tests-passed-outcome` assigners. */
+export const TestsPassedOptions = Schema.Struct({
+  /** Reward only a submission that passes every test (1 or 0) instead of the pass fraction. */
+  allPass: Schema.Boolean,
+  /** Size of each format penalty (the reward is minus this), >= 0. */
+  formatPenalty: Penalty,
+  /** A trajectory that never called the tool is penalised (turn 0, or the whole trajectory). */
+  penalizeNoToolCall: Schema.Boolean,
+})
+export type TestsPassedOptions = typeof TestsPassedOptions.Type
+
+/** Defaults: graded credit (the fraction of hidden tests passed), 0.1 format penalties. */
+export const testsPassedDefaults: TestsPassedOptions = { allPass: false, formatPenalty: 0.1, penalizeNoToolCall: true }
+
+/**
+ * Catalogue entry `tests-passed`: program synthesis with GTPO's turn-level rewards.
+ * The last turn earns the fraction of hidden tests the submission passed (the
+ * program-synthesis task grades it in the sandbox and stores it as `outcome.score`),
+ * or 1/0 for all-pass with `allPass`; malformed turns get the format penalty.
+ */
+export const testsPassedAssigner: RewardAssigner<"turn", TestsPassedOptions> = {
+  name: "tests-passed",
+  summary: "program synthesis, per turn: the fraction of hidden tests passed on the last turn (or all-pass 1/0), format penalties as turn-level",
+  level: "turn",
+  options: TestsPassedOptions,
+  defaults: testsPassedDefaults,
+  run: ({ batch }, options) =>
+    turnLevelRewards(batch, { accuracy: options.allPass ? "binary" : "score", formatPenalty: options.formatPenalty, penalizeNoToolCall: options.penalizeNoToolCall, capFormatPerTurn: true }),
+}
+
+/** Catalogue entry `tests-passed-outcome`: the same credit as one reward per trajectory (GRPO's min rule). */
+export const testsPassedOutcomeAssigner: RewardAssigner<"trajectory", TestsPassedOptions> = {
+  name: "tests-passed-outcome",
+  summary: "program synthesis, per trajectory: the fraction of hidden tests passed (or all-pass 1/0), -formatPenalty if badly formatted",
+  level: "trajectory",
+  options: TestsPassedOptions,
+  defaults: testsPassedDefaults,
+  run: ({ batch }, options) =>
+    trajectoryOutcomeRewards(batch, { accuracy: options.allPass ? "binary" : "score", formatPenalty: options.formatPenalty, penalizeNoToolCall: options.penalizeNoToolCall }),
+}
+
 /**
  * Wrap a user's per-turn reward function as a catalogue entry. The function gets
  * each trajectory with its group; its result must have one finite number per turn.
@@ -280,6 +321,8 @@ export const rewardAssigners = {
   "turn-level": turnLevelAssigner,
   "trajectory-outcome": trajectoryOutcomeAssigner,
   "outcome-on-last-turn": outcomeOnLastTurnAssigner,
+  "tests-passed": testsPassedAssigner,
+  "tests-passed-outcome": testsPassedOutcomeAssigner,
 } as const
 
 /** The name of a built-in reward assigner. */

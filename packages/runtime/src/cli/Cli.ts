@@ -26,7 +26,7 @@ import { exactAnswerTask } from "../tasks/exact-answer-task.js"
 import { openRun, runWith } from "../run/context.js"
 import type { RunContext } from "../run/context.js"
 import type { RunConfig } from "../run/RunConfig.js"
-import { runProblems } from "../run/data.js"
+import { runTask } from "../run/task-source.js"
 import { writeRunReport } from "../run/report.js"
 import { defaultRunConfig, loadRecipe, readConfigFile, resolveRun } from "../run/resolve.js"
 import { runSft } from "../run/sft.js"
@@ -100,11 +100,12 @@ const commands: Record<string, { readonly usage: string; readonly run: (argv: Re
     run: async (argv, io) => {
       const args = parseArgs(argv, { values: ["checkpoint", "config", "temperature"], repeated: ["set"] })
       if (args.values.checkpoint === undefined) throw new UsageError("eval needs --checkpoint DIR")
-      const { recipe, run } = resolveRun(recipes.gtpo!, { ...defaultRunConfig, model: { ...defaultRunConfig.model, init: args.values.checkpoint } }, await configOverrides(args))
+      const resolved = resolveRun(recipes.gtpo!, { ...defaultRunConfig, model: { ...defaultRunConfig.model, init: args.values.checkpoint } }, await configOverrides(args))
       const temperature = args.values.temperature === undefined ? 0 : Number(args.values.temperature)
-      const { heldout } = runProblems(run.task)
+      const { recipe, task, heldout } = runTask(resolved.run, resolved.recipe)
+      const run = resolved.run
       const { metrics } = await withScratchRun("eval", run, recipe, io.log, (context) =>
-        runWith(context, evaluate(recipe, exactAnswerTask("arithmetic"), heldout, { seed: run.train.seed, temperature })),
+        runWith(context, evaluate(recipe, task, heldout, { seed: run.train.seed, temperature })),
       )
       io.stdout(JSON.stringify({ checkpoint: args.values.checkpoint, problems: heldout.length, temperature, metrics }) + "\n")
       return 0

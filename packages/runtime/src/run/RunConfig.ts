@@ -19,9 +19,13 @@ export const RunConfig = Schema.Struct({
     seed: Schema.Int,
     /** Warm-start checkpoint directory (weights only), or "" to start from the initial weights. */
     init: Schema.String,
+    /** A Hugging Face Llama/Qwen2 model directory (config.json, *.safetensors, tokenizer.json) to start from, or "" to use the preset. */
+    path: Schema.String,
   }),
   task: Schema.Struct({
-    /** Difficulty levels of the built-in arithmetic generator. */
+    /** "arithmetic" (exact answers) or "program" (program synthesis graded by hidden tests). */
+    kind: Schema.Literals(["arithmetic", "program"]),
+    /** Difficulty levels of the built-in generator (arithmetic 1..5, program 1..4). */
     levels: Schema.Array(Schema.Literals([1, 2, 3, 4, 5])),
     /** Problems in the training pool. */
     trainCount: PositiveInt,
@@ -29,7 +33,7 @@ export const RunConfig = Schema.Struct({
     evalCount: PositiveInt,
     /** Seed of the problem generator. */
     seed: Schema.Int,
-    /** A JSONL file of {question, answer} lines to train on instead of the generator ("" = generator). */
+    /** A JSONL file to train on instead of the generator ("" = generator): {question, answer} lines, or program problems (tasks/program/jsonl.ts). */
     jsonl: Schema.String,
   }),
   train: Schema.Struct({
@@ -53,8 +57,8 @@ export type RunConfig = typeof RunConfig.Type
 
 /** Defaults of the main job on the built-in task. */
 export const defaultRunConfig: RunConfig = {
-  model: { preset: "compact", seed: 0, init: "" },
-  task: { levels: [1, 2], trainCount: 2000, evalCount: 200, seed: 1, jsonl: "" },
+  model: { preset: "compact", seed: 0, init: "", path: "" },
+  task: { kind: "arithmetic", levels: [1, 2], trainCount: 2000, evalCount: 200, seed: 1, jsonl: "" },
   train: { steps: 60, promptsPerStep: 8, evalEvery: 20, checkpointEvery: 20, seed: 1 },
   backend: "wasm",
   sandboxWorkers: 2,

@@ -37,9 +37,9 @@ export const defaultOutputChars = 120
  * policy, so warm-start transcripts and live feedback have the same form.
  */
 export const sandboxRunTool =
-  (pool: SandboxPool, maxChars = defaultOutputChars) =>
+  (pool: SandboxPool, maxChars = defaultOutputChars, language: "js" | "python" = "js") =>
   async (code: string): Promise<string> => {
-    const rendered = renderObservation(await pool.run({ language: "js", code }), { maxChars })
+    const rendered = renderObservation(await pool.run({ language, code }), { maxChars })
     return rendered.slice("<output>".length, rendered.length - "</output>".length)
   }
 

@@ -14,7 +14,9 @@ import { CheckpointStore, MetricsSink, Policy } from "@turnwise/dsl"
 import { Rng } from "../rng.js"
 import { createSandboxPool } from "../sandbox/pool.js"
 import { byteTokenizer } from "../tokenizer.js"
-import { demonstrationSequence, demonstrationsFor, runProblems } from "./data.js"
+import { recipes } from "@turnwise/recipes"
+import { demonstrationSequence } from "./data.js"
+import { runTask } from "./task-source.js"
 import { openRun, runWith } from "./context.js"
 import type { RunConfig } from "./RunConfig.js"
 
@@ -40,9 +42,9 @@ export interface SftResult {
 /** Train on demonstrations and save a checkpoint under `outDir/checkpoints`. */
 export const runSft = async (options: SftOptions): Promise<SftResult> => {
   const started = performance.now()
-  const { train } = runProblems(options.run.task)
+  const { demonstrations } = runTask(options.run, recipes.gtpo!)
   const pool = createSandboxPool({ size: options.run.sandboxWorkers })
-  const demos = await demonstrationsFor(train, pool, options.run.train.seed).finally(() => pool.close())
+  const demos = await demonstrations(pool, options.run.train.seed).finally(() => pool.close())
   options.log(`demonstrations: ${demos.length} (${demos.filter((d) => d.mistake !== null).length} with a failed call first)`)
   const sequences = demos.map((demo) => demonstrationSequence(demo, byteTokenizer))
   const context = await openRun({

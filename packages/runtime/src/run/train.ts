@@ -13,12 +13,11 @@ import * as path from "node:path"
 import { Effect } from "effect"
 import { evaluate, Recipe, trainLoop } from "@turnwise/dsl"
 import type { RecipeType } from "@turnwise/dsl"
-import { exactAnswerTask } from "../tasks/exact-answer-task.js"
 import { openRun, runWith } from "./context.js"
-import { runProblems } from "./data.js"
 import { Progress } from "./progress.js"
 import { writeRunReport } from "./report.js"
 import type { RunConfig } from "./RunConfig.js"
+import { runTask } from "./task-source.js"
 
 /** What a run reports at the end. */
 export interface TrainResult {
@@ -54,7 +53,10 @@ const writeJson = async (file: string, value: unknown): Promise<void> => {
 /** Run training end to end. */
 export const runTrain = async (options: TrainOptions): Promise<TrainResult> => {
   const started = performance.now()
-  const { recipe, run, outDir } = options
+  const { run, outDir } = options
+  // The task may raise rollout limits it needs; recipe.json records what actually ran.
+  const { recipe, task, train, heldout, adjustments } = runTask(run, options.recipe)
+  for (const line of adjustments) options.log(`task ${task.name}: ${line}`)
   const encoded = Recipe.encode(recipe)
   if (!options.resume) {
     const existing = await fs.readdir(path.join(outDir, "checkpoints")).catch(() => [])
@@ -64,8 +66,6 @@ export const runTrain = async (options: TrainOptions): Promise<TrainResult> => {
   await writeJson(path.join(outDir, "recipe.json"), encoded)
   await writeJson(path.join(outDir, "config.json"), run)
 
-  const { train, heldout } = runProblems(run.task)
-  const task = exactAnswerTask(run.task.jsonl === "" ? "arithmetic" : "jsonl")
   const context = await openRun({ run, optimizer: recipe.optimizer, outDir, totalSteps: run.train.steps, encodedRecipe: encoded, log: options.log })
   const progress = new Progress(run.train.steps, options.tty, options.log)
   try {

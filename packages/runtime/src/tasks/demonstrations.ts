@@ -62,6 +62,9 @@ export type DemoStyle = "single" | "multi"
 export const MISTAKE_KINDS = ["unbalanced-paren", "trailing-operator", "identifier-typo"] as const
 export type MistakeKind = (typeof MISTAKE_KINDS)[number]
 
+/** The mistake a demonstration's first call makes: an arithmetic slip, or (program synthesis) a wrong function. */
+export type DemoMistake = MistakeKind | "wrong-solution"
+
 /** One policy turn and the tool feedback that followed it ("" after the answer). */
 export interface DemoTurn {
   readonly policyText: string
@@ -79,7 +82,7 @@ export interface Demonstration {
   /** "single" when the solution took one (fixed) call, "multi" otherwise. */
   readonly style: DemoStyle
   /** The mistake in the first call, or null for a clean demonstration. */
-  readonly mistake: MistakeKind | null
+  readonly mistake: DemoMistake | null
 }
 
 /**

@@ -49,7 +49,8 @@ export interface JsonlOptions {
   readonly difficulty?: number
 }
 
-const describe = (v: unknown): string => (v === null ? "null" : Array.isArray(v) ? "array" : typeof v)
+/** How a JSON value is named in error messages. */
+export const describeJson = (v: unknown): string => (v === null ? "null" : Array.isArray(v) ? "array" : typeof v)
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v)
 
@@ -65,16 +66,15 @@ const annotationSteps = (solution: string, answer: string): Array<string> | unde
 }
 
 /**
- * Problems from JSONL text; `file` names the source in errors.
- *
- * @example
- * parseJsonlProblems('{"question":"2+2?","answer":"#### 4"}\n', { name: "toy" })
- * // [{ id: "toy-1", question: "2+2?", answer: "4", difficulty: 0, family: "toy", tags: {} }]
+ * Call `visit` with each non-blank line of JSONL text parsed into an object, its
+ * 1-based line number, and a constructor of the {@link DatasetError} for that line.
+ * A line that is not JSON, or not an object, is reported with its number.
  */
-export const parseJsonlProblems = (text: string, options: JsonlOptions & { readonly file?: string } = {}): Array<Problem> => {
-  const name = options.name ?? "inline"
-  const file = options.file ?? name
-  const problems: Array<Problem> = []
+export const forEachJsonlRow = (
+  text: string,
+  file: string,
+  visit: (row: Record<string, unknown>, line: number, bad: (problem: string) => DatasetError) => void,
+): void => {
   const lines = text.replace(/^\uFEFF/, "").split(/\r?\n/)
   for (const [index, raw] of lines.entries()) {
     const line = index + 1
@@ -86,11 +86,35 @@ export const parseJsonlProblems = (text: string, options: JsonlOptions & { reado
     } catch (e) {
       throw bad(`invalid JSON (${e instanceof Error ? e.message : String(e)})`)
     }
-    if (!isRecord(row)) throw bad(`expected a JSON object, got ${describe(row)}`)
+    if (!isRecord(row)) throw bad(`expected a JSON object, got ${describeJson(row)}`)
+    visit(row, line, bad)
+  }
+}
 
+/** The text of a JSONL file, or a {@link DatasetError} naming the file. */
+export const readJsonlFile = (file: string): string => {
+  try {
+    return readFileSync(file, "utf8")
+  } catch (e) {
+    throw new DatasetError({ file, line: null, problem: `cannot read the file (${e instanceof Error ? e.message : String(e)})` })
+  }
+}
+
+/**
+ * Problems from JSONL text; `file` names the source in errors.
+ *
+ * @example
+ * parseJsonlProblems('{"question":"2+2?","answer":"#### 4"}\n', { name: "toy" })
+ * // [{ id: "toy-1", question: "2+2?", answer: "4", difficulty: 0, family: "toy", tags: {} }]
+ */
+export const parseJsonlProblems = (text: string, options: JsonlOptions & { readonly file?: string } = {}): Array<Problem> => {
+  const name = options.name ?? "inline"
+  const file = options.file ?? name
+  const problems: Array<Problem> = []
+  forEachJsonlRow(text, file, (row, line, bad) => {
     const question = row["question"]
     if (question === undefined) throw bad('missing field "question"')
-    if (typeof question !== "string") throw bad(`field "question" must be a string, got ${describe(question)}`)
+    if (typeof question !== "string") throw bad(`field "question" must be a string, got ${describeJson(question)}`)
     if (question.trim() === "") throw bad('field "question" is empty')
 
     const rawAnswer = row["answer"]
@@ -112,7 +136,7 @@ export const parseJsonlProblems = (text: string, options: JsonlOptions & { reado
         answer = canonicalAnswer(rawAnswer.trim())
       }
     } else {
-      throw bad(`field "answer" must be a string or a number, got ${describe(rawAnswer)}`)
+      throw bad(`field "answer" must be a string or a number, got ${describeJson(rawAnswer)}`)
     }
 
     const tags: Record<string, TagValue> = {}
@@ -127,7 +151,7 @@ export const parseJsonlProblems = (text: string, options: JsonlOptions & { reado
 
     const problem: Problem = { id: `${name}-${line}`, question: question.trim(), answer, difficulty, family: name, tags }
     problems.push(steps === undefined ? problem : { ...problem, steps })
-  }
+  })
   if (problems.length === 0) throw new DatasetError({ file, line: null, problem: "contains no problems" })
   return problems
 }
@@ -141,12 +165,7 @@ export const parseJsonlProblems = (text: string, options: JsonlOptions & { reado
  */
 export const loadJsonlProblems = (source: string | { readonly text: string }, options: JsonlOptions = {}): Array<Problem> => {
   if (typeof source !== "string") return parseJsonlProblems(source.text, options)
-  let text: string
-  try {
-    text = readFileSync(source, "utf8")
-  } catch (e) {
-    throw new DatasetError({ file: source, line: null, problem: `cannot read the file (${e instanceof Error ? e.message : String(e)})` })
-  }
+  const text = readJsonlFile(source)
   const name = options.name ?? basename(source, extname(source))
   return parseJsonlProblems(text, { ...options, name, file: source })
 }

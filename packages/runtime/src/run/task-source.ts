@@ -1,0 +1,109 @@
+/**
+ * The task of a run: which {@link Task} grades it, its train and held-out problems,
+ * the demonstrations that warm-start a policy on it, and the rollout settings it
+ * needs. `task.kind` picks the family (arithmetic or program synthesis) and
+ * `task.jsonl` a user data set instead of the built-in generator.
+ *
+ * @category constructors
+ */
+import type { RecipeType, RolloutConfig, Task, TaskProblem } from "@turnwise/dsl"
+import { generateProblems } from "../tasks/arithmetic.js"
+import type { Demonstration } from "../tasks/demonstrations.js"
+import { exactAnswerTask } from "../tasks/exact-answer-task.js"
+import { makeCodeDemonstrations } from "../tasks/program/demonstrations.js"
+import { generateCodeProblems } from "../tasks/program/generator.js"
+import { loadCodeProblems } from "../tasks/program/jsonl.js"
+import type { CodeProblem } from "../tasks/program/problem.js"
+import { programSynthesisTask } from "../tasks/program/task.js"
+import type { SandboxPool } from "../sandbox/pool.js"
+import { demonstrationsFor, runProblems, sandboxRunTool } from "./data.js"
+import type { RunConfig } from "./RunConfig.js"
+
+/** Everything a run needs to know about its task. */
+export interface RunTask {
+  /** The recipe with the rollout settings the task needs (see {@link RunTask.adjustments}). */
+  readonly recipe: RecipeType
+  // The task and its problems are made together below, so their types agree; the
+  // pipeline sees them through the common TaskProblem view.
+  readonly task: Task<TaskProblem>
+  readonly train: ReadonlyArray<TaskProblem>
+  readonly heldout: ReadonlyArray<TaskProblem>
+  /** Warm-start demonstrations of the train problems, with the real sandbox's outputs. */
+  readonly demonstrations: (pool: SandboxPool, seed: number) => Promise<Array<Demonstration>>
+  /** Human-readable lines for each rollout setting raised to what the task needs. */
+  readonly adjustments: ReadonlyArray<string>
+}
+
+/**
+ * What program synthesis needs of a rollout: room for a function definition per turn,
+ * and for a try, a fix and a submission per trajectory.
+ */
+export const programRolloutMinimums: Pick<RolloutConfig, "maxTokens" | "maxNewTokensPerTurn" | "maxTurns"> = {
+  maxTokens: 256,
+  maxNewTokensPerTurn: 112,
+  maxTurns: 3,
+}
+
+const raise = (recipe: RecipeType, minimums: Partial<RolloutConfig>, language: RolloutConfig["language"]) => {
+  const adjustments: Array<string> = []
+  const rollout: Record<string, unknown> = { ...recipe.rollout }
+  for (const [key, minimum] of Object.entries(minimums) as Array<[keyof RolloutConfig, number]>) {
+    const current = recipe.rollout[key] as number
+    if (current < minimum) {
+      rollout[key] = minimum
+      adjustments.push(`rollout.${key} ${current} -> ${minimum} (the task needs at least ${minimum})`)
+    }
+  }
+  if (recipe.rollout.language !== language) {
+    rollout.language = language
+    adjustments.push(`rollout.language ${recipe.rollout.language} -> ${language} (the task's problems are in ${language})`)
+  }
+  return { recipe: { ...recipe, rollout: rollout as RolloutConfig }, adjustments }
+}
+
+const programProblems = (task: RunConfig["task"]): { readonly train: Array<CodeProblem>; readonly heldout: Array<CodeProblem> } => {
+  if (task.jsonl !== "") {
+    const all = loadCodeProblems(task.jsonl)
+    // As for arithmetic data sets: the last evalCount rows are held out.
+    const cut = Math.max(0, all.length - task.evalCount)
+    return { train: all.slice(0, cut).slice(0, task.trainCount), heldout: all.slice(cut) }
+  }
+  return {
+    train: generateCodeProblems({ seed: task.seed, count: task.trainCount, levels: task.levels, split: "train" }),
+    heldout: generateCodeProblems({ seed: task.seed, count: task.evalCount, levels: task.levels, split: "heldout" }),
+  }
+}
+
+/**
+ * The task of a run, and the recipe adjusted to it.
+ *
+ * @example
+ * const { recipe, task, train, heldout } = runTask(run, gtpo)
+ */
+export const runTask = (run: RunConfig, recipe: RecipeType): RunTask => {
+  if (run.task.kind === "arithmetic") {
+    const { train, heldout } = runProblems(run.task)
+    return {
+      recipe,
+      task: exactAnswerTask(run.task.jsonl === "" ? "arithmetic" : "jsonl") as unknown as Task<TaskProblem>,
+      train,
+      heldout,
+      demonstrations: (pool, seed) => demonstrationsFor(train, pool, seed),
+      adjustments: [],
+    }
+  }
+  const { train, heldout } = programProblems(run.task)
+  const languages = new Set([...train, ...heldout].map((p) => p.language))
+  if (languages.size > 1) throw new Error(`task.jsonl mixes languages (${[...languages].join(", ")}); a run's policy writes one language`)
+  const language = train[0]?.language ?? heldout[0]?.language ?? "js"
+  const adjusted = raise(recipe, programRolloutMinimums, language)
+  const limits = { timeoutMs: adjusted.recipe.rollout.timeoutMs, memoryMb: adjusted.recipe.rollout.memoryMb }
+  return {
+    recipe: adjusted.recipe,
+    task: programSynthesisTask({ name: run.task.jsonl === "" ? "program" : "program-jsonl", limits }) as unknown as Task<TaskProblem>,
+    train,
+    heldout,
+    demonstrations: (pool, seed) => makeCodeDemonstrations(train, { runTool: sandboxRunTool(pool, adjusted.recipe.rollout.maxOutputChars, language), seed }),
+    adjustments: adjusted.adjustments,
+  }
+}
