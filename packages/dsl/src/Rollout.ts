@@ -57,7 +57,8 @@ export const rollout = <P extends TaskProblem>(
     const rows: Array<RowState> = []
     for (let r = 0; r < problems.length * G; r++) {
       const problem = Math.floor(r / G)
-      const promptTokens = [tokenizer.bos, ...tokenizer.encode(task.prompt(problems[problem]!))]
+      const text = task.prompt(problems[problem]!)
+      const promptTokens = [tokenizer.bos, ...tokenizer.encode(tokenizer.formatPrompt === undefined ? text : tokenizer.formatPrompt(text))]
       rows.push({ problem, promptTokens, turns: [], used: 0, finish: null, session: null })
       yield* session.append(r, promptTokens)
     }

@@ -29,6 +29,8 @@ export interface Tokenizer {
   encode(text: string): Array<number>
   /** Ids to text (specials dropped, malformed bytes replaced by U+FFFD). */
   decode(ids: ReadonlyArray<number>): string
+  /** Wrap a task's prompt text before encoding (a chat template); absent = use it as is. */
+  formatPrompt?(text: string): string
 }
 
 /**

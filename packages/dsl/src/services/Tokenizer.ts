@@ -2,7 +2,7 @@
  * The `Tokenizer` service: text to token ids and back.
  *
  * The default implementation (in @turnwise/runtime) is byte-level; a tokenizer.json
- * implementation can be provided for pretrained models. Rollouts keep the exact ids
+ * implementation is provided for pretrained models. Rollouts keep the exact ids
  * the policy sampled and only ever encode new context (prompts, tool feedback).
  *
  * @category services
@@ -17,6 +17,12 @@ export interface TokenizerShape {
   readonly pad: number
   readonly encode: (text: string) => ReadonlyArray<number>
   readonly decode: (ids: ReadonlyArray<number>) => string
+  /**
+   * How a task's prompt text is wrapped before it is encoded, e.g. a pretrained chat
+   * model's chat template (a user message, then the assistant turn opened). The
+   * prompt is used as is when absent.
+   */
+  readonly formatPrompt?: (text: string) => string
 }
 
 /**

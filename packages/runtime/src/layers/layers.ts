@@ -72,7 +72,7 @@ export const policyLayer = (runtime: PolicyRuntime): Layer.Layer<Policy> =>
       Effect.try({ try: () => embedCodes(runtime, codes), catch: (error) => new PolicyError({ operation: "embedCode", reason: describe(error) }) }),
   })
 
-/** The `Tokenizer` service over a tokenizer. */
+/** The `Tokenizer` service over a tokenizer (its prompt format too, when it has one). */
 export const tokenizerLayer = (tokenizer: TokenizerImpl): Layer.Layer<Tokenizer> =>
   Layer.succeed(Tokenizer, {
     vocabSize: tokenizer.vocabSize,
@@ -81,6 +81,7 @@ export const tokenizerLayer = (tokenizer: TokenizerImpl): Layer.Layer<Tokenizer>
     pad: tokenizer.pad,
     encode: (text) => tokenizer.encode(text),
     decode: (ids) => tokenizer.decode(ids),
+    ...(tokenizer.formatPrompt === undefined ? {} : { formatPrompt: (text: string) => tokenizer.formatPrompt?.(text) ?? text }),
   })
 
 /**

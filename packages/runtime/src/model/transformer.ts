@@ -96,11 +96,19 @@ export class Transformer implements TrainableModel {
   readonly dHead: number
   private causalMask: tf.Tensor4D | undefined
 
-  constructor(readonly config: ModelConfig) {
+  /**
+   * `weights`, when given, are the model's variables (as {@link parameterShapes} lists
+   * them, e.g. loaded from a pretrained checkpoint) instead of fresh ones drawn from
+   * `config.seed`; the model owns them from then on.
+   */
+  constructor(
+    readonly config: ModelConfig,
+    weights?: ReadonlyMap<string, tf.Variable>,
+  ) {
     this.vocabSize = config.vocabSize
     this.maxSeqLen = config.maxSeqLen
     this.dHead = config.dModel / config.nHeads
-    this.variables = initVariables(config)
+    this.variables = weights === undefined ? initVariables(config) : checkWeights(config, weights)
   }
 
   private w(name: string): tf.Variable {
@@ -281,6 +289,34 @@ const variableSpecs = (c: ModelConfig): Array<VariableSpec> => {
   add("model.norm.weight", [c.dModel], "ones")
   if (!c.tieEmbeddings) add("lm_head.weight", [c.vocabSize, c.dModel], "normal")
   return specs
+}
+
+/**
+ * Every weight a configuration has, by checkpoint name, with its shape ([out, in] for
+ * matrices), in checkpoint order.
+ *
+ * @example
+ * parameterShapes(presets.tiny)[0] // { name: "model.embed_tokens.weight", shape: [259, 64] }
+ */
+export const parameterShapes = (c: ModelConfig): Array<{ readonly name: string; readonly shape: ReadonlyArray<number> }> =>
+  variableSpecs(c).map(({ name, shape }) => ({ name, shape }))
+
+/** Given weights must be exactly the configuration's, shape for shape. */
+const checkWeights = (c: ModelConfig, weights: ReadonlyMap<string, tf.Variable>): ReadonlyMap<string, tf.Variable> => {
+  const specs = variableSpecs(c)
+  for (const spec of specs) {
+    const w = weights.get(spec.name)
+    if (w === undefined) throw new ModelInputError({ fn: "constructor", problem: `weights lack "${spec.name}"` })
+    if (!tf.util.arraysEqual(w.shape, spec.shape)) {
+      throw new ModelInputError({ fn: "constructor", problem: `weight "${spec.name}" has shape [${w.shape.join(", ")}], the config needs [${spec.shape.join(", ")}]` })
+    }
+  }
+  if (weights.size !== specs.length) {
+    const known = new Set(specs.map((s) => s.name))
+    const extra = [...weights.keys()].filter((name) => !known.has(name))
+    throw new ModelInputError({ fn: "constructor", problem: `weights ${extra.map((n) => `"${n}"`).join(", ")} are not parameters of this config` })
+  }
+  return weights
 }
 
 const initVariables = (c: ModelConfig): Map<string, tf.Variable> => {

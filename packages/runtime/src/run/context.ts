@@ -1,6 +1,8 @@
 /**
- * Opening a run: backend, model (fresh or from a warm-start checkpoint), optimiser,
- * sandbox pool, and the Layers that provide the DSL's services over them.
+ * Opening a run: backend, model (fresh, from a warm-start checkpoint, or a pretrained
+ * Hugging Face Llama/Qwen2 directory), tokenizer (byte-level, or the pretrained model's
+ * tokenizer.json and chat template), optimiser, sandbox pool, and the Layers that
+ * provide the DSL's services over them.
  *
  * @category constructors
  */
@@ -13,9 +15,13 @@ import { setBackend } from "../backend.js"
 import { FileCheckpointStore } from "../checkpoint/store.js"
 import { decodeModelConfig, presets } from "../model/config.js"
 import type { ModelConfig } from "../model/config.js"
+import { readHfConfig } from "../model/hf/hf-config.js"
+import { loadHfModel } from "../model/hf/hf-load.js"
+import { loadHfTokenizer } from "../model/hf/hf-tokenizer.js"
 import { Transformer } from "../model/transformer.js"
 import { Sandbox } from "../sandbox/Sandbox.js"
 import { byteTokenizer } from "../tokenizer.js"
+import type { Tokenizer as TokenizerImpl } from "../tokenizer.js"
 import { checkpointLayer, policyLayer, tokenizerLayer } from "../layers/layers.js"
 import { makePolicyRuntime } from "../layers/PolicyRuntime.js"
 import type { PolicyRuntime } from "../layers/PolicyRuntime.js"
@@ -38,15 +44,37 @@ export const checkpointModelConfig = async (dir: string): Promise<ModelConfig> =
   return decodeModelConfig(state.config.model)
 }
 
-/** Build the model: from `init` (weights only) when given, else fresh from the preset. */
+/**
+ * Build the model: the Hugging Face directory `path` when given (then `init`, if also
+ * given, replaces its weights with a checkpoint's), else from `init` (weights only),
+ * else fresh from the preset.
+ */
 export const loadModel = async (run: RunConfig): Promise<Transformer> => {
-  if (run.model.init === "") return new Transformer(decodeModelConfig({ ...presets[run.model.preset], seed: run.model.seed }))
-  const config = await checkpointModelConfig(run.model.init)
-  const model = new Transformer(config)
+  if (run.model.path === "" && run.model.init === "") return new Transformer(decodeModelConfig({ ...presets[run.model.preset], seed: run.model.seed }))
+  const model = run.model.path === "" ? new Transformer(await checkpointModelConfig(run.model.init)) : (await loadHfModel(run.model.path)).model
+  if (run.model.init === "") return model
   const store = new FileCheckpointStore(run.model.init)
   const chosen = (await store.latest()) ?? run.model.init
-  await store.restore({ variables: model.variables }, chosen)
+  try {
+    await store.restore({ variables: model.variables }, chosen)
+  } catch (error) {
+    model.dispose()
+    throw error
+  }
   return model
+}
+
+/**
+ * The run's tokenizer: the byte tokenizer, or with `model.path` the directory's
+ * tokenizer.json (its chat template formats prompts), sized to the model's vocabulary.
+ *
+ * @example
+ * const tokenizer = await loadTokenizer(run, model)
+ */
+export const loadTokenizer = async (run: RunConfig, model: Transformer): Promise<TokenizerImpl> => {
+  if (run.model.path === "") return byteTokenizer
+  const config = await readHfConfig(run.model.path)
+  return loadHfTokenizer(run.model.path, { vocabSize: model.vocabSize, config })
 }
 
 /** Services of a training run. */
@@ -81,10 +109,15 @@ export const openRun = async (options: {
   const backend = await setBackend(options.run.backend)
   options.log?.(`backend: ${backend}`)
   const model = await loadModel(options.run)
-  const runtime = makePolicyRuntime(model, byteTokenizer, options.optimizer, { seed: options.run.train.seed, totalSteps: options.totalSteps })
+  const tokenizer = await loadTokenizer(options.run, model).catch((error: unknown) => {
+    model.dispose()
+    throw error
+  })
+  if (options.run.model.path !== "") options.log?.(`model: ${options.run.model.path} (${model.config.nLayers} layers, width ${model.config.dModel}, vocabulary ${model.vocabSize})`)
+  const runtime = makePolicyRuntime(model, tokenizer, options.optimizer, { seed: options.run.train.seed, totalSteps: options.totalSteps })
   const layer = Layer.mergeAll(
     policyLayer(runtime),
-    tokenizerLayer(byteTokenizer),
+    tokenizerLayer(tokenizer),
     Sandbox.layer({ size: options.run.sandboxWorkers }),
     MetricsSink.jsonl(path.join(options.outDir, "metrics.jsonl")),
     checkpointLayer(runtime, path.join(options.outDir, "checkpoints"), { model: model.config, recipe: options.encodedRecipe ?? null, run: options.run }, {
