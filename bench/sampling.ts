@@ -12,15 +12,19 @@
  * cost of one step grows about linearly with the length); `--nocache full` times
  * every step instead. The JSON line says which was used.
  *
- * Usage: npx tsx bench/sampling.ts [--sizes small,medium] [--batch 16] [--new 128]
- *        [--backend wasm] [--nocache sampled|full]
+ * Reads are asynchronous (`generateAsync`), as the rollout's are, so the bench runs on
+ * every backend, webgpu in Node included.
+ *
+ * Usage: npx tsx bench/sampling.ts [--sizes small,medium,100m] [--batch 16] [--new 128]
+ *        [--backend wasm|cpu|tensorflow|tensorflow-gpu|webgpu] [--nocache sampled|full]
  */
 import { parseArgs } from "node:util"
 import { setBackend, type BackendName } from "../packages/runtime/src/backend.js"
-import { parameterCount, presets, type PresetName } from "../packages/runtime/src/model/config.js"
+import { parameterCount } from "../packages/runtime/src/model/config.js"
 import { createTransformer, type Transformer } from "../packages/runtime/src/model/transformer.js"
-import { createSamplingSession, generateNoCache } from "../packages/runtime/src/sampler.js"
+import { createSamplingSession, generateNoCacheAsync } from "../packages/runtime/src/sampler.js"
 import { byteTokenizer as tok } from "../packages/runtime/src/tokenizer.js"
+import { benchSize } from "./sizes.js"
 
 const { values: args } = parseArgs({
   options: {
@@ -38,18 +42,18 @@ const backend = await setBackend(args.backend as BackendName)
 const prompts = Array.from({ length: batch }, (_, i) => [tok.bos, ...tok.encode(`Problem ${i}: compute ${"1234".repeat(1 + (i % 4))} * ${i + 7} with code.\n`)])
 const options = { maxNewTokens: newTokens, temperature: 1, eos: null }
 const rows = prompts.map((_, i) => i)
-const seconds = (f: () => void): number => {
+const seconds = async (f: () => Promise<unknown>): Promise<number> => {
   const t0 = performance.now()
-  f()
+  await f()
   return (performance.now() - t0) / 1000
 }
 
-const cachedRun = (model: Transformer) => {
+const cachedRun = async (model: Transformer) => {
   const session = createSamplingSession(model, { rows: batch, seed: 1 })
   prompts.forEach((p, i) => session.append(i, p))
   let histories: Array<Array<number>> = []
-  const time = seconds(() => {
-    const outs = session.generate(rows, options)
+  const time = await seconds(async () => {
+    const outs = await session.generateAsync(rows, options)
     histories = outs.map((o, i) => [...(prompts[i] ?? []), ...o.tokens])
   })
   session.dispose()
@@ -57,13 +61,14 @@ const cachedRun = (model: Transformer) => {
 }
 
 /** Seconds for the no-cache path; `sampled` times a few single steps and interpolates. */
-const noCacheRun = (model: Transformer, histories: Array<Array<number>>, mode: string): number => {
-  if (mode === "full") return seconds(() => generateNoCache(model, prompts, options, 1))
+const noCacheRun = async (model: Transformer, histories: Array<Array<number>>, mode: string): Promise<number> => {
+  if (mode === "full") return seconds(() => generateNoCacheAsync(model, prompts, options, 1))
   const at = [...new Set([0, Math.floor(newTokens / 4), Math.floor(newTokens / 2), Math.floor((3 * newTokens) / 4), newTokens - 1])]
-  const cost = at.map((k) => {
+  const cost: Array<number> = []
+  for (const k of at) {
     const prefix = histories.map((h, i) => h.slice(0, (prompts[i]?.length ?? 0) + k))
-    return seconds(() => generateNoCache(model, prefix, { ...options, maxNewTokens: 1 }, 1))
-  })
+    cost.push(await seconds(() => generateNoCacheAsync(model, prefix, { ...options, maxNewTokens: 1 }, 1)))
+  }
   let total = 0
   for (let step = 0; step < newTokens; step++) {
     const j = Math.max(0, at.findIndex((k, i) => step >= k && step <= (at[i + 1] ?? newTokens)))
@@ -76,18 +81,18 @@ const noCacheRun = (model: Transformer, histories: Array<Array<number>>, mode: s
   return total
 }
 
-for (const size of String(args.sizes).split(",") as Array<PresetName>) {
-  const config = { ...presets[size], seed: 0 }
+for (const size of String(args.sizes).split(",")) {
+  const config = { ...benchSize(size), seed: 0 }
   const model = createTransformer(config)
   // Warm-up: first calls compile wasm kernels and size buffers.
-  generateNoCache(model, prompts.slice(0, 2), { ...options, maxNewTokens: 2 }, 0)
+  await generateNoCacheAsync(model, prompts.slice(0, 2), { ...options, maxNewTokens: 2 }, 0)
   const warm = createSamplingSession(model, { rows: batch, seed: 0 })
   prompts.forEach((p, i) => warm.append(i, p))
-  warm.generate(rows, { ...options, maxNewTokens: 4 })
+  await warm.generateAsync(rows, { ...options, maxNewTokens: 4 })
   warm.dispose()
 
-  const cached = cachedRun(model)
-  const noCache = noCacheRun(model, cached.histories, String(args.nocache))
+  const cached = await cachedRun(model)
+  const noCache = await noCacheRun(model, cached.histories, String(args.nocache))
   const generated = batch * newTokens
   console.log(
     JSON.stringify({

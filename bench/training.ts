@@ -9,19 +9,20 @@
  * subtracted, as tfjs computes the full T x T products). The supervised objective is
  * used, so no policy loss is needed; its cost is negligible next to the model's.
  *
- * Usage: npx tsx bench/training.ts [--sizes tiny,small,medium] [--batch 8] [--seq 128]
- *        [--micro 4] [--steps 3] [--backend wasm]
+ * Usage: npx tsx bench/training.ts [--sizes tiny,small,medium,100m] [--batch 8] [--seq 128]
+ *        [--micro 4] [--steps 3] [--backend wasm|cpu|tensorflow|tensorflow-gpu|webgpu]
  * Prints one JSON line per size.
  */
 import type { TrainingSequence } from "@turnwise/core"
 import { parseArgs } from "node:util"
 import { setBackend, type BackendName } from "../packages/runtime/src/backend.js"
-import { parameterCount, presets, type PresetName } from "../packages/runtime/src/model/config.js"
+import { parameterCount } from "../packages/runtime/src/model/config.js"
 import { createTransformer } from "../packages/runtime/src/model/transformer.js"
 import type { TrainableModel } from "../packages/runtime/src/model/types.js"
 import { Rng } from "../packages/runtime/src/rng.js"
 import { constantSchedule } from "../packages/runtime/src/train/schedule.js"
 import { createSupervisedTrainer } from "../packages/runtime/src/train/supervised.js"
+import { benchSize } from "./sizes.js"
 
 /** Dimensions used for the attention term of the FLOP count (optional). */
 export interface AttentionDims {
@@ -100,8 +101,7 @@ const main = async (): Promise<void> => {
   })
   const backend = await setBackend(args.backend as BackendName)
   for (const size of (args.sizes ?? "small").split(",")) {
-    if (!(size in presets)) throw new Error(`unknown size "${size}"; known: ${Object.keys(presets).join(", ")}`)
-    const config = presets[size as PresetName]
+    const config = benchSize(size)
     const result = await benchTraining(
       size,
       () => createTransformer({ ...config, seed: 1 }),

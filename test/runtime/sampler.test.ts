@@ -4,7 +4,7 @@ import { setBackend } from "../../packages/runtime/src/backend.js"
 import { presets, type ModelConfig } from "../../packages/runtime/src/model/config.js"
 import { createTransformer, type Transformer } from "../../packages/runtime/src/model/transformer.js"
 import { Rng } from "../../packages/runtime/src/rng.js"
-import { chooseToken, createSamplingSession, generateNoCache, SamplingError, type GenerateOptions } from "../../packages/runtime/src/sampler.js"
+import { chooseToken, createSamplingSession, generateNoCache, generateNoCacheAsync, SamplingError, type GenerateOptions } from "../../packages/runtime/src/sampler.js"
 import { byteTokenizer, type Tokenizer } from "../../packages/runtime/src/tokenizer.js"
 
 const config: ModelConfig = { ...presets.tiny, dModel: 32, nLayers: 2, nHeads: 4, nKvHeads: 2, dFf: 48, maxSeqLen: 160, seed: 5 }
@@ -220,5 +220,39 @@ describe.each(["cpu", "wasm"] as const)("sampler on %s", (backend) => {
     sessionRun(model, 3, { maxNewTokens: 6, temperature: 1, eos: null })
     generateNoCache(model, prompts, { maxNewTokens: 3, temperature: 1, eos: null }, 3)
     expect(tf.memory().numTensors).toBe(before)
+  })
+
+  it("generateAsync (asynchronous reads, as on webgpu) samples exactly what generate does, over turns", async () => {
+    const options = { maxNewTokens: 12, temperature: 1.1, topK: 40, stop: ["</code>"], eos: null }
+    const run = async (mode: "sync" | "async") => {
+      const session = createSamplingSession(model, { rows: 3, seed: 21 })
+      prompts.forEach((p, i) => session.append(i, p))
+      const gen = (rows: Array<number>) => (mode === "sync" ? session.generate(rows, options) : session.generateAsync(rows, options))
+      const first = await gen([0, 1, 2])
+      session.append(1, tok.encode("<output>7</output>"))
+      const second = await gen([1, 2])
+      const histories = [0, 1, 2].map((r) => session.history(r))
+      session.dispose()
+      return { outputs: [...first, ...second], histories }
+    }
+    const sync = await run("sync")
+    const viaAsync = await run("async")
+    expect(viaAsync).toEqual(sync)
+    expect(sync.outputs.map((o) => o.tokens.length).every((n) => n > 0)).toBe(true)
+    const noCache = await generateNoCacheAsync(model, prompts, { ...options, stop: [] }, 21)
+    expect(noCache.map((o) => o.tokens)).toEqual(generateNoCache(model, prompts, { ...options, stop: [] }, 21).map((o) => o.tokens))
+  })
+
+  it("refuses to append or generate while a generateAsync runs, and to go on once disposed", async () => {
+    const session = createSamplingSession(model, { rows: 1, seed: 2 })
+    session.append(0, prompts[0] ?? [])
+    const running = session.generateAsync([0], { maxNewTokens: 4, temperature: 1, eos: null })
+    expect(() => session.append(0, [1])).toThrow(/generateAsync of this session is still running/)
+    expect(() => session.generate([0], { maxNewTokens: 1 })).toThrow(/still running/)
+    await running
+    session.append(0, [1]) // idle again
+    const disposedMidway = session.generateAsync([0], { maxNewTokens: 4, temperature: 1, eos: null })
+    session.dispose()
+    await expect(disposedMidway).rejects.toThrow(/disposed while generating/)
   })
 })

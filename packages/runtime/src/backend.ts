@@ -9,11 +9,20 @@
  * for, and a missing package raises {@link BackendUnavailableError} naming what to
  * install.
  *
+ * `webgpu` needs a WebGPU implementation: browsers have `navigator.gpu`; in Node it
+ * comes from the `webgpu` package (Dawn's node bindings), which is wired into
+ * `navigator.gpu` here before @tensorflow/tfjs-backend-webgpu is imported (that
+ * package registers its backend only if `navigator.gpu` exists when it loads). A host
+ * that sets `navigator.gpu` itself (to pass Dawn options) is left alone. Synchronous
+ * reads (`dataSync`) do not work on webgpu in Node (tfjs implements them with
+ * OffscreenCanvas), so the sampler, trainer and policy embedding read asynchronously.
+ *
  * The union package "@tensorflow/tfjs" is imported (not tfjs-core alone) because it
  * registers the gradients that training needs.
  *
  * @category layers
  */
+import { createRequire } from "node:module"
 import * as tf from "@tensorflow/tfjs"
 import "@tensorflow/tfjs-backend-wasm"
 import { Data } from "effect"
@@ -42,7 +51,7 @@ export class BackendUnavailableError extends Data.TaggedError("BackendUnavailabl
   readonly reason: string
 }> {
   override get message(): string {
-    const hint = this.install === undefined ? "" : ` (install it with: npm install ${this.install})`
+    const hint = this.install === undefined ? "" : ` (install ${this.install.includes(" ") ? "them" : "it"} with: npm install ${this.install})`
     return `backend "${this.backend}" is unavailable: ${this.reason}${hint}`
   }
 }
@@ -54,17 +63,65 @@ const optional: Record<"tensorflow" | "tensorflow-gpu" | "webgpu", { pkg: string
   webgpu: { pkg: "@tensorflow/tfjs-backend-webgpu", registers: "webgpu" },
 }
 
-const importOptional = async (backend: BackendName, pkg: string): Promise<void> => {
+const firstLine = (error: unknown): string => (error instanceof Error ? (error.message.split("\n")[0] ?? "") : String(error))
+
+const importOptional = async (backend: BackendName, pkg: string, why = ""): Promise<unknown> => {
   try {
     // A non-literal specifier keeps bundlers and tsc from requiring the package.
     const specifier: string = pkg
-    await import(specifier)
+    return (await import(specifier)) as unknown
   } catch (error) {
+    throw new BackendUnavailableError({ backend, install: pkg, reason: `${why}could not load ${pkg}: ${firstLine(error)}` })
+  }
+}
+
+/** What Dawn's node bindings (the `webgpu` package) export. */
+interface DawnNode {
+  /** A GPU object (navigator.gpu) over Dawn, with Dawn toggles such as "backend=vulkan". */
+  readonly create: (options: Array<string>) => unknown
+  /** GPUBufferUsage, GPUMapMode, GPUTextureUsage, ...: globals the WebGPU backend reads. */
+  readonly globals: object
+}
+
+/** Whether a package can be found from here, without loading it. */
+const resolvable = (pkg: string): boolean => {
+  try {
+    createRequire(import.meta.url).resolve(pkg)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/**
+ * Get webgpu ready to register: name every missing package at once, then give Node a
+ * `navigator.gpu` from the `webgpu` package, unless something (a browser, Deno, or a
+ * host app choosing Dawn options) already provides one.
+ */
+const prepareWebGpu = async (): Promise<void> => {
+  const scope = globalThis as { navigator?: { gpu?: unknown } }
+  const needsDawn = scope.navigator?.gpu === undefined
+  const missing = [optional.webgpu.pkg, ...(needsDawn ? ["webgpu"] : [])].filter((pkg) => !resolvable(pkg))
+  if (missing.length > 0) {
     throw new BackendUnavailableError({
-      backend,
-      install: pkg,
-      reason: `could not load ${pkg}: ${error instanceof Error ? error.message.split("\n")[0] : String(error)}`,
+      backend: "webgpu",
+      install: missing.join(" "),
+      reason: `${missing.join(" and ")} ${missing.length > 1 ? "are" : "is"} not installed${needsDawn ? " (in Node, navigator.gpu comes from the webgpu package: Dawn's bindings)" : ""}`,
     })
+  }
+  if (!needsDawn) return
+  const dawn = (await importOptional("webgpu", "webgpu", "Node has no navigator.gpu and the webgpu package (Dawn) provides it; ")) as Partial<DawnNode>
+  if (typeof dawn.create !== "function" || typeof dawn.globals !== "object") {
+    throw new BackendUnavailableError({ backend: "webgpu", install: "webgpu", reason: "the webgpu package does not export create() and globals" })
+  }
+  Object.assign(globalThis, dawn.globals)
+  const gpu = dawn.create([])
+  // Node 21+ has a navigator object of its own (kept, with gpu added); Node 20 has none.
+  try {
+    if (scope.navigator === undefined) throw new TypeError("no navigator")
+    Object.defineProperty(scope.navigator, "gpu", { value: gpu, configurable: true, writable: true })
+  } catch {
+    Object.defineProperty(globalThis, "navigator", { value: { gpu }, configurable: true, writable: true })
   }
 }
 
@@ -80,6 +137,8 @@ export const setBackend = async (name: BackendName = "wasm"): Promise<string> =>
   let tfName: string = name
   if (name === "tensorflow" || name === "tensorflow-gpu" || name === "webgpu") {
     const entry = optional[name]
+    // Before the backend package loads: it registers itself only when navigator.gpu exists.
+    if (name === "webgpu") await prepareWebGpu()
     await importOptional(name, entry.pkg)
     tfName = entry.registers
   }
@@ -92,10 +151,13 @@ export const setBackend = async (name: BackendName = "wasm"): Promise<string> =>
   }
   if (!ok || tf.getBackend() !== tfName) {
     const entry = name === "wasm" || name === "cpu" ? undefined : optional[name]
+    // The package loaded, so installing it again would not help: the usual cause is the
+    // machine (no GPU adapter, no driver, CUDA libraries not found).
+    const hint = entry === undefined ? "" : ` although ${entry.pkg} loaded; ${name === "webgpu" ? "no WebGPU adapter was found (is there a GPU and a Vulkan, Metal or D3D12 driver?)" : "see the messages tfjs printed above"}`
     throw new BackendUnavailableError({
       backend: name,
-      install: entry?.pkg,
-      reason: `tfjs could not initialise the "${tfName}" backend`,
+      install: undefined,
+      reason: `tfjs could not initialise the "${tfName}" backend${hint}`,
     })
   }
   return tf.getBackend()

@@ -25,6 +25,12 @@
  * Weights: a session samples from a snapshot taken when it is created (see
  * ./model/inference.ts); open a new session after a training step.
  *
+ * Reading logits: each decoding loop is written once, as a generator that yields the
+ * logits tensor of every forward step and receives its values. `generate` drives it
+ * with synchronous reads; `generateAsync` with asynchronous ones, which is the only
+ * read the webgpu backend offers in Node (its `dataSync` needs OffscreenCanvas). The
+ * rollout uses `generateAsync`, so it runs on every backend.
+ *
  * @category models
  */
 import * as tf from "@tensorflow/tfjs"
@@ -97,12 +103,50 @@ export interface SamplingSession {
   append(row: number, tokens: ReadonlyArray<number>): void
   /** Sample continuations for `rows`, in that order; other rows do not advance. */
   generate(rows: ReadonlyArray<number>, options: GenerateOptions): Array<Generation>
+  /**
+   * `generate` with asynchronous reads of the logits (needed on webgpu in Node). One
+   * call at a time: appending or generating while it runs is an error.
+   */
+  generateAsync(rows: ReadonlyArray<number>, options: GenerateOptions): Promise<Array<Generation>>
   /** Number of tokens in a row's history. */
   length(row: number): number
   /** A row's whole history (context and generated tokens). */
   history(row: number): ReadonlyArray<number>
   /** Free the cache and the weight snapshot. */
   dispose(): void
+}
+
+/** A decoding loop: yields each step's logits tensor, receives its values, returns the result. */
+type DecodeLoop<A> = Generator<tf.Tensor, A, Float32Array>
+
+/** Run a loop reading each step's logits synchronously (the reader disposes the tensor). */
+const runSync = <A>(loop: DecodeLoop<A>): A => {
+  for (let step = loop.next(); ; ) {
+    if (step.done === true) return step.value
+    const logits = step.value
+    let values: Float32Array
+    try {
+      values = logits.dataSync<"float32">()
+    } finally {
+      logits.dispose()
+    }
+    step = loop.next(values)
+  }
+}
+
+/** Run a loop reading each step's logits asynchronously (the reader disposes the tensor). */
+const runAsync = async <A>(loop: DecodeLoop<A>): Promise<A> => {
+  for (let step = loop.next(); ; ) {
+    if (step.done === true) return step.value
+    const logits = step.value
+    let values: Float32Array
+    try {
+      values = (await logits.data()) as Float32Array
+    } finally {
+      logits.dispose()
+    }
+    step = loop.next(values)
+  }
 }
 
 /** Per-row generators, forked from the seed in row order (shared by both sampling paths). */
@@ -260,10 +304,16 @@ export const createSamplingSession = (model: Transformer, options: SessionOption
   let valid: Array<Array<boolean>> = Array.from({ length: B }, () => []) // [B][S]: slot holds a real token of the row
   let cache: Array<LayerCache> | undefined
   let disposed = false
+  // An asynchronous generate in flight owns the histories and the cache until it ends.
+  let busy = false
 
   const checkRow = (row: number, fn: string): void => {
     if (disposed) throw new SamplingError({ where: fn, problem: "session was disposed" })
     if (!Number.isInteger(row) || row < 0 || row >= B) throw new SamplingError({ where: fn, problem: `row ${row} is outside [0, ${B})` })
+  }
+
+  const checkIdle = (fn: string): void => {
+    if (busy) throw new SamplingError({ where: fn, problem: "a generateAsync of this session is still running" })
   }
 
   const setCache = (next: Array<LayerCache>): void => {
@@ -291,7 +341,7 @@ export const createSamplingSession = (model: Transformer, options: SessionOption
   }
 
   /** Feed every pending token of `rows` in one step; returns next-token logits per row. */
-  const feed = (rows: ReadonlyArray<number>): Map<number, Float32Array> => {
+  function* feed(rows: ReadonlyArray<number>): DecodeLoop<Map<number, Float32Array>> {
     const pending = new Map<number, Array<number>>()
     for (const r of rows) pending.set(r, histories[r]?.slice(fed[r]) ?? [])
     const T = Math.max(...[...pending.values()].map((p) => p.length))
@@ -320,8 +370,8 @@ export const createSamplingSession = (model: Transformer, options: SessionOption
     const out = decodeStep(model, weights, input, positions, mask, pick, cache)
     input.dispose()
     setCache(out.cache)
-    const all = out.logits.dataSync() // [B, V]
-    out.logits.dispose()
+    const all = yield out.logits // [B, V]
+    if (disposed) throw new SamplingError({ where: "generate", problem: "session was disposed while generating" })
     const V = model.vocabSize
     const result = new Map<number, Float32Array>()
     for (const r of rows) result.set(r, Float32Array.from(all.subarray(r * V, (r + 1) * V)))
@@ -329,9 +379,43 @@ export const createSamplingSession = (model: Transformer, options: SessionOption
     return result
   }
 
+  function* decode(rows: ReadonlyArray<number>, generateOptions: GenerateOptions): DecodeLoop<Array<Generation>> {
+    checkOptions(generateOptions)
+    rows.forEach((r) => checkRow(r, "generate"))
+    if (new Set(rows).size !== rows.length) throw new SamplingError({ where: "generate", problem: `rows repeat: ${rows.join(", ")}` })
+    for (const r of rows)
+      if ((histories[r]?.length ?? 0) === 0)
+        throw new SamplingError({ where: `generate row ${r}`, problem: "row has no context: append a prompt (at least BOS) first" })
+    const outputs = new Map(rows.map((r) => [r, new RowOutput(generateOptions, tokenizer)] as const))
+    for (;;) {
+      const active = rows.filter((r) => {
+        const out = outputs.get(r)
+        if (out === undefined || out.finish !== undefined) return false
+        if ((histories[r]?.length ?? 0) >= model.maxSeqLen) {
+          out.finish = "context"
+          return false
+        }
+        return true
+      })
+      if (active.length === 0) break
+      const logits = yield* feed(active)
+      for (const r of active) {
+        const row = logits.get(r)
+        const rng = rngs[r]
+        const out = outputs.get(r)
+        if (row === undefined || rng === undefined || out === undefined) continue
+        const { token, logprob } = chooseToken(row, generateOptions, rng)
+        histories[r]?.push(token)
+        out.push(token, logprob)
+      }
+    }
+    return rows.map((r) => (outputs.get(r) ?? new RowOutput(generateOptions, tokenizer)).result())
+  }
+
   return {
     append(row, tokens) {
       checkRow(row, "append")
+      checkIdle("append")
       const history = histories[row] ?? []
       checkTokens(tokens, model.vocabSize, `append to row ${row}`)
       if (history.length + tokens.length > model.maxSeqLen)
@@ -343,36 +427,18 @@ export const createSamplingSession = (model: Transformer, options: SessionOption
     },
 
     generate(rows, generateOptions) {
-      checkOptions(generateOptions)
-      rows.forEach((r) => checkRow(r, "generate"))
-      if (new Set(rows).size !== rows.length) throw new SamplingError({ where: "generate", problem: `rows repeat: ${rows.join(", ")}` })
-      for (const r of rows)
-        if ((histories[r]?.length ?? 0) === 0)
-          throw new SamplingError({ where: `generate row ${r}`, problem: "row has no context: append a prompt (at least BOS) first" })
-      const outputs = new Map(rows.map((r) => [r, new RowOutput(generateOptions, tokenizer)] as const))
-      for (;;) {
-        const active = rows.filter((r) => {
-          const out = outputs.get(r)
-          if (out === undefined || out.finish !== undefined) return false
-          if ((histories[r]?.length ?? 0) >= model.maxSeqLen) {
-            out.finish = "context"
-            return false
-          }
-          return true
-        })
-        if (active.length === 0) break
-        const logits = feed(active)
-        for (const r of active) {
-          const row = logits.get(r)
-          const rng = rngs[r]
-          const out = outputs.get(r)
-          if (row === undefined || rng === undefined || out === undefined) continue
-          const { token, logprob } = chooseToken(row, generateOptions, rng)
-          histories[r]?.push(token)
-          out.push(token, logprob)
-        }
+      checkIdle("generate")
+      return runSync(decode(rows, generateOptions))
+    },
+
+    async generateAsync(rows, generateOptions) {
+      checkIdle("generateAsync")
+      busy = true
+      try {
+        return await runAsync(decode(rows, generateOptions))
+      } finally {
+        busy = false
       }
-      return rows.map((r) => (outputs.get(r) ?? new RowOutput(generateOptions, tokenizer)).result())
     },
 
     length(row) {
@@ -410,7 +476,29 @@ export const generateNoCache = (
   options: GenerateOptions,
   seed: number,
   tokenizer: Tokenizer = byteTokenizer,
-): Array<Generation> => {
+): Array<Generation> => runSync(decodeNoCache(model, prompts, options, seed, tokenizer))
+
+/**
+ * {@link generateNoCache} with asynchronous reads (needed on webgpu in Node).
+ *
+ * @example
+ * const [out] = await generateNoCacheAsync(model, [[tok.bos, ...tok.encode("hi")]], { maxNewTokens: 16, temperature: 0 }, 7)
+ */
+export const generateNoCacheAsync = (
+  model: Transformer,
+  prompts: ReadonlyArray<ReadonlyArray<number>>,
+  options: GenerateOptions,
+  seed: number,
+  tokenizer: Tokenizer = byteTokenizer,
+): Promise<Array<Generation>> => runAsync(decodeNoCache(model, prompts, options, seed, tokenizer))
+
+function* decodeNoCache(
+  model: Transformer,
+  prompts: ReadonlyArray<ReadonlyArray<number>>,
+  options: GenerateOptions,
+  seed: number,
+  tokenizer: Tokenizer,
+): DecodeLoop<Array<Generation>> {
   checkOptions(options)
   const rngs = rowRngs(seed, prompts.length)
   const histories = prompts.map((p, i) => {
@@ -439,8 +527,7 @@ export const generateNoCache = (
       const rows = Int32Array.from(active, (i, a) => a * T + (histories[i]?.length ?? 1) - 1)
       return tf.gather(flat, rows) // [A, V]
     })
-    const values = last.dataSync<"float32">()
-    last.dispose()
+    const values = yield last
     active.forEach((i, a) => {
       const rng = rngs[i]
       const out = outputs[i]

@@ -7,6 +7,7 @@
  *   turnwise sample --checkpoint dir --question "12*34=?" [--n 4] [--temperature 1]
  *   turnwise report <run-dir>
  *   turnwise sft [--out dir] [--steps N] [--batch N] [--lr x] [--set k=v]...
+ *   turnwise export --checkpoint dir --out dir [--set model.path=src] [--dtype float32|bfloat16]
  *   turnwise compare <recipeA> <recipeB> ... [--seeds N] [--out dir] [--set k=v]...
  *   turnwise exec --lang js|python [--timeout-ms N] [--memory-mb N] [--session]   (code on stdin)
  *
@@ -30,6 +31,7 @@ import { runTask } from "../run/task-source.js"
 import { writeRunReport } from "../run/report.js"
 import { defaultRunConfig, loadRecipe, readConfigFile, resolveRun } from "../run/resolve.js"
 import { runSft } from "../run/sft.js"
+import { runExport } from "../run/export.js"
 import { runStart, runWarmStart, warmStartStages } from "../run/start.js"
 import { runTrain } from "../run/train.js"
 import { runCompare } from "../run/compare.js"
@@ -162,6 +164,19 @@ const commands: Record<string, { readonly usage: string; readonly run: (argv: Re
         log: io.log,
       })
       io.log(`warm-start checkpoint: ${result.checkpoint} (loss ${fmt(result.finalLoss)}, token accuracy ${fmt(result.finalAccuracy)}, ${result.seconds.toFixed(0)} s)`)
+      return 0
+    },
+  },
+  export: {
+    usage: "turnwise export --checkpoint dir --out dir [--set model.path=src] [--dtype float32|bfloat16]   (Hugging Face layout)",
+    run: async (argv, io) => {
+      const args = parseArgs(argv, { values: ["checkpoint", "out", "dtype", "config"], repeated: ["set"] })
+      if (args.values.checkpoint === undefined || args.values.out === undefined) throw new UsageError("export needs --checkpoint DIR and --out DIR")
+      const dtype = args.values.dtype ?? "float32"
+      if (dtype !== "float32" && dtype !== "bfloat16") throw new UsageError(`--dtype must be float32 or bfloat16, got "${dtype}"`)
+      const { run } = resolveRun(recipes.gtpo!, { ...defaultRunConfig, model: { ...defaultRunConfig.model, init: args.values.checkpoint } }, await configOverrides(args))
+      const result = await runExport({ run, outDir: args.values.out, dtype, log: io.log })
+      io.log(`exported ${args.values.checkpoint} to ${args.values.out}: ${result.files.join(", ")}`)
       return 0
     },
   },

@@ -66,9 +66,9 @@ export const makePolicyRuntime = (
 /**
  * The policy's own embedding of code strings: the mean of the final hidden states over
  * each string's tokens (BOS first). Used by code-similarity shaping with
- * `embedding: "policy"`.
+ * `embedding: "policy"`. Read asynchronously, as webgpu in Node requires.
  */
-export const embedCodes = (runtime: PolicyRuntime, codes: ReadonlyArray<string>): Array<Array<number>> => {
+export const embedCodes = async (runtime: PolicyRuntime, codes: ReadonlyArray<string>): Promise<Array<Array<number>>> => {
   if (codes.length === 0) return []
   const { model, tokenizer } = runtime
   const encoded = codes.map((code) => [tokenizer.bos, ...tokenizer.encode(code)].slice(0, model.maxSeqLen))
@@ -82,7 +82,9 @@ export const embedCodes = (runtime: PolicyRuntime, codes: ReadonlyArray<string>)
     // Causal attention: padding on the right never changes the states before it.
     return tf.div(tf.sum(tf.mul(hidden, m), 1), tf.sum(m, 1)) // [B, D]
   })
-  const out = vectors.arraySync() as Array<Array<number>>
-  vectors.dispose()
-  return out
+  try {
+    return (await vectors.array()) as Array<Array<number>>
+  } finally {
+    vectors.dispose()
+  }
 }

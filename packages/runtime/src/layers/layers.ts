@@ -47,9 +47,10 @@ export const policyLayer = (runtime: PolicyRuntime): Layer.Layer<Policy> =>
             append: (row, tokens) =>
               Effect.try({ try: () => session.append(row, tokens), catch: (error) => new PolicyError({ operation: "append", reason: describe(error) }) }),
             generate: (rows, options) =>
-              Effect.try({
-                try: () =>
-                  session.generate(rows, { ...options, eos: runtime.tokenizer.eos }).map(
+              // Asynchronous reads: the only kind the webgpu backend supports in Node.
+              Effect.tryPromise({
+                try: async () =>
+                  (await session.generateAsync(rows, { ...options, eos: runtime.tokenizer.eos })).map(
                     (g): Generation => ({ tokens: g.tokens, logprobs: g.logprobs, text: g.text, finish: g.finish }),
                   ),
                 catch: (error) => new PolicyError({ operation: "generate", reason: describe(error) }),
@@ -69,7 +70,7 @@ export const policyLayer = (runtime: PolicyRuntime): Layer.Layer<Policy> =>
         catch: (error) => new PolicyError({ operation: "trainSupervised", reason: describe(error) }),
       }).pipe(Effect.map(trainReport)),
     embedCode: (codes) =>
-      Effect.try({ try: () => embedCodes(runtime, codes), catch: (error) => new PolicyError({ operation: "embedCode", reason: describe(error) }) }),
+      Effect.tryPromise({ try: () => embedCodes(runtime, codes), catch: (error) => new PolicyError({ operation: "embedCode", reason: describe(error) }) }),
   })
 
 /** The `Tokenizer` service over a tokenizer (its prompt format too, when it has one). */

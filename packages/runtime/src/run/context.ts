@@ -27,21 +27,42 @@ import { makePolicyRuntime } from "../layers/PolicyRuntime.js"
 import type { PolicyRuntime } from "../layers/PolicyRuntime.js"
 import type { RunConfig } from "./RunConfig.js"
 
-/** The model config a checkpoint was saved with (from its state.json). */
-export const checkpointModelConfig = async (dir: string): Promise<ModelConfig> => {
+/** The parts of a checkpoint's state.json that rebuilding its model reads. */
+interface CheckpointState {
+  readonly config?: { readonly model?: unknown; readonly run?: { readonly model?: { readonly path?: unknown } } }
+}
+
+/** The state.json of a checkpoint directory, or of the latest step-* checkpoint under it. */
+const readCheckpointState = async (dir: string): Promise<{ readonly statePath: string; readonly state: CheckpointState }> => {
   const chosen = (await new FileCheckpointStore(dir).latest()) ?? dir
   const statePath = path.join(chosen, "state.json")
   const text = await fs.readFile(statePath, "utf8").catch(() => {
     throw new CheckpointError({ path: statePath, problem: "not found: expected a checkpoint directory (or a directory of step-* checkpoints)" })
   })
-  let state: { readonly config?: { readonly model?: unknown } }
   try {
-    state = JSON.parse(text) as typeof state
+    return { statePath, state: JSON.parse(text) as CheckpointState }
   } catch {
     throw new CheckpointError({ path: statePath, problem: "is not valid JSON" })
   }
+}
+
+/** The model config a checkpoint was saved with (from its state.json). */
+export const checkpointModelConfig = async (dir: string): Promise<ModelConfig> => {
+  const { statePath, state } = await readCheckpointState(dir)
   if (state.config?.model === undefined) throw new CheckpointError({ path: statePath, problem: "config.model is missing; cannot rebuild the model" })
   return decodeModelConfig(state.config.model)
+}
+
+/**
+ * The Hugging Face directory (`model.path`) the checkpoint's run started from, or ""
+ * when it started from a preset (or the checkpoint predates `model.path`).
+ *
+ * @example
+ * const source = await checkpointModelPath("runs/qwen-gtpo/checkpoints") // "models/Qwen2.5-0.5B-Instruct"
+ */
+export const checkpointModelPath = async (dir: string): Promise<string> => {
+  const recorded = (await readCheckpointState(dir)).state.config?.run?.model?.path
+  return typeof recorded === "string" ? recorded : ""
 }
 
 /**

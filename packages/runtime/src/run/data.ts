@@ -52,10 +52,13 @@ export const demonstrationsFor = (problems: ReadonlyArray<Problem>, pool: Sandbo
 /**
  * A demonstration as a training sequence: BOS and prompt (context), then per turn the
  * policy text (trained on) and the tool feedback (context). Pieces are encoded one by
- * one, as the rollout encodes them, so the ids match what the policy will see.
+ * one, as the rollout encodes them, so the ids match what the policy will see: the
+ * prompt goes through the tokenizer's `formatPrompt` (a pretrained model's chat
+ * template) as in the rollout; the byte tokenizer has none and encodes it as is.
  */
 export const demonstrationSequence = (demo: Demonstration, tokenizer: Tokenizer): TrainingSequence => {
-  const tokens: Array<number> = [tokenizer.bos, ...tokenizer.encode(demo.prompt)]
+  const prompt = tokenizer.formatPrompt === undefined ? demo.prompt : tokenizer.formatPrompt(demo.prompt)
+  const tokens: Array<number> = [tokenizer.bos, ...tokenizer.encode(prompt)]
   const mask: Array<number> = tokens.map(() => 0)
   const turnIndex: Array<number> = tokens.map(() => -1)
   demo.turns.forEach((turn, j) => {

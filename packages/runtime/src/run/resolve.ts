@@ -74,7 +74,9 @@ export const resolveRun = (
   baseRun: RunConfig,
   overrides: { readonly file: Readonly<Record<string, unknown>>; readonly sets: ReadonlyArray<string> },
 ): { readonly recipe: RecipeType; readonly run: RunConfig } => {
-  const isRunKey = (key: string) => runConfigKeys.includes(key.split(".")[0]!)
+  // A file key ("train") or a `--set` ("train.steps=3", "backend=webgpu"): the part before
+  // any "=" and ".".
+  const isRunKey = (key: string) => runConfigKeys.includes(key.split("=")[0]!.split(".")[0]!)
   let encodedRecipe: unknown = Recipe.encode(recipe)
   let encodedRun: unknown = baseRun
   for (const [key, value] of Object.entries(overrides.file)) {

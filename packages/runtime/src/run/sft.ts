@@ -4,7 +4,8 @@
  * The demonstrations use the real sandbox's outputs (including a share of failed calls
  * followed by a fix), so the warm-started policy has seen the exact protocol the
  * rollout uses. The result is a checkpoint a training run starts from with
- * `--set model.init=DIR`; the repository ships one made by this command.
+ * `--set model.init=DIR`; the repository ships one made by this command. With
+ * `model.path` the demonstrations are encoded by that model's tokenizer and chat template.
  *
  * @category constructors
  */
@@ -13,7 +14,6 @@ import { Effect } from "effect"
 import { CheckpointStore, MetricsSink, Policy } from "@turnwise/dsl"
 import { Rng } from "../rng.js"
 import { createSandboxPool } from "../sandbox/pool.js"
-import { byteTokenizer } from "../tokenizer.js"
 import { recipes } from "@turnwise/recipes"
 import { demonstrationSequence } from "./data.js"
 import { runTask } from "./task-source.js"
@@ -46,7 +46,6 @@ export const runSft = async (options: SftOptions): Promise<SftResult> => {
   const pool = createSandboxPool({ size: options.run.sandboxWorkers })
   const demos = await demonstrations(pool, options.run.train.seed).finally(() => pool.close())
   options.log(`demonstrations: ${demos.length} (${demos.filter((d) => d.mistake !== null).length} with a failed call first)`)
-  const sequences = demos.map((demo) => demonstrationSequence(demo, byteTokenizer))
   const context = await openRun({
     run: options.run,
     optimizer: { lr: options.lr, weightDecay: 0.01, beta1: 0.9, beta2: 0.99, eps: 1e-8, maxGradNorm: 1, warmupSteps: Math.min(20, options.steps), decay: "cosine", epochs: 1, microBatchSize: options.batchSize },
@@ -55,6 +54,9 @@ export const runSft = async (options: SftOptions): Promise<SftResult> => {
     log: options.log,
     weightsOnly: true,
   })
+  // Encoded with the run's tokenizer (a pretrained model's, with `model.path`), so the
+  // ids are the ones the rollout will feed this model.
+  const sequences = demos.map((demo) => demonstrationSequence(demo, context.runtime.tokenizer))
   const rng = Rng.fromSeed(options.run.train.seed)
   const program = Effect.gen(function* () {
     const policy = yield* Policy

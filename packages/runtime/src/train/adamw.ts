@@ -184,13 +184,13 @@ export class AdamW {
  * A non-finite norm leaves the gradients unscaled; the caller decides to skip.
  *
  * @example
- * const { grads: clipped, norm } = clipByGlobalNorm(grads, 1.0)
+ * const { grads: clipped, norm } = await clipByGlobalNorm(grads, 1.0)
  */
-export const clipByGlobalNorm = (
+export const clipByGlobalNorm = async (
   grads: ReadonlyMap<string, tf.Tensor>,
   maxNorm: number | null,
-): { readonly grads: Map<string, tf.Tensor>; readonly norm: number } => {
-  const norm = globalNorm(grads)
+): Promise<{ readonly grads: Map<string, tf.Tensor>; readonly norm: number }> => {
+  const norm = await globalNorm(grads)
   const factor = maxNorm !== null && Number.isFinite(norm) ? Math.min(1, maxNorm / (norm + 1e-6)) : 1
   const out = new Map<string, tf.Tensor>()
   for (const [name, g] of grads) out.set(name, factor === 1 ? g.clone() : tf.tidy(() => g.mul(factor)))
@@ -198,15 +198,18 @@ export const clipByGlobalNorm = (
 }
 
 /**
- * The global L2 norm of a set of tensors, as a number.
+ * The global L2 norm of a set of tensors, as a number. Read asynchronously: the
+ * webgpu backend cannot read synchronously in Node.
  *
  * @example
- * globalNorm(new Map([["a", tf.tensor1d([3, 4])]])) // 5
+ * await globalNorm(new Map([["a", tf.tensor1d([3, 4])]])) // 5
  */
-export const globalNorm = (tensors: ReadonlyMap<string, tf.Tensor>): number => {
+export const globalNorm = async (tensors: ReadonlyMap<string, tf.Tensor>): Promise<number> => {
   if (tensors.size === 0) return 0
-  const squared = tf.tidy(() => tf.addN([...tensors.values()].map((t) => t.square().sum())))
-  const value = squared.dataSync()[0] ?? Number.NaN
+  // stack + sum, not addN: webgpu's AddN binds every input at once, and a model has more
+  // weights than a shader stage may bind (8 storage buffers by default); its Concat splits.
+  const squared = tf.tidy(() => tf.sum(tf.stack([...tensors.values()].map((t) => t.square().sum()))))
+  const value = (await squared.data())[0] ?? Number.NaN
   squared.dispose()
   return Math.sqrt(value)
 }

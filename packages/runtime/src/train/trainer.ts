@@ -294,7 +294,7 @@ export const createUpdateEngine = (model: TrainableModel, options: UpdateOptions
         reason = result.reason
         break
       }
-      const { grads: clipped, norm } = clipByGlobalNorm(result.grads, maxGradNorm)
+      const { grads: clipped, norm } = await clipByGlobalNorm(result.grads, maxGradNorm)
       tf.dispose([...result.grads.values()])
       if (!finite(norm)) {
         tf.dispose([...clipped.values()])
