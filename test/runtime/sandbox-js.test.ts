@@ -16,7 +16,7 @@ const js = async (code: string, extra: { session?: string; timeoutMs?: number; m
   seen.push(obs)
   return obs
 }
-const failure = (obs: Observation): { kind: string; error: string } => {
+const failure = (obs: Observation): { kind: string; error: string; stdout: string } => {
   if (obs.ok) throw new Error(`expected a failure, got ${JSON.stringify(obs)}`)
   return obs
 }
@@ -54,6 +54,26 @@ describe("QuickJS sandbox", () => {
     expect(failure(await js("throw null")).kind).toBe("error") // a guest's own null is not mistaken for exhaustion
     const strings = failure(await js("let s = 'ab'; const keep = []; while (true) { s = s + s.slice(0, 1e5) + Math.random(); keep.push(s) }", { memoryMb: 16, timeoutMs: 5_000 }))
     expect(strings.kind).toBe("memory")
+  })
+
+  it("reports typed-array and ArrayBuffer exhaustion as memory, at the call's limit", async () => {
+    // QuickJS's own limit counts allocations, not bytes: these used to grow the worker's heap
+    // towards 2 GB and, unless that took less than the deadline, time out.
+    const typed = failure(await js("const a = []; while (true) a.push(new Float64Array(1e6))", { memoryMb: 32, timeoutMs: 1_000 }))
+    expect(typed).toMatchObject({ kind: "memory", error: "InternalError: out of memory" })
+    const buffers = failure(await js("const a = []; while (true) a.push(new ArrayBuffer(2 ** 26))", { memoryMb: 32, timeoutMs: 1_000 }))
+    expect(buffers).toMatchObject({ kind: "memory", error: "InternalError: out of memory" })
+    expect(failure(await js("new Uint8Array(64 * 2 ** 20).length", { memoryMb: 32 })).kind).toBe("memory")
+    expect(await js("new Uint8Array(16 * 2 ** 20).length", { memoryMb: 32 })).toMatchObject({ ok: true, value: "16777216" })
+  })
+
+  it("keeps what the guest printed before its worker was terminated", async () => {
+    // Sorting millions of strings is one native call that never checks the interrupt.
+    const obs = failure(await js("console.log('before the wedge'); 'ab'.repeat(2e6).split('').sort(); console.log('after')", { timeoutMs: 100 }))
+    expect(obs.kind).toBe("timeout")
+    expect(obs.error).toBe("execution exceeded the 100 ms deadline; the worker was terminated")
+    expect(obs.stdout).toBe("before the wedge\n")
+    expect(await js("console.log('next'); 1")).toMatchObject({ ok: true, stdout: "next\n", value: "1" })
   })
 
   it("bounds recursion with a catchable error", async () => {

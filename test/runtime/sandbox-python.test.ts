@@ -14,7 +14,7 @@ const py = async (code: string, extra: { session?: string; timeoutMs?: number; m
   seen.push(obs)
   return obs
 }
-const failure = (obs: Observation): { kind: string; error: string } => {
+const failure = (obs: Observation): { kind: string; error: string; stdout: string } => {
   if (obs.ok) throw new Error(`expected a failure, got ${JSON.stringify(obs).slice(0, 500)}`)
   return obs
 }
@@ -48,6 +48,14 @@ describe("Pyodide sandbox", () => {
     expect(failure(await py("l = []\nwhile True: l.append('x' * 1_000_000)", { memoryMb: 64 })).kind).toBe("memory")
     expect(failure(await py("s = 'ab'\nwhile True: s = s + s", { memoryMb: 64 })).kind).toBe("memory")
     expect(await py("len('x' * 1000)")).toMatchObject({ ok: true, value: "1000" })
+  })
+
+  it("keeps the lines printed before the worker was terminated", async () => {
+    const stubborn = "print('started')\nwhile True:\n    try:\n        while True: pass\n    except KeyboardInterrupt:\n        pass"
+    const obs = failure(await py(stubborn))
+    expect(obs.kind).toBe("timeout")
+    expect(obs.error).toBe("execution exceeded the 1500 ms deadline; the worker was terminated")
+    expect(obs.stdout).toBe("started\n")
   })
 
   it("bounds recursion without crashing, even with a raised limit", async () => {
@@ -120,5 +128,95 @@ describe("Pyodide sandbox", () => {
   it("still serves normal calls after the suite and never leaked the host environment", async () => {
     expect(await py("[x * x for x in range(4)]")).toMatchObject({ ok: true, value: "[0, 1, 4, 9]" })
     for (const obs of seen) expect(JSON.stringify(obs)).not.toContain(secret)
+  })
+})
+
+// One worker, so that every call below is served by the interpreter the earlier ones changed.
+describe("Pyodide sandbox state between calls", () => {
+  let single: SandboxPool
+  const run = async (code: string, extra: { session?: string; timeoutMs?: number } = {}): Promise<Observation> => {
+    const obs = await single.run({ language: "python", code, ...extra })
+    seen.push(obs)
+    return obs
+  }
+
+  beforeAll(async () => {
+    single = createSandboxPool({ size: 1, limits: { timeoutMs: 1_500, graceMs: 400, outputLimitBytes: 4096 } })
+    await single.warm("python")
+  })
+  afterAll(async () => {
+    await single.close()
+  })
+
+  it("gives a fresh call pristine modules, builtins and interpreter settings, whatever an earlier call changed", async () => {
+    const vandal = [
+      "import math, sys, builtins, json, logging, random, warnings, gc",
+      "math.pi = 3",
+      "builtins.len = lambda x: -1",
+      "json.__builtins__['abs'] = None", // a module's __builtins__ is the real builtins namespace
+      "del builtins.sorted",
+      "json.JSONEncoder.item_separator = '; '",
+      "json.dumps = None",
+      "sys.modules['json'] = math",
+      "sys.path.append('/leak')",
+      "warnings.simplefilter('error')",
+      "logging.getLogger().setLevel(logging.DEBUG)",
+      "gc.disable()",
+      "random.seed(7)",
+      "sys.settrace(lambda *a: None)",
+    ].join("\n")
+    expect(await run(vandal)).toMatchObject({ ok: true })
+    const probe = [
+      "import math, sys, builtins, json, logging, random, warnings, gc",
+      "(math.pi, len([1, 2]), abs(-1), hasattr(builtins, 'sorted'), json.dumps({'a': 1, 'b': 2}), '/leak' in sys.path,",
+      " warnings.filters[0][0], logging.getLogger().level, gc.isenabled(), sys.gettrace())",
+    ].join("\n")
+    expect(await run(probe)).toMatchObject({ ok: true, value: `(3.141592653589793, 2, 1, True, '{"a": 1, "b": 2}', False, 'default', 30, True, None)` })
+    // A fresh interpreter seeds its generator from the OS: the call after random.seed(7) must not continue that sequence.
+    const seeded = await run("import random\nrandom.seed(7)\n[random.random() for _ in range(2)]")
+    const next = await run("import random\nrandom.random()")
+    expect(seeded.ok && next.ok).toBe(true)
+    const [, second] = JSON.parse(seeded.ok ? (seeded.value ?? "[]") : "[]") as [number, number]
+    expect(Number(next.ok ? next.value : NaN)).not.toBe(second)
+  })
+
+  it("restores the SIGINT handler, so a later loop still stops at the deadline without losing its worker", async () => {
+    await run("import signal\nsignal.signal(signal.SIGINT, lambda *a: None)")
+    expect(failure(await run("while True: pass", { timeoutMs: 300 })).error).toBe("execution exceeded the 300 ms deadline")
+  })
+
+  it("never runs an asyncio callback a call left behind, once the call has returned", async () => {
+    const leftBehind = [
+      "import asyncio, math",
+      "async def later():",
+      "    math.pi = 3",
+      "asyncio.ensure_future(later())",
+      "asyncio.get_event_loop().call_later(0.05, setattr, math, 'tau', 0)",
+    ].join("\n")
+    expect(await run(leftBehind)).toMatchObject({ ok: true })
+    await new Promise((resolve) => setTimeout(resolve, 300)) // long enough for both callbacks, had they been scheduled
+    expect(await run("import math\n(math.pi, math.tau)")).toMatchObject({ ok: true, value: "(3.141592653589793, 6.283185307179586)" })
+  })
+
+  it("keeps a session's module changes and imports inside that session", async () => {
+    const a = single.openSession("python")
+    const b = single.openSession("python")
+    expect(await run("import math, fractions, builtins\nmath.pi = 3\nfractions.marker = 'a'\nbuiltins.smuggled = 1", { session: a })).toMatchObject({ ok: true })
+    const probe = "import math, fractions, builtins\n(math.pi, getattr(fractions, 'marker', None), hasattr(builtins, 'smuggled'))"
+    expect(await run(probe, { session: b })).toMatchObject({ ok: true, value: "(3.141592653589793, None, False)" })
+    expect(await run(probe)).toMatchObject({ ok: true, value: "(3.141592653589793, None, False)" })
+    expect(await run(probe, { session: a })).toMatchObject({ ok: true, value: "(3, 'a', True)" })
+    // Its own random generator: a seed carries over to its next call, and to no other call.
+    const firstOf7 = "import random\n(random.random(), random.Random(7).random())"
+    await run("import random\nrandom.seed(7)", { session: a })
+    const fresh = await run(firstOf7)
+    const inB = await run(firstOf7, { session: b })
+    const inA = await run(firstOf7, { session: a })
+    const pair = (obs: Observation): [number, number] => JSON.parse((obs.ok ? obs.value ?? "" : "").replace("(", "[").replace(")", "]")) as [number, number]
+    expect(pair(fresh)[0]).not.toBe(pair(fresh)[1])
+    expect(pair(inB)[0]).not.toBe(pair(inB)[1])
+    expect(pair(inA)[0]).toBe(pair(inA)[1])
+    single.closeSession(a)
+    single.closeSession(b)
   })
 })

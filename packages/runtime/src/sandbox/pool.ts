@@ -7,7 +7,9 @@
  * interrupt in a Python worker (QuickJS interrupts itself), and `graceMs` later it
  * terminates a worker that is still busy and starts a replacement. A worker that
  * dies (uncaught error, JS heap exhausted) is replaced the same way; its caller gets
- * an observation of kind "crash" (or "memory"), never a rejected promise. Promises
+ * an observation of kind "crash" (or "memory"), never a rejected promise. Either way
+ * the observation keeps what the guest printed before the worker stopped: each worker
+ * writes its output into memory it shares with the host. Promises
  * reject only with {@link SandboxError}, when the sandbox itself cannot serve
  * (a worker that cannot start, a closed pool, a session used with the wrong language).
  *
@@ -21,7 +23,7 @@ import { pathToFileURL } from "node:url"
 import { Worker } from "node:worker_threads"
 import { clampLimit, defaultLimits, maxMemoryMb, maxTimeoutMs } from "./limits.js"
 import type { SandboxLimits } from "./limits.js"
-import { SandboxError } from "./observation.js"
+import { OutputCapture, SandboxError } from "./observation.js"
 import type { Language, Observation, SandboxRequest } from "./observation.js"
 import type { GuestOutcome, HostMessage, WorkerInit, WorkerMessage } from "./protocol.js"
 
@@ -73,6 +75,8 @@ interface Slot {
   readonly language: Language
   readonly worker: Worker
   readonly interrupt: Int32Array
+  /** The current call's output, written by the worker, readable here even after terminating it. */
+  readonly output: OutputCapture
   state: "starting" | "idle" | "busy" | "dead"
   active: Active | null
   readonly ready: Promise<void>
@@ -131,9 +135,11 @@ export const createSandboxPool = (options: SandboxPoolOptions = {}): SandboxPool
 
   const spawn = (language: Language): Slot => {
     const interruptBuffer = new SharedArrayBuffer(4)
+    const output = OutputCapture.shared(limits.outputLimitBytes)
     const init: WorkerInit = {
       language,
       interrupt: interruptBuffer,
+      output: output.buffer,
       outputLimitBytes: limits.outputLimitBytes,
       pythonRecursionLimit: limits.pythonRecursionLimit,
       jsStackBytes: limits.jsStackBytes,
@@ -155,7 +161,7 @@ export const createSandboxPool = (options: SandboxPoolOptions = {}): SandboxPool
       markFailed = reject
     })
     ready.catch(() => undefined) // observed through failStart; avoid an unhandled rejection
-    const slot: Slot = { language, worker, interrupt: new Int32Array(interruptBuffer), state: "starting", active: null, ready }
+    const slot: Slot = { language, worker, interrupt: new Int32Array(interruptBuffer), output, state: "starting", active: null, ready }
     const startTimer = setTimeout(() => {
       failStart(slot, `the ${language} worker did not load within ${startTimeoutMs} ms`)
     }, startTimeoutMs)
@@ -215,7 +221,7 @@ export const createSandboxPool = (options: SandboxPoolOptions = {}): SandboxPool
     retire(slot)
     if (active !== null) {
       for (const timer of active.timers) clearTimeout(timer)
-      active.job.resolve({ ok: false, kind, error, stdout: "", durationMs: now() - active.startedAt })
+      active.job.resolve({ ok: false, kind, error, stdout: slot.output.text(), durationMs: now() - active.startedAt })
     }
     if (!closed) {
       ensureSlots(slot.language)
@@ -286,6 +292,9 @@ export const createSandboxPool = (options: SandboxPoolOptions = {}): SandboxPool
     slot.state = "busy"
     slot.worker.ref()
     Atomics.store(slot.interrupt, 0, 0)
+    // Also cleared here, not only by the worker: one that dies before it starts this call
+    // must not report the previous call's output.
+    slot.output.reset()
     const active: Active = { id: nextId++, job, startedAt: now(), timers: [], interrupted: false }
     slot.active = active
     active.timers.push(

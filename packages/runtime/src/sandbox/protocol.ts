@@ -16,6 +16,11 @@ export interface WorkerInit {
   readonly language: Language
   /** Python only: the interrupt flag the host sets at the deadline (Int32, 2 = SIGINT). */
   readonly interrupt: SharedArrayBuffer
+  /**
+   * The capped output of the current call (an `OutputCapture`), shared with the host
+   * so that what a guest printed survives the termination of its worker.
+   */
+  readonly output: SharedArrayBuffer
   readonly outputLimitBytes: number
   readonly pythonRecursionLimit: number
   readonly jsStackBytes: number

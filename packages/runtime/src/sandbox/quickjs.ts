@@ -6,18 +6,22 @@
  * only the ECMAScript built-ins and a `console` whose methods write to the capped
  * output: there is no host object in its realm, so `process`, `require`, `fetch` or
  * `this.constructor.constructor("return process")()` find nothing. QuickJS enforces
- * the deadline itself (its interrupt handler raises an uncatchable error), the memory
- * limit (allocation fails with "out of memory") and the stack size (deep recursion
- * raises a catchable "stack overflow"); the host still terminates the worker if the
- * guest somehow outlives the deadline.
+ * the deadline itself (its interrupt handler raises an uncatchable error) and the
+ * stack size (deep recursion raises a catchable "stack overflow"); the host still
+ * terminates the worker if the guest somehow outlives the deadline (a long native
+ * call such as sorting millions of strings never checks the interrupt). Memory is
+ * bounded twice: QuickJS's own limit (which counts allocations, not their bytes) and a
+ * ceiling on the worker's WebAssembly heap (see heap-ceiling.ts), which also catches
+ * typed arrays and ArrayBuffers; either way allocation fails with "out of memory".
  *
  * @category constructors
  */
 import { getQuickJS, shouldInterruptAfterDeadline } from "quickjs-emscripten"
 import type { QuickJSContext, QuickJSHandle, QuickJSRuntime } from "quickjs-emscripten"
 import type { Cell, Engine } from "./engine.js"
-import { capText, OutputCapture } from "./observation.js"
-import type { FailureKind } from "./observation.js"
+import { installHeapCeiling } from "./heap-ceiling.js"
+import { capText } from "./observation.js"
+import type { FailureKind, OutputCapture } from "./observation.js"
 import type { GuestOutcome } from "./protocol.js"
 
 interface Vm {
@@ -25,8 +29,6 @@ interface Vm {
   readonly context: QuickJSContext
   /** The in-realm value formatter (see formatValueSource). */
   readonly formatter: QuickJSHandle
-  /** Where this VM's console writes during the current call. */
-  output: OutputCapture
 }
 
 // Formats the completion value inside the guest realm, like a REPL would, so that
@@ -47,15 +49,28 @@ const classify = (message: string): FailureKind =>
  * Load QuickJS and return an engine.
  *
  * @example
- * const engine = await quickJsEngine({ outputLimitBytes: 65536, jsStackBytes: 524288 })
+ * const engine = await quickJsEngine({ output: OutputCapture.shared(65536), outputLimitBytes: 65536, jsStackBytes: 524288 })
  * engine.run({ code: "1+2", session: null, timeoutMs: 1000, memoryMb: 64 }) // value "3"
  */
 export const quickJsEngine = async (options: {
+  /** Where the guest's console writes (shared with the host). */
+  readonly output: OutputCapture
   readonly outputLimitBytes: number
   readonly jsStackBytes: number
 }): Promise<Engine> => {
+  const ceiling = installHeapCeiling()
   const QuickJS = await getQuickJS()
   const sessions = new Map<string, Vm>()
+  const output = options.output
+  // Guest memory is measured from the heap QuickJS starts with; sessions kept alive in
+  // this worker count against the ceiling of every call, as they share the heap.
+  const module: unknown = Reflect.get(QuickJS, "module")
+  const heapBytes = (): number => {
+    const heap: unknown = typeof module === "object" && module !== null ? Reflect.get(module, "HEAPU8") : undefined
+    if (!(heap instanceof Uint8Array)) throw new Error("quickjs: the emscripten heap is not reachable")
+    return heap.buffer.byteLength
+  }
+  const baseline = heapBytes()
 
   const newVm = (memoryMb: number): Vm => {
     const runtime = QuickJS.newRuntime()
@@ -63,12 +78,12 @@ export const quickJsEngine = async (options: {
     runtime.setMaxStackSize(options.jsStackBytes)
     const context = runtime.newContext()
     const formatter = context.unwrapResult(context.evalCode(formatValueSource, "format.js"))
-    const vm: Vm = { runtime, context, formatter, output: new OutputCapture(options.outputLimitBytes) }
+    const vm: Vm = { runtime, context, formatter }
     const consoleHandle = context.newObject()
     for (const method of ["log", "info", "warn", "error", "debug"]) {
       const fn = context.newFunction(method, (...args: Array<QuickJSHandle>) => {
         const parts = args.map((a) => (context.typeof(a) === "string" ? context.getString(a) : stringify(vm, a)))
-        vm.output.write(parts.join(" ") + "\n")
+        output.write(parts.join(" ") + "\n")
       })
       context.setProp(consoleHandle, method, fn)
       fn.dispose()
@@ -93,33 +108,39 @@ export const quickJsEngine = async (options: {
     const existing = cell.session === null ? undefined : sessions.get(cell.session)
     const vm = existing ?? newVm(cell.memoryMb)
     if (cell.session !== null && existing === undefined) sessions.set(cell.session, vm)
-    vm.output = new OutputCapture(options.outputLimitBytes)
-    vm.runtime.setMemoryLimit(cell.memoryMb * 1024 * 1024)
+    output.reset()
+    const limitBytes = cell.memoryMb * 1024 * 1024
+    vm.runtime.setMemoryLimit(limitBytes)
     vm.runtime.setInterruptHandler(shouldInterruptAfterDeadline(Date.now() + cell.timeoutMs))
     let outcome: GuestOutcome
     try {
+      ceiling.lower(baseline + limitBytes)
       const result = vm.context.evalCode(cell.code, "cell.js")
       if (result.error !== undefined) {
+        ceiling.lift() // inspecting the error allocates
         const thrownNull = vm.context.typeof(result.error) === "object" && vm.context.dump(result.error) === null
         let message = errorText(vm.context, result.error)
         result.error.dispose()
         // QuickJS throws null when it cannot even allocate the exception object.
-        const exhausted = thrownNull && memoryUsed(vm) >= 0.9 * cell.memoryMb * 1024 * 1024
+        const exhausted = thrownNull && (ceiling.refused() || memoryUsed(vm) >= 0.9 * limitBytes)
         if (exhausted) message = "InternalError: out of memory"
-        outcome = { ok: false, kind: exhausted ? "memory" : classify(message), error: message, stdout: vm.output.text() }
+        outcome = { ok: false, kind: exhausted ? "memory" : classify(message), error: message, stdout: output.text() }
       } else {
         const value = result.value
         // Settle promise callbacks the cell scheduled (their console output belongs to it).
         const jobs = vm.runtime.executePendingJobs()
         if (jobs.error !== undefined) jobs.error.dispose()
         const text = vm.context.typeof(value) === "undefined" ? null : stringify(vm, value)
+        ceiling.lift()
         value.dispose()
-        outcome = { ok: true, stdout: vm.output.text(), value: text === null ? null : capText(text, options.outputLimitBytes) }
+        outcome = { ok: true, stdout: output.text(), value: text === null ? null : capText(text, options.outputLimitBytes) }
       }
     } catch (cause) {
       // The interpreter itself failed (not a guest exception): report and retire.
+      ceiling.lift()
       const message = cause instanceof Error ? cause.message : String(cause)
-      return { outcome: { ok: false, kind: classify(message) === "memory" ? "memory" : "crash", error: `InternalError: ${message}`, stdout: vm.output.text() }, retire: true }
+      const kind = classify(message) === "memory" || ceiling.refused() ? "memory" : "crash"
+      return { outcome: { ok: false, kind, error: `InternalError: ${message}`, stdout: output.text() }, retire: true }
     }
     vm.runtime.removeInterruptHandler()
     if (cell.session === null) return { outcome, retire: !dispose(vm) }

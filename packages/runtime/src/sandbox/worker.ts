@@ -10,20 +10,23 @@
  */
 import { parentPort, workerData } from "node:worker_threads"
 import type { Engine } from "./engine.js"
+import { OutputCapture } from "./observation.js"
 import type { HostMessage, WorkerInit, WorkerMessage } from "./protocol.js"
 
 const port = parentPort
 if (port === null) throw new Error("sandbox worker.ts must run inside a worker thread")
 const init = workerData as WorkerInit
 const send = (message: WorkerMessage): void => port.postMessage(message)
+const output = new OutputCapture(init.output)
 
 const load = async (): Promise<Engine> => {
   if (init.language === "js") {
     const { quickJsEngine } = await import("./quickjs.js")
-    return quickJsEngine({ outputLimitBytes: init.outputLimitBytes, jsStackBytes: init.jsStackBytes })
+    return quickJsEngine({ output, outputLimitBytes: init.outputLimitBytes, jsStackBytes: init.jsStackBytes })
   }
   const { pyodideEngine } = await import("./pyodide.js")
   return pyodideEngine({
+    output,
     outputLimitBytes: init.outputLimitBytes,
     pythonRecursionLimit: init.pythonRecursionLimit,
     interrupt: init.interrupt,
