@@ -11,8 +11,10 @@ describe("program synthesis from the CLI", () => {
     const result = await cli(["train", "gtpo", "--out", out, ...programRun])
     expect(result.code, result.stderr).toBe(0)
     expect(result.stderr).toMatch(/task program: rollout\.maxTokens 160 -> 256/)
-    const recipe = JSON.parse(readFileSync(path.join(out, "recipe.json"), "utf8")) as { rollout: { maxTokens: number; maxNewTokensPerTurn: number } }
+    expect(result.stderr).toMatch(/task program: optimizer\.microBatchSize 32 -> 8/)
+    const recipe = JSON.parse(readFileSync(path.join(out, "recipe.json"), "utf8")) as { rollout: { maxTokens: number; maxNewTokensPerTurn: number }; optimizer: { microBatchSize: number } }
     expect(recipe.rollout).toMatchObject({ maxTokens: 256, maxNewTokensPerTurn: 112 })
+    expect(recipe.optimizer.microBatchSize).toBe(8)
     const results = JSON.parse(readFileSync(path.join(out, "results.json"), "utf8")) as { after: Record<string, number> }
     expect(results.after["batch/trajectories"]).toBe(3)
     expect(results.after["outcome/score"]).toBeGreaterThanOrEqual(0)

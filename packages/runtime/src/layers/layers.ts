@@ -17,7 +17,16 @@ import type { StepReport } from "../train/trainer.js"
 import { embedCodes } from "./PolicyRuntime.js"
 import type { PolicyRuntime } from "./PolicyRuntime.js"
 
-const describe = (error: unknown): string => (error instanceof Error ? error.message : String(error))
+/**
+ * The error's message; the wasm backend's bare "Aborted()" (its heap could not grow)
+ * gets the likely cause and the setting that fixes it.
+ */
+const describe = (error: unknown): string => {
+  const message = error instanceof Error ? error.message : String(error)
+  return /^Aborted\(/.test(message)
+    ? `${message} (the wasm backend most likely ran out of memory: lower optimizer.microBatchSize, e.g. --set optimizer.microBatchSize=8, or shorten rollout.maxTokens)`
+    : message
+}
 
 const trainReport = (report: StepReport) => ({
   skipped: report.skipped,

@@ -44,6 +44,9 @@ export const programRolloutMinimums: Pick<RolloutConfig, "maxTokens" | "maxNewTo
   maxTurns: 3,
 }
 
+/** The largest micro-batch of program-synthesis sequences (gradients accumulate over micro-batches). */
+export const programMaxMicroBatch = 8
+
 const raise = (recipe: RecipeType, minimums: Partial<RolloutConfig>, language: RolloutConfig["language"]) => {
   const adjustments: Array<string> = []
   const rollout: Record<string, unknown> = { ...recipe.rollout }
@@ -54,11 +57,17 @@ const raise = (recipe: RecipeType, minimums: Partial<RolloutConfig>, language: R
       adjustments.push(`rollout.${key} ${current} -> ${minimum} (the task needs at least ${minimum})`)
     }
   }
+  // Program transcripts are ~4x longer than arithmetic ones; 32 of them per micro-batch
+  // overflow the wasm heap (the backend aborts), so the micro-batch shrinks to match.
+  if (recipe.optimizer.microBatchSize > programMaxMicroBatch) {
+    adjustments.push(`optimizer.microBatchSize ${recipe.optimizer.microBatchSize} -> ${programMaxMicroBatch} (longer sequences; bounds peak memory)`)
+  }
   if (recipe.rollout.language !== language) {
     rollout.language = language
     adjustments.push(`rollout.language ${recipe.rollout.language} -> ${language} (the task's problems are in ${language})`)
   }
-  return { recipe: { ...recipe, rollout: rollout as RolloutConfig }, adjustments }
+  const optimizer = { ...recipe.optimizer, microBatchSize: Math.min(recipe.optimizer.microBatchSize, programMaxMicroBatch) }
+  return { recipe: { ...recipe, rollout: rollout as RolloutConfig, optimizer }, adjustments }
 }
 
 const programProblems = (task: RunConfig["task"]): { readonly train: Array<CodeProblem>; readonly heldout: Array<CodeProblem> } => {
