@@ -332,8 +332,6 @@ export interface GenerateOptions {
   readonly heldoutFraction?: number
 }
 
-const isLevel = (n: number): n is Level => (LEVELS as ReadonlyArray<number>).includes(n)
-
 /**
  * A deterministic list of distinct problems from one side of the train/held-out split.
  *
@@ -342,35 +340,45 @@ const isLevel = (n: number): n is Level => (LEVELS as ReadonlyArray<number>).inc
  * const test = generateProblems({ seed: 1, count: 200, levels: [1, 2, 3], split: "heldout" })
  * // no question of `test` occurs in `train`
  */
-export const generateProblems = (options: GenerateOptions): Array<Problem> => {
-  const fn = "generateProblems"
-  const levels = options.levels ?? LEVELS
+export const generateProblems = (options: GenerateOptions): Array<Problem> =>
+  drawFromSplit("generateProblems", options, LEVELS, 50, (rng, level) => generateProblem(rng, level as Level))
+
+/**
+ * The loop both built-in generators share: check the options, then draw problems level
+ * by level (problem i has level levels[i % levels.length]) until `count` distinct
+ * questions from the requested side of the split are found. Each problem gets a budget
+ * of draws (`drawsPerProblem` scaled by the rarer side's share), since a small level can
+ * run out of distinct questions; running out is an error naming the level.
+ */
+export const drawFromSplit = <P extends { readonly question: string }>(
+  fn: string,
+  options: GenerateOptions,
+  known: ReadonlyArray<number>,
+  drawsPerProblem: number,
+  draw: (rng: Rng, level: number) => P,
+): Array<P> => {
+  const levels = options.levels ?? known
   const fraction = options.heldoutFraction ?? 0.2
   if (!Number.isInteger(options.count) || options.count < 0)
     throw new TaskConfigError({ fn, problem: `count must be a non-negative integer, got ${options.count}` })
   if (levels.length === 0) throw new TaskConfigError({ fn, problem: "levels is empty" })
-  const checked: Array<Level> = levels.map((l) => {
-    if (!isLevel(l)) throw new TaskConfigError({ fn, problem: `level ${l} is not one of ${LEVELS.join(", ")}` })
-    return l
-  })
+  for (const l of levels) if (!known.includes(l)) throw new TaskConfigError({ fn, problem: `level ${l} is not one of ${known.join(", ")}` })
   if (!(fraction > 0 && fraction < 1))
     throw new TaskConfigError({ fn, problem: `heldoutFraction must be in (0, 1), got ${fraction}` })
 
   const rng = Rng.fromSeed(options.seed)
   const seen = new Set<string>()
-  const out: Array<Problem> = []
-  // Each problem gets a budget of draws: a held-out problem needs about 1/fraction of them,
-  // and small levels can run out of distinct questions for very large counts.
-  const budget = Math.ceil(50 / Math.min(fraction, 1 - fraction))
+  const out: Array<P> = []
+  const budget = Math.ceil(drawsPerProblem / Math.min(fraction, 1 - fraction))
   while (out.length < options.count) {
-    const level = checked[out.length % checked.length] ?? 1
-    let found: Problem | null = null
+    const level = levels[out.length % levels.length]!
+    let found: P | null = null
     for (let attempt = 0; attempt < budget && found === null; attempt++) {
-      const p = generateProblem(rng, level)
+      const p = draw(rng, level)
       if (!seen.has(p.question) && splitOf(p.question, fraction) === options.split) found = p
     }
     if (found === null)
-      throw new TaskConfigError({ fn, problem: `could not find a new ${options.split} problem of level ${level} after ${budget} draws (${out.length} found)` })
+      throw new TaskConfigError({ fn, problem: `could not find a new ${options.split} problem of level ${level} after ${budget} draws (${out.length} found); ask for fewer` })
     seen.add(found.question)
     out.push(found)
   }

@@ -21,8 +21,8 @@
  * @category constructors
  */
 import { Rng } from "../../rng.js"
-import { splitOf, TaskConfigError } from "../arithmetic.js"
-import type { Split } from "../arithmetic.js"
+import { drawFromSplit } from "../arithmetic.js"
+import type { GenerateOptions } from "../arithmetic.js"
 import { specificationText } from "./problem.js"
 import type { CodeProblem } from "./problem.js"
 
@@ -153,19 +153,8 @@ export const generateCodeProblem = (rng: Rng, level: ProgramLevel): CodeProblem 
   }
 }
 
-/** Options of {@link generateCodeProblems}. */
-export interface CodeGenerateOptions {
-  /** Seed of the generator; the same seed gives the same problems. */
-  readonly seed: number
-  readonly count: number
-  /** Levels to draw from, in turn (problem i has level levels[i % levels.length]); default all. */
-  readonly levels?: ReadonlyArray<number>
-  readonly split: Split
-  /** Share of all specifications on the held-out side (default 0.2). */
-  readonly heldoutFraction?: number
-}
-
-const isProgramLevel = (n: number): n is ProgramLevel => (PROGRAM_LEVELS as ReadonlyArray<number>).includes(n)
+/** Options of {@link generateCodeProblems} (levels are 1..4). */
+export type CodeGenerateOptions = GenerateOptions
 
 /**
  * A deterministic list of distinct problems from one side of the train/held-out split.
@@ -174,31 +163,5 @@ const isProgramLevel = (n: number): n is ProgramLevel => (PROGRAM_LEVELS as Read
  * const train = generateCodeProblems({ seed: 1, count: 500, levels: [1, 2], split: "train" })
  * const heldout = generateCodeProblems({ seed: 1, count: 100, levels: [1, 2], split: "heldout" })
  */
-export const generateCodeProblems = (options: CodeGenerateOptions): Array<CodeProblem> => {
-  const fn = "generateCodeProblems"
-  const levels = options.levels ?? PROGRAM_LEVELS
-  const fraction = options.heldoutFraction ?? 0.2
-  if (!Number.isInteger(options.count) || options.count < 0) throw new TaskConfigError({ fn, problem: `count must be a non-negative integer, got ${options.count}` })
-  if (levels.length === 0) throw new TaskConfigError({ fn, problem: "levels is empty" })
-  const checked = levels.map((l) => {
-    if (!isProgramLevel(l)) throw new TaskConfigError({ fn, problem: `level ${l} is not a program-synthesis level (${PROGRAM_LEVELS.join(", ")})` })
-    return l
-  })
-  if (!(fraction > 0 && fraction < 1)) throw new TaskConfigError({ fn, problem: `heldoutFraction must be in (0, 1), got ${fraction}` })
-  const rng = Rng.fromSeed(options.seed)
-  const seen = new Set<string>()
-  const out: Array<CodeProblem> = []
-  const budget = Math.ceil(100 / Math.min(fraction, 1 - fraction))
-  while (out.length < options.count) {
-    const level = checked[out.length % checked.length]!
-    let found: CodeProblem | null = null
-    for (let attempt = 0; attempt < budget && found === null; attempt++) {
-      const p = generateCodeProblem(rng, level)
-      if (!seen.has(p.question) && splitOf(p.question, fraction) === options.split) found = p
-    }
-    if (found === null) throw new TaskConfigError({ fn, problem: `could not find a new ${options.split} problem of level ${level} after ${budget} draws (${out.length} found); ask for fewer` })
-    seen.add(found.question)
-    out.push(found)
-  }
-  return out
-}
+export const generateCodeProblems = (options: CodeGenerateOptions): Array<CodeProblem> =>
+  drawFromSplit("generateCodeProblems", options, PROGRAM_LEVELS, 100, (rng, level) => generateCodeProblem(rng, level as ProgramLevel))
