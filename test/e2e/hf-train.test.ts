@@ -25,5 +25,11 @@ describe("turnwise train --set model.path=DIR", () => {
     expect(weights.get("model.layers.1.self_attn.q_proj.bias")?.shape).toEqual([16])
     const state = JSON.parse(readFileSync(path.join(checkpoint, "state.json"), "utf8")) as { config: { run: { model: { path: string } } } }
     expect(state.config.run.model.path).toBe(fx.dir)
+
+    // eval rebuilds the pretrained model and tokenizer from the path the checkpoint recorded.
+    const evaluated = await cli(["eval", "--checkpoint", path.join(out, "checkpoints"), "--set", "task.evalCount=2"])
+    expect(evaluated.code, evaluated.stderr).toBe(0)
+    expect(evaluated.stderr).toContain(`model: ${fx.dir} (2 layers, width 16, vocabulary 272)`)
+    expect((JSON.parse(evaluated.stdout) as { problems: number }).problems).toBe(2)
   }, 60_000)
 })

@@ -24,7 +24,7 @@ import type { RecipeType } from "@turnwise/dsl"
 import { recipes } from "@turnwise/recipes"
 import { runExecCommand } from "../sandbox/exec-command.js"
 import { exactAnswerTask } from "../tasks/exact-answer-task.js"
-import { openRun, runWith } from "../run/context.js"
+import { checkpointModelPath, openRun, runWith } from "../run/context.js"
 import type { RunContext } from "../run/context.js"
 import type { RunConfig } from "../run/RunConfig.js"
 import { runTask } from "../run/task-source.js"
@@ -102,7 +102,7 @@ const commands: Record<string, { readonly usage: string; readonly run: (argv: Re
     run: async (argv, io) => {
       const args = parseArgs(argv, { values: ["checkpoint", "config", "temperature"], repeated: ["set"] })
       if (args.values.checkpoint === undefined) throw new UsageError("eval needs --checkpoint DIR")
-      const resolved = resolveRun(recipes.gtpo!, { ...defaultRunConfig, model: { ...defaultRunConfig.model, init: args.values.checkpoint } }, await configOverrides(args))
+      const resolved = resolveRun(recipes.gtpo!, await fromCheckpoint(args.values.checkpoint), await configOverrides(args))
       const temperature = args.values.temperature === undefined ? 0 : Number(args.values.temperature)
       const { recipe, task, heldout } = runTask(resolved.run, resolved.recipe)
       const run = resolved.run
@@ -118,7 +118,7 @@ const commands: Record<string, { readonly usage: string; readonly run: (argv: Re
     run: async (argv, io) => {
       const args = parseArgs(argv, { values: ["checkpoint", "question", "n", "temperature", "seed"], repeated: ["set"] })
       if (args.values.checkpoint === undefined || args.values.question === undefined) throw new UsageError("sample needs --checkpoint DIR and --question TEXT")
-      const { recipe, run } = resolveRun(recipes.gtpo!, { ...defaultRunConfig, model: { ...defaultRunConfig.model, init: args.values.checkpoint } }, { file: {}, sets: args.repeated.set ?? [] })
+      const { recipe, run } = resolveRun(recipes.gtpo!, await fromCheckpoint(args.values.checkpoint), { file: {}, sets: args.repeated.set ?? [] })
       const n = intFlag(args, "n", 1)
       const temperature = args.values.temperature === undefined ? 1 : Number(args.values.temperature)
       const problem = { id: "cli", question: args.values.question, answer: "", difficulty: 0, family: "cli", tags: {} }
@@ -210,6 +210,16 @@ const usage = (): string => `usage:\n${Object.values(commands).map((c) => `  ${c
  * @example
  * process.exitCode = await main(process.argv.slice(2), nodeIo)
  */
+/**
+ * Run defaults for a command that reads a checkpoint (eval, sample): `model.init` is the
+ * checkpoint, and `model.path` the pretrained directory its run recorded, if any, so
+ * the same model and tokenizer are rebuilt without repeating `--set model.path`.
+ */
+const fromCheckpoint = async (checkpoint: string): Promise<RunConfig> => ({
+  ...defaultRunConfig,
+  model: { ...defaultRunConfig.model, init: checkpoint, path: await checkpointModelPath(checkpoint).catch(() => "") },
+})
+
 export const main = async (argv: ReadonlyArray<string>, io: Io): Promise<number> => {
   const [name, ...rest] = argv
   if (name === undefined || name === "--help" || name === "help") {
