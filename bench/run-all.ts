@@ -5,8 +5,12 @@
  * 1. The sgemm ceiling (numpy, ../shared/tools/sgemm-peak.py).
  * 2. Training throughput for the small and medium presets (bench/training.ts), with
  *    the achieved GFLOP/s as a fraction of the ceiling.
- * 3. Sampling with and without the KV cache (bench/sampling.ts).
- * 4. Sandbox executions per second (bench/sandbox.ts).
+ * 3. Where a medium training step's time goes (bench/profile.ts): the step summary,
+ *    the kernels taking at least 1% of the step, and the matrix products by shape
+ *    class, each with its fraction of the ceiling (about 11 s with `--quick`; run
+ *    bench/profile.ts itself for the per-shape lines).
+ * 4. Sampling with and without the KV cache (bench/sampling.ts).
+ * 5. Sandbox executions per second (bench/sandbox.ts).
  *
  * Prints JSON lines. Pass `--quick` for a shorter run (fewer steps and calls).
  */
@@ -43,6 +47,11 @@ if (existsSync(sgemmScript)) {
 for (const result of run("training.ts", ["--sizes", "small,medium", "--batch", "8", "--seq", "128", "--micro", "4", "--steps", quick ? "1" : "3"])) {
   const gflops = typeof result.gflopPerSecond === "number" ? result.gflopPerSecond : null
   console.log(JSON.stringify({ ...result, sgemmCeilingGflops: ceiling, fractionOfCeiling: gflops !== null && ceiling !== null ? +(gflops / ceiling).toFixed(4) : null }))
+}
+const profileArgs = ["--size", "medium", "--batch", "8", "--seq", "128", "--micro", "4", "--steps", quick ? "1" : "2", "--plain", quick ? "0" : "1"]
+for (const result of run("profile.ts", ceiling === null ? profileArgs : [...profileArgs, "--ceiling", String(ceiling)])) {
+  const wanted = result.kind === "step" || result.kind === "matmul-class" || (result.kind === "kernel" && typeof result.share === "number" && result.share >= 0.01)
+  if (wanted) console.log(JSON.stringify(result))
 }
 for (const result of run("sampling.ts", quick ? ["--sizes", "small"] : [])) console.log(JSON.stringify(result))
 for (const result of run("sandbox.ts", [quick ? "50" : "200"])) console.log(JSON.stringify(result))
