@@ -23,6 +23,10 @@
  *
  * Usage: npx tsx bench/profile.ts [--size medium] [--backend wasm] [--batch 8]
  *        [--seq 128] [--micro 4] [--steps 1] [--plain 1] [--ceiling GFLOPS]
+ *        [--attention auto|batched|split[,...]]
+ * `--attention` profiles once per listed mode of attention's products, in order, in
+ * this one process (packages/runtime/src/model/batched-matmul.ts; `batched` is the
+ * path before the split, `auto` the default); every output line names its mode.
  * `--ceiling` (e.g. the sgemm figure of ../shared/tools/sgemm-peak.py) adds each matmul
  * line's fraction of it. The defaults match bench/training.ts as bench/run-all.ts runs
  * it. At medium on wasm a run takes about 18 s on the 2-core development machine
@@ -36,6 +40,7 @@ import { getThreadsCount } from "@tensorflow/tfjs-backend-wasm"
 import { defaultPolicyLossOptions, policyLoss, type TrainingSequence } from "@turnwise/core"
 import { parseArgs } from "node:util"
 import { setBackend, type BackendName } from "../packages/runtime/src/backend.js"
+import { attentionMatMulMode, setAttentionMatMulMode, type AttentionMatMulMode } from "../packages/runtime/src/model/batched-matmul.js"
 import type { ModelConfig } from "../packages/runtime/src/model/config.js"
 import { createTransformer } from "../packages/runtime/src/model/transformer.js"
 import { Rng } from "../packages/runtime/src/rng.js"
@@ -76,6 +81,8 @@ export interface ClassDims {
   readonly seqLen: number
   /** Head width Dh. */
   readonly dHead: number
+  /** Query rows per kv head, G·T (G = nHeads / nKvHeads). */
+  readonly queryRows: number
   /** Rows (B·T) of the micro-batches: a contraction over these is a weight gradient. */
   readonly tokenRows: ReadonlySet<number>
 }
@@ -83,18 +90,22 @@ export interface ClassDims {
 /**
  * The shape class of a matmul call. Attention runs as [B·Hkv, G·T, ·] batched products;
  * its backward pass has the forward's two shapes again (dP = dY·Vᵀ has the scores'
- * shape, dQ = dS·K the values') plus dK and dV.
+ * shape, dQ = dS·K the values') plus dK and dV. On wasm they run split into B·Hkv
+ * 2-D products (packages/runtime/src/model/batched-matmul.ts): batch-1 calls with an
+ * attention shape (G·T rows, or a contraction over G·T) get the same classes.
  *
  * @example
- * matmulClass({ batch: 1, m: 1024, k: 512, n: 384 }, { seqLen: 128, dHead: 64, tokenRows: new Set([512]) }) // "linear dW"
+ * matmulClass({ batch: 1, m: 1024, k: 512, n: 384 }, { seqLen: 128, dHead: 64, queryRows: 384, tokenRows: new Set([512]) }) // "linear dW (over tokens)"
+ * matmulClass({ batch: 1, m: 384, k: 64, n: 128 }, { seqLen: 128, dHead: 64, queryRows: 384, tokenRows: new Set([512]) }) // "attention scores (QKᵀ, dP)"
  */
 export const matmulClass = (d: MatmulDims, c: ClassDims): string => {
-  if (d.batch > 1) {
+  const attention = d.batch > 1 || d.m === c.queryRows || d.k === c.queryRows
+  if (attention) {
     if (d.k === c.dHead && d.n === c.seqLen) return "attention scores (QKᵀ, dP)"
     if (d.k === c.seqLen && d.n === c.dHead) return "attention values (PV, dQ)"
     if (d.m === c.dHead && d.n === c.seqLen) return "attention dK"
     if (d.m === c.seqLen && d.n === c.dHead) return "attention dV"
-    return "batched (other)"
+    if (d.batch > 1) return "batched (other)"
   }
   if (c.tokenRows.has(d.k)) return "linear dW (over tokens)"
   if (c.tokenRows.has(d.m)) return "linear (x·Wᵀ, dX)"
@@ -129,6 +140,7 @@ const main = async (): Promise<void> => {
       steps: { type: "string", default: "1" },
       plain: { type: "string", default: "1" },
       ceiling: { type: "string" },
+      attention: { type: "string" },
     },
   })
   const sizeName = args.size ?? "medium"
@@ -137,154 +149,161 @@ const main = async (): Promise<void> => {
   const steps = Math.max(1, Number(args.steps))
   const plainSteps = Math.max(0, Number(args.plain))
   const ceiling = args.ceiling === undefined ? null : Number(args.ceiling)
+  const attentionModes = (args.attention ?? attentionMatMulMode()).split(",") as Array<AttentionMatMulMode>
   const backend = await setBackend(args.backend as BackendName)
 
   const config: ModelConfig = benchSize(sizeName)
-  const model = createTransformer({ ...config, seed: 1 })
-  const params = [...model.variables.values()].reduce((n, v) => n + v.size, 0)
-  const seqLen = Math.min(Number(args.seq), model.maxSeqLen)
-  const rng = Rng.fromSeed(1)
-  const uniformLogprob = -Math.log(model.vocabSize)
-  const makeBatch = (): Array<TrainingSequence> =>
-    Array.from({ length: batchSize }, () => {
-      const tokens = Array.from({ length: seqLen }, () => rng.int(model.vocabSize))
-      const advantage = rng.int(2) === 0 ? -1 : 1
-      return {
-        tokens,
-        mask: tokens.map((_, k) => (k === 0 ? 0 : 1)),
-        oldLogprobs: tokens.map((_, k) => (k === 0 ? 0 : uniformLogprob)),
-        advantages: tokens.map((_, k) => (k === 0 ? 0 : advantage)),
-        turnIndex: tokens.map((_, k) => (k === 0 ? -1 : 0)),
-      }
-    })
-  const trainer = createTrainer(model, {
-    loss: (inputs) => policyLoss(inputs, defaultPolicyLossOptions),
-    schedule: constantSchedule(1e-5),
-    microBatchSize: micro,
-  })
-  const groups = planMicroBatches(Array.from({ length: batchSize }, () => seqLen), { maxSequences: micro })
-  const classDims: ClassDims = {
-    seqLen,
-    dHead: config.dModel / config.nHeads,
-    tokenRows: new Set(groups.map((g) => g.length * seqLen)),
-  }
-
-  let started = performance.now()
-  await trainer.step(makeBatch())
-  const warmupMs = performance.now() - started
-
-  let plainMs = 0
-  for (let i = 0; i < plainSteps; i++) {
-    const batch = makeBatch()
-    started = performance.now()
-    await trainer.step(batch)
-    plainMs += performance.now() - started
-  }
-
-  const byKernel = new Map<string, Tally>()
-  const byClass = new Map<string, Tally>()
-  const byShape = new Map<string, Tally & { readonly kernel: string; readonly cls: string; readonly dims: MatmulDims }>()
-  let stepMs = 0
-  let scopeEntries = 0
-  let timingErrors = 0
-  for (let i = 0; i < steps; i++) {
-    const batch = makeBatch()
-    let wall = 0
-    const info = await tf.profile(async () => {
-      const t0 = performance.now()
-      await trainer.step(batch)
-      wall = performance.now() - t0
-    })
-    stepMs += wall
-    for (const entry of info.kernels) {
-      // customGrad forwards appear under their scope's name and wrap kernels counted on their own.
-      if (tf.getKernel(entry.name, tf.getBackend()) === undefined) {
-        scopeEntries += 1
-        continue
-      }
-      const time = await entry.kernelTimeMs
-      if (typeof time !== "number") {
-        timingErrors += 1
-        continue
-      }
-      if (!matmulKernels.has(entry.name)) {
-        addTo(byKernel, entry.name, time, 0)
-        continue
-      }
-      const dims = matmulDims(entry.inputShapes[0] ?? [], entry.outputShapes[0] ?? [])
-      const flops = 2 * dims.batch * dims.m * dims.k * dims.n
-      const cls = matmulClass(dims, classDims)
-      addTo(byKernel, entry.name, time, flops)
-      addTo(byClass, `${entry.name}\u0000${cls}`, time, flops)
-      const key = `${entry.name} ${dims.batch}x${dims.m}x${dims.k}x${dims.n}`
-      const shape = byShape.get(key) ?? { kernel: entry.name, cls, dims, ms: 0, count: 0, flops: 0 }
-      shape.ms += time
-      shape.count += 1
-      shape.flops += flops
-      byShape.set(key, shape)
-    }
-  }
-  trainer.dispose()
-  model.dispose()
-
-  // Per-step figures: everything summed over `steps` profiled steps is divided by it.
-  const perStep = (t: Tally) => {
-    const ms = t.ms / steps
-    const gflops = t.flops > 0 && t.ms > 0 ? t.flops / (t.ms / 1000) / 1e9 : null
-    return {
-      ms: round(ms, 1),
-      share: round(ms / (stepMs / steps), 4),
-      count: round(t.count / steps, 1),
-      ...(t.flops > 0 ? { gflop: round(t.flops / steps / 1e9, 3), gflopPerSecond: gflops === null ? null : round(gflops, 2) } : {}),
-      ...(t.flops > 0 && ceiling !== null && gflops !== null ? { fractionOfCeiling: round(gflops / ceiling, 4) } : {}),
-    }
-  }
-  const kernelMs = [...byKernel.values()].reduce((s, t) => s + t.ms, 0) / steps
-  const matmul = [...byClass.values()].reduce((s, t) => ({ ms: s.ms + t.ms, count: s.count + t.count, flops: s.flops + t.flops }), { ms: 0, count: 0, flops: 0 })
-  const tokens = batchSize * seqLen
-  const modelFlops = 6 * params * tokens + 12 * config.nLayers * config.dModel * seqLen * tokens
-  const meanStep = stepMs / steps
-  console.log(
-    JSON.stringify({
-      bench: "profile",
-      kind: "step",
-      size: sizeName,
-      backend,
-      ...(backend === "wasm" ? { wasmThreads: getThreadsCount() } : {}),
-      params,
-      batch: batchSize,
-      seqLen,
+  // One profile per attention-product mode, in the order given, in this one process.
+  for (const attention of attentionModes) {
+    setAttentionMatMulMode(attention)
+    const model = createTransformer({ ...config, seed: 1 })
+    const params = [...model.variables.values()].reduce((n, v) => n + v.size, 0)
+    const seqLen = Math.min(Number(args.seq), model.maxSeqLen)
+    const rng = Rng.fromSeed(1)
+    const uniformLogprob = -Math.log(model.vocabSize)
+    const makeBatch = (): Array<TrainingSequence> =>
+      Array.from({ length: batchSize }, () => {
+        const tokens = Array.from({ length: seqLen }, () => rng.int(model.vocabSize))
+        const advantage = rng.int(2) === 0 ? -1 : 1
+        return {
+          tokens,
+          mask: tokens.map((_, k) => (k === 0 ? 0 : 1)),
+          oldLogprobs: tokens.map((_, k) => (k === 0 ? 0 : uniformLogprob)),
+          advantages: tokens.map((_, k) => (k === 0 ? 0 : advantage)),
+          turnIndex: tokens.map((_, k) => (k === 0 ? -1 : 0)),
+        }
+      })
+    const trainer = createTrainer(model, {
+      loss: (inputs) => policyLoss(inputs, defaultPolicyLossOptions),
+      schedule: constantSchedule(1e-5),
       microBatchSize: micro,
-      microBatches: groups.length,
-      profiledSteps: steps,
-      warmupMs: round(warmupMs, 0),
-      plainStepMs: plainSteps > 0 ? round(plainMs / plainSteps, 0) : null,
-      stepMs: round(meanStep, 0),
-      kernelMs: round(kernelMs, 0),
-      kernelFraction: round(kernelMs / meanStep, 4),
-      otherMs: round(meanStep - kernelMs, 0),
-      kernelCalls: round([...byKernel.values()].reduce((s, t) => s + t.count, 0) / steps, 0),
-      matmulShare: round(matmul.ms / steps / meanStep, 4),
-      matmulGflopPerSecond: matmul.ms > 0 ? round(matmul.flops / (matmul.ms / 1000) / 1e9, 2) : null,
-      modelGflop: round(modelFlops / 1e9, 2),
-      stepGflopPerSecond: round(modelFlops / (meanStep / 1000) / 1e9, 2),
-      plainStepGflopPerSecond: plainSteps > 0 ? round(modelFlops / (plainMs / plainSteps / 1000) / 1e9, 2) : null,
-      ...(ceiling === null ? {} : { ceilingGflops: ceiling }),
-      scopeEntries: scopeEntries / steps,
-      timingErrors,
-    }),
-  )
-  const sorted = <V extends Tally>(map: Map<string, V>) => [...map.entries()].sort((a, b) => b[1].ms - a[1].ms)
-  for (const [name, t] of sorted(byKernel)) console.log(JSON.stringify({ bench: "profile", kind: "kernel", name, ...perStep(t) }))
-  for (const [key, t] of sorted(byClass)) {
-    const [kernel, cls] = key.split("\u0000")
-    console.log(JSON.stringify({ bench: "profile", kind: "matmul-class", kernel, class: cls, ...perStep(t) }))
-  }
-  for (const [, t] of sorted(byShape)) {
-    const { batch, m, k, n } = t.dims
+    })
+    const groups = planMicroBatches(Array.from({ length: batchSize }, () => seqLen), { maxSequences: micro })
+    const classDims: ClassDims = {
+      seqLen,
+      dHead: config.dModel / config.nHeads,
+      queryRows: (config.nHeads / config.nKvHeads) * seqLen,
+      tokenRows: new Set(groups.map((g) => g.length * seqLen)),
+    }
+
+    let started = performance.now()
+    await trainer.step(makeBatch())
+    const warmupMs = performance.now() - started
+
+    let plainMs = 0
+    for (let i = 0; i < plainSteps; i++) {
+      const batch = makeBatch()
+      started = performance.now()
+      await trainer.step(batch)
+      plainMs += performance.now() - started
+    }
+
+    const byKernel = new Map<string, Tally>()
+    const byClass = new Map<string, Tally>()
+    const byShape = new Map<string, Tally & { readonly kernel: string; readonly cls: string; readonly dims: MatmulDims }>()
+    let stepMs = 0
+    let scopeEntries = 0
+    let timingErrors = 0
+    for (let i = 0; i < steps; i++) {
+      const batch = makeBatch()
+      let wall = 0
+      const info = await tf.profile(async () => {
+        const t0 = performance.now()
+        await trainer.step(batch)
+        wall = performance.now() - t0
+      })
+      stepMs += wall
+      for (const entry of info.kernels) {
+        // customGrad forwards appear under their scope's name and wrap kernels counted on their own.
+        if (tf.getKernel(entry.name, tf.getBackend()) === undefined) {
+          scopeEntries += 1
+          continue
+        }
+        const time = await entry.kernelTimeMs
+        if (typeof time !== "number") {
+          timingErrors += 1
+          continue
+        }
+        if (!matmulKernels.has(entry.name)) {
+          addTo(byKernel, entry.name, time, 0)
+          continue
+        }
+        const dims = matmulDims(entry.inputShapes[0] ?? [], entry.outputShapes[0] ?? [])
+        const flops = 2 * dims.batch * dims.m * dims.k * dims.n
+        const cls = matmulClass(dims, classDims)
+        addTo(byKernel, entry.name, time, flops)
+        addTo(byClass, `${entry.name}\u0000${cls}`, time, flops)
+        const key = `${entry.name} ${dims.batch}x${dims.m}x${dims.k}x${dims.n}`
+        const shape = byShape.get(key) ?? { kernel: entry.name, cls, dims, ms: 0, count: 0, flops: 0 }
+        shape.ms += time
+        shape.count += 1
+        shape.flops += flops
+        byShape.set(key, shape)
+      }
+    }
+    trainer.dispose()
+    model.dispose()
+
+    // Per-step figures: everything summed over `steps` profiled steps is divided by it.
+    const perStep = (t: Tally) => {
+      const ms = t.ms / steps
+      const gflops = t.flops > 0 && t.ms > 0 ? t.flops / (t.ms / 1000) / 1e9 : null
+      return {
+        ms: round(ms, 1),
+        share: round(ms / (stepMs / steps), 4),
+        count: round(t.count / steps, 1),
+        ...(t.flops > 0 ? { gflop: round(t.flops / steps / 1e9, 3), gflopPerSecond: gflops === null ? null : round(gflops, 2) } : {}),
+        ...(t.flops > 0 && ceiling !== null && gflops !== null ? { fractionOfCeiling: round(gflops / ceiling, 4) } : {}),
+      }
+    }
+    const kernelMs = [...byKernel.values()].reduce((s, t) => s + t.ms, 0) / steps
+    const matmul = [...byClass.values()].reduce((s, t) => ({ ms: s.ms + t.ms, count: s.count + t.count, flops: s.flops + t.flops }), { ms: 0, count: 0, flops: 0 })
+    const tokens = batchSize * seqLen
+    const modelFlops = 6 * params * tokens + 12 * config.nLayers * config.dModel * seqLen * tokens
+    const meanStep = stepMs / steps
     console.log(
-      JSON.stringify({ bench: "profile", kind: "matmul-shape", kernel: t.kernel, class: t.cls, batch, m, k, n, msPerCall: round(t.ms / t.count, 2), ...perStep(t) }),
+      JSON.stringify({
+        bench: "profile",
+        kind: "step",
+        attention,
+        size: sizeName,
+        backend,
+        ...(backend === "wasm" ? { wasmThreads: getThreadsCount() } : {}),
+        params,
+        batch: batchSize,
+        seqLen,
+        microBatchSize: micro,
+        microBatches: groups.length,
+        profiledSteps: steps,
+        warmupMs: round(warmupMs, 0),
+        plainStepMs: plainSteps > 0 ? round(plainMs / plainSteps, 0) : null,
+        stepMs: round(meanStep, 0),
+        kernelMs: round(kernelMs, 0),
+        kernelFraction: round(kernelMs / meanStep, 4),
+        otherMs: round(meanStep - kernelMs, 0),
+        kernelCalls: round([...byKernel.values()].reduce((s, t) => s + t.count, 0) / steps, 0),
+        matmulShare: round(matmul.ms / steps / meanStep, 4),
+        matmulGflopPerSecond: matmul.ms > 0 ? round(matmul.flops / (matmul.ms / 1000) / 1e9, 2) : null,
+        modelGflop: round(modelFlops / 1e9, 2),
+        stepGflopPerSecond: round(modelFlops / (meanStep / 1000) / 1e9, 2),
+        plainStepGflopPerSecond: plainSteps > 0 ? round(modelFlops / (plainMs / plainSteps / 1000) / 1e9, 2) : null,
+        ...(ceiling === null ? {} : { ceilingGflops: ceiling }),
+        scopeEntries: scopeEntries / steps,
+        timingErrors,
+      }),
     )
+    const sorted = <V extends Tally>(map: Map<string, V>) => [...map.entries()].sort((a, b) => b[1].ms - a[1].ms)
+    for (const [name, t] of sorted(byKernel)) console.log(JSON.stringify({ bench: "profile", kind: "kernel", attention, name, ...perStep(t) }))
+    for (const [key, t] of sorted(byClass)) {
+      const [kernel, cls] = key.split("\u0000")
+      console.log(JSON.stringify({ bench: "profile", kind: "matmul-class", attention, kernel, class: cls, ...perStep(t) }))
+    }
+    for (const [, t] of sorted(byShape)) {
+      const { batch, m, k, n } = t.dims
+      console.log(
+        JSON.stringify({ bench: "profile", kind: "matmul-shape", attention, kernel: t.kernel, class: t.cls, batch, m, k, n, msPerCall: round(t.ms / t.count, 2), ...perStep(t) }),
+      )
+    }
   }
 }
 

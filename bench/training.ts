@@ -11,11 +11,15 @@
  *
  * Usage: npx tsx bench/training.ts [--sizes tiny,small,medium,100m] [--batch 8] [--seq 128]
  *        [--micro 4] [--steps 3] [--backend wasm|cpu|tensorflow|tensorflow-gpu|webgpu]
- * Prints one JSON line per size.
+ *        [--attention auto|batched|split[,...]]
+ * `--attention` runs each size once per listed mode of attention's products
+ * (packages/runtime/src/model/batched-matmul.ts), in order, in this one process.
+ * Prints one JSON line per size and mode.
  */
 import type { TrainingSequence } from "@turnwise/core"
 import { parseArgs } from "node:util"
 import { setBackend, type BackendName } from "../packages/runtime/src/backend.js"
+import { attentionMatMulMode, setAttentionMatMulMode, type AttentionMatMulMode } from "../packages/runtime/src/model/batched-matmul.js"
 import { parameterCount } from "../packages/runtime/src/model/config.js"
 import { createTransformer } from "../packages/runtime/src/model/transformer.js"
 import type { TrainableModel } from "../packages/runtime/src/model/types.js"
@@ -97,18 +101,23 @@ const main = async (): Promise<void> => {
       micro: { type: "string", default: "4" },
       steps: { type: "string", default: "3" },
       backend: { type: "string", default: "wasm" },
+      attention: { type: "string" },
     },
   })
+  const attentionModes = (args.attention ?? attentionMatMulMode()).split(",") as Array<AttentionMatMulMode>
   const backend = await setBackend(args.backend as BackendName)
   for (const size of (args.sizes ?? "small").split(",")) {
     const config = benchSize(size)
-    const result = await benchTraining(
-      size,
-      () => createTransformer({ ...config, seed: 1 }),
-      { batch: Number(args.batch), seqLen: Number(args.seq), microBatchSize: Number(args.micro), steps: Number(args.steps) },
-      config,
-    )
-    console.log(JSON.stringify({ bench: "training", backend, configParams: parameterCount(config), ...result }))
+    for (const attention of attentionModes) {
+      setAttentionMatMulMode(attention)
+      const result = await benchTraining(
+        size,
+        () => createTransformer({ ...config, seed: 1 }),
+        { batch: Number(args.batch), seqLen: Number(args.seq), microBatchSize: Number(args.micro), steps: Number(args.steps) },
+        config,
+      )
+      console.log(JSON.stringify({ bench: "training", backend, attention, configParams: parameterCount(config), ...result }))
+    }
   }
 }
 

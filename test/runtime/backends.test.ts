@@ -10,7 +10,9 @@
  *
  * Turnwise registers no kernels of its own (no registerKernel, no tf.engine use). It has
  * four custom gradients, all written with standard ops (MatMul, Transpose, OneHot, Cast,
- * ZerosLike), and every one is on the paths compared here: `matmul` (attention), `linear`
+ * ZerosLike), and every one is on the paths compared here: `attentionMatMul` (attention,
+ * packages/runtime/src/model/batched-matmul.ts; this model's products are small enough
+ * to stay batched, and its split path is checked in batched-matmul.test.ts), `linear`
  * (every projection), `embedding` (the input table; the head is untied so its gradient
  * comes through `embedding` alone) in packages/runtime/src/model/linear.ts, and core's
  * `stopGradient` (GSPO's sequence ratio, and a direct check below).

@@ -20,6 +20,7 @@
  * @category models
  */
 import * as tf from "@tensorflow/tfjs"
+import { batchedProduct } from "./batched-matmul.js"
 import { ropeTables, type Transformer } from "./transformer.js"
 
 /** Keys and values of one layer for every cached slot. k: [B, Hkv, Dh, S] (pre-transposed), v: [B, Hkv, S, Dh]. */
@@ -184,9 +185,10 @@ export const decodeStep = (
       const vAll = prev === undefined ? vNew : tf.concat([prev.v, vNew], 2) // [B, Hkv, S, Dh]
       cache.push({ k: kAll, v: vAll })
       const qh = permute<tf.Rank.R3>(q, [0, 2, 1, 3], [B * Hkv, G * T, Dh], T) // [B*Hkv, G*T, Dh]
-      const scores = tf.matMul(qh, tf.reshape(kAll, [B * Hkv, Dh, S])) // [B*Hkv, G*T, S]
-      const probs = tf.softmax(tf.reshape(tf.add(tf.reshape(scores, [B, H, T, S]), bias), [B * Hkv, G * T, S])) // [B*Hkv, G*T, S]
-      const y = tf.matMul(probs, tf.reshape(vAll, [B * Hkv, S, Dh])) // [B*Hkv, G*T, Dh]
+      // Split into 2-D products on wasm when long enough (prefill); decoding steps stay batched.
+      const scores = batchedProduct(qh, tf.reshape<tf.Rank.R3>(kAll, [B * Hkv, Dh, S])) // [B*Hkv, G*T, S]
+      const probs = tf.softmax(tf.reshape<tf.Rank.R3>(tf.add(tf.reshape(scores, [B, H, T, S]), bias), [B * Hkv, G * T, S])) // [B*Hkv, G*T, S]
+      const y = batchedProduct(probs, tf.reshape<tf.Rank.R3>(vAll, [B * Hkv, S, Dh])) // [B*Hkv, G*T, Dh]
       const merged = permute<tf.Rank.R2>(tf.reshape(y, [B, H, T, Dh]), [0, 2, 1, 3], [B * T, H * Dh], T) // [B*T, D]
       x = tf.add(x, tf.matMul(merged, L.o)) // [B*T, D]
       const n = normalize(x, normEps) // [B*T, D]

@@ -4,7 +4,9 @@
  *
  * - {@link matmul}: tfjs differentiates `matMul` into matMuls with transposeA /
  *   transposeB set, which run about 20x slower on wasm than an explicit transpose
- *   followed by a plain matMul. The gradient here transposes explicitly.
+ *   followed by a plain matMul. It is ./batched-matmul.ts's `attentionMatMul`, whose
+ *   gradient transposes explicitly and which on wasm also splits the batch into 2-D
+ *   products (the only ones tfjs-wasm runs on XNNPACK).
  * - {@link linear}: `y = x W^T + b` with W in Hugging Face's [out, in] layout, its
  *   gradient again with explicit transposes (dx = dy W, dW = dy^T x).
  * - {@link embedding}: `gather`'s gradient needs the UnsortedSegmentSum kernel, which
@@ -13,39 +15,16 @@
  * @category combinators
  */
 import * as tf from "@tensorflow/tfjs"
-
-const swapLast = (t: tf.Tensor): tf.Tensor => {
-  const perm = t.shape.map((_, i) => i)
-  const n = perm.length
-  perm[n - 1] = n - 2
-  perm[n - 2] = n - 1
-  return tf.transpose(t, perm)
-}
-
-const matmulWithGrad = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
-  const [a, b, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc]
-  save([a, b])
-  return {
-    value: tf.matMul(a, b), // [.., M, P]
-    gradFunc: (dy: tf.Tensor, saved: Array<tf.Tensor>) => {
-      const [sa, sb] = saved as [tf.Tensor, tf.Tensor]
-      return [
-        tf.matMul(dy, swapLast(sb)), // [.., M, P] @ [.., P, K] -> [.., M, K]
-        tf.matMul(swapLast(sa), dy), // [.., K, M] @ [.., M, P] -> [.., K, P]
-      ]
-    },
-  }
-})
+import { attentionMatMul } from "./batched-matmul.js"
 
 /**
  * Batched matrix product `a @ b` ([N, M, K] @ [N, K, P] -> [N, M, P]) whose
- * gradient avoids transposed-matMul kernels.
+ * gradient avoids transposed-matMul kernels: {@link attentionMatMul} without transposeB.
  *
  * @example
  * const scores = matmul(q, kT) // [B*H, T, Dh] @ [B*H, Dh, S] -> [B*H, T, S]
  */
-export const matmul = (a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D =>
-  tf.reshape(matmulWithGrad(a, b), [a.shape[0], a.shape[1], b.shape[2]]) // [N, M, P]
+export const matmul = (a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D => attentionMatMul(a, b)
 
 const linearWithGrad = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
   const [x, w, save] = args as [tf.Tensor2D, tf.Tensor2D, tf.GradSaveFunc]

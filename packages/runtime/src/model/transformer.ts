@@ -18,7 +18,8 @@ import * as tf from "@tensorflow/tfjs"
 import { Data } from "effect"
 import { Rng } from "../rng.js"
 import { decodeModelConfig, type ModelConfig } from "./config.js"
-import { embedding, linear, matmul } from "./linear.js"
+import { attentionMatMul } from "./batched-matmul.js"
+import { embedding, linear } from "./linear.js"
 import type { TrainableModel } from "./types.js"
 
 /**
@@ -150,10 +151,11 @@ export class Transformer implements TrainableModel {
     // Query head h uses key/value head floor(h / G) (HF repeat_kv), so the G query heads of
     // one kv head are stacked along the query axis instead of repeating keys and values.
     const qh = tf.reshape<tf.Rank.R3>(tf.transpose(tf.mul(q, 1 / Math.sqrt(Dh)), [0, 2, 1, 3]), [B * Hkv, G * T, Dh]) // [B*Hkv, G*T, Dh]
-    const scores = matmul(qh, tf.reshape<tf.Rank.R3>(kT, [B * Hkv, Dh, T])) // [B*Hkv, G*T, T]
+    // Both products (and their gradients) run as 2-D products on wasm: ./batched-matmul.ts.
+    const scores = attentionMatMul(qh, tf.reshape<tf.Rank.R3>(kT, [B * Hkv, Dh, T])) // [B*Hkv, G*T, T]
     const masked = tf.add<tf.Tensor4D>(tf.reshape(scores, [B, H, T, T]), ctx.mask) // [B, H, T, T]
     const probs = tf.softmax(tf.reshape<tf.Rank.R3>(masked, [B * Hkv, G * T, T])) // [B*Hkv, G*T, T]
-    const y = matmul(probs, tf.reshape<tf.Rank.R3>(vh, [B * Hkv, T, Dh])) // [B*Hkv, G*T, Dh]
+    const y = attentionMatMul(probs, tf.reshape<tf.Rank.R3>(vh, [B * Hkv, T, Dh])) // [B*Hkv, G*T, Dh]
     const merged = tf.reshape<tf.Rank.R2>(tf.transpose(tf.reshape(y, [B, H, T, Dh]), [0, 2, 1, 3]), [B * T, H * Dh]) // [B*T, D]
     return this.proj(`${p}.o_proj`, merged) // [B*T, D]
   }
