@@ -47,7 +47,8 @@ export const programRolloutMinimums: Pick<RolloutConfig, "maxTokens" | "maxNewTo
 /** The largest micro-batch of program-synthesis sequences (gradients accumulate over micro-batches). */
 export const programMaxMicroBatch = 8
 
-const raise = (recipe: RecipeType, minimums: Partial<RolloutConfig>, language: RolloutConfig["language"]) => {
+/** The recipe with the program task's rollout minimums, micro-batch cap and language; one log line per change. */
+const fitRecipe = (recipe: RecipeType, minimums: Partial<RolloutConfig>, language: RolloutConfig["language"]) => {
   const adjustments: Array<string> = []
   const rollout: Record<string, unknown> = { ...recipe.rollout }
   for (const [key, minimum] of Object.entries(minimums) as Array<[keyof RolloutConfig, number]>) {
@@ -105,7 +106,7 @@ export const runTask = (run: RunConfig, recipe: RecipeType): RunTask => {
   const languages = new Set([...train, ...heldout].map((p) => p.language))
   if (languages.size > 1) throw new Error(`task.jsonl mixes languages (${[...languages].join(", ")}); a run's policy writes one language`)
   const language = train[0]?.language ?? heldout[0]?.language ?? "js"
-  const adjusted = raise(recipe, programRolloutMinimums, language)
+  const adjusted = fitRecipe(recipe, programRolloutMinimums, language)
   const limits = { timeoutMs: adjusted.recipe.rollout.timeoutMs, memoryMb: adjusted.recipe.rollout.memoryMb }
   return {
     recipe: adjusted.recipe,
