@@ -15,13 +15,19 @@ import type { SandboxPool } from "../sandbox/pool.js"
 import type { Tokenizer } from "../tokenizer.js"
 import type { RunConfig } from "./RunConfig.js"
 
+/**
+ * A data set has no split of its own here: its last `evalCount` rows are held out, and
+ * training uses the first `trainCount` of the rest.
+ */
+export const splitDataset = <P>(all: ReadonlyArray<P>, task: RunConfig["task"]): { readonly train: Array<P>; readonly heldout: Array<P> } => {
+  const cut = Math.max(0, all.length - task.evalCount)
+  return { train: all.slice(0, cut).slice(0, task.trainCount), heldout: all.slice(cut) }
+}
+
 /** Train and held-out problems of a run. */
 export const runProblems = (task: RunConfig["task"]): { readonly train: Array<Problem>; readonly heldout: Array<Problem> } => {
   if (task.jsonl !== "") {
-    const all = loadJsonlProblems(task.jsonl, { name: "jsonl" })
-    // A data set has no split of its own here: the last evalCount rows are held out.
-    const cut = Math.max(0, all.length - task.evalCount)
-    return { train: all.slice(0, cut).slice(0, task.trainCount), heldout: all.slice(cut) }
+    return splitDataset(loadJsonlProblems(task.jsonl, { name: "jsonl" }), task)
   }
   return {
     train: generateProblems({ seed: task.seed, count: task.trainCount, levels: task.levels, split: "train" }),

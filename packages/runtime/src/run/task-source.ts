@@ -16,7 +16,7 @@ import { loadCodeProblems } from "../tasks/program/jsonl.js"
 import type { CodeProblem } from "../tasks/program/problem.js"
 import { programSynthesisTask } from "../tasks/program/task.js"
 import type { SandboxPool } from "../sandbox/pool.js"
-import { demonstrationsFor, runProblems, sandboxRunTool } from "./data.js"
+import { demonstrationsFor, runProblems, sandboxRunTool, splitDataset } from "./data.js"
 import type { RunConfig } from "./RunConfig.js"
 
 /** Everything a run needs to know about its task. */
@@ -73,10 +73,7 @@ const fitRecipe = (recipe: RecipeType, minimums: Partial<RolloutConfig>, languag
 
 const programProblems = (task: RunConfig["task"]): { readonly train: Array<CodeProblem>; readonly heldout: Array<CodeProblem> } => {
   if (task.jsonl !== "") {
-    const all = loadCodeProblems(task.jsonl)
-    // As for arithmetic data sets: the last evalCount rows are held out.
-    const cut = Math.max(0, all.length - task.evalCount)
-    return { train: all.slice(0, cut).slice(0, task.trainCount), heldout: all.slice(cut) }
+    return splitDataset(loadCodeProblems(task.jsonl), task)
   }
   return {
     train: generateCodeProblems({ seed: task.seed, count: task.trainCount, levels: task.levels, split: "train" }),
