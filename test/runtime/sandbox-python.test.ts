@@ -87,6 +87,57 @@ describe("Pyodide sandbox", () => {
     expect(failure(await py("input()")).kind).toBe("error")
   })
 
+  it("keeps ctypes and the JS bridge out of reach even when a guest takes the import blocker away", async () => {
+    const attempt = [
+      "import sys, _imp, importlib.machinery as m",
+      "sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != '_SandboxImportBlocker']",
+      "out = []",
+      "for name in ('_ctypes', 'ctypes', '_pyodide_core', 'js', 'pyodide_js'):",
+      "    try: __import__(name); out.append(name + ' imported')",
+      "    except ImportError as e: out.append(type(e).__name__)",
+      "# By a hand-made spec, past the finders: nothing, or an empty namespace.",
+      "for name in ('_ctypes', '_pyodide_core'):",
+      "    mod = _imp.create_builtin(m.ModuleSpec(name, m.BuiltinImporter))",
+      "    out.append(None if mod is None else sorted(k for k in vars(mod) if not k.startswith('__')))",
+      "out",
+    ].join("\n")
+    expect(await py(attempt)).toMatchObject({
+      ok: true,
+      value: "['ModuleNotFoundError', 'ModuleNotFoundError', 'ModuleNotFoundError', 'ModuleNotFoundError', 'ModuleNotFoundError', None, []]",
+    })
+    // The pyodide package itself imports, as the inert stand-in Pyodide builds its docs with.
+    const inert = [
+      "import sys",
+      "sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != '_SandboxImportBlocker']",
+      "import pyodide.code",
+      "pyodide.code.run_js('globalThis')",
+    ].join("\n")
+    expect(failure(await py(inert)).error).toMatch(/ModuleNotFoundError: No module named 'js'/)
+  })
+
+  it("refuses writes outside /home/pyodide and /tmp, symbolic links included", async () => {
+    const tries = [
+      "import os, errno",
+      "def code(f):",
+      "    try: f(); return 'done'",
+      "    except OSError as e: return errno.errorcode.get(e.errno, e.errno)",
+      "[code(lambda: open('/lib/python3.13/site-packages/numpy.py', 'w')),",
+      " code(lambda: open('/lib/python313.zip', 'r+b')),",
+      " code(lambda: os.mkdir('/evil')),",
+      " code(lambda: os.remove('/lib/python313.zip')),",
+      " code(lambda: os.rename('/tmp', '/tmp2')),",
+      " code(lambda: os.rmdir('/home/pyodide')),",
+      " code(lambda: os.chmod('/tmp', 0)),",
+      " code(lambda: (os.symlink('/lib/python3.13/site-packages', '/tmp/out'), open('/tmp/out/numpy.py', 'w'))),",
+      " code(lambda: open('/dev/null', 'w').write('x')),",
+      " code(lambda: open('/tmp/ok.txt', 'w').write('x'))]",
+    ].join("\n")
+    expect(await py(tries)).toMatchObject({
+      ok: true,
+      value: "['EROFS', 'EROFS', 'EROFS', 'EROFS', 'EROFS', 'EROFS', 'EROFS', 'EROFS', 'done', 'done']",
+    })
+  })
+
   it("blocks code generation from any JS proxy a guest digs out of the heap", async () => {
     const hunt = [
       "import gc",
@@ -196,6 +247,57 @@ describe("Pyodide sandbox state between calls", () => {
     expect(await run(leftBehind)).toMatchObject({ ok: true })
     await new Promise((resolve) => setTimeout(resolve, 300)) // long enough for both callbacks, had they been scheduled
     expect(await run("import math\n(math.pi, math.tau)")).toMatchObject({ ok: true, value: "(3.141592653589793, 6.283185307179586)" })
+  })
+
+  it("undoes state kept inside C objects and deep inside objects", async () => {
+    const before = await run("import atexit\natexit._ncallbacks()") // Pyodide registers its own
+    const vandal = [
+      "import codecs, atexit, sys, json, decimal, os, logging",
+      "codecs.register(lambda name: codecs.lookup('utf-8') if name == 'leaky' else None)",
+      "atexit.register(print, 'leaked')",
+      "sys.addaudithook(lambda event, args: exec('raise RuntimeError(\"audited\")') if event == 'os.listdir' else None)",
+      "json.dumps.__kwdefaults__['sort_keys'] = True",
+      "decimal.getcontext().prec = 3",
+      "logging.getLogger('a.b.c').manager.disable = 50",
+      "atexit._ncallbacks()",
+    ].join("\n")
+    expect(await run(vandal)).toMatchObject({ ok: true, value: String(Number(before.ok ? before.value : 0) + 1) })
+    const probe = [
+      "import codecs, atexit, json, decimal, os, logging",
+      "try: codecs.lookup('leaky'); leaky = True",
+      "except LookupError: leaky = False",
+      "(leaky, atexit._ncallbacks(), len(os.listdir('/')), json.dumps({'b': 1, 'a': 2}), str(decimal.Decimal(1) / 7)[:12], logging.root.manager.disable)",
+    ].join("\n")
+    const callbacks = before.ok ? before.value : "?"
+    expect(await run(probe)).toMatchObject({ ok: true, value: `(False, ${callbacks}, 5, '{"b": 1, "a": 2}', '0.1428571428', 0)` })
+  })
+
+  it("computes correctly after a call that grew and filled the heap", async () => {
+    const bomb = await single.run({ language: "python", code: "blocks = [bytearray(b'\\xab' * 10**6) for _ in range(150)]\nlen(blocks)", memoryMb: 512 })
+    expect(bomb).toMatchObject({ ok: true, value: "150" })
+    const check = "zeros = [bytearray(3 * 10**6) for _ in range(20)]\n(all(z.count(0) == len(z) for z in zeros), bytes(10**6).count(0), sum(len(str(i)) for i in range(10**5)))"
+    expect(await run(check)).toMatchObject({ ok: true, value: "(True, 1000000, 488890)" })
+  })
+
+  it("keeps each session's files and open files to itself", async () => {
+    const a = single.openSession("python")
+    const b = single.openSession("python")
+    expect(await run("log = open('log.txt', 'w')\nlog.write('1')\nopen('/tmp/a.txt', 'w').write('a')\nlog.fileno()", { session: a })).toMatchObject({ ok: true })
+    const look = [
+      "import os",
+      "def read(fd):",
+      "    try: return os.read(fd, 10)",
+      "    except OSError: return None",
+      "(os.listdir('.'), os.listdir('/tmp'), [fd for fd in range(3, 32) if read(fd) is not None])",
+    ].join("\n")
+    expect(await run(look, { session: b })).toMatchObject({ ok: true, value: "([], [], [])" })
+    expect(await run(look)).toMatchObject({ ok: true, value: "([], [], [])" })
+    expect(await run("open('mine.txt', 'w').write('b')", { session: b })).toMatchObject({ ok: true })
+    const back = "log.write('2')\nlog.close()\nimport os\n(open('log.txt').read(), open('/tmp/a.txt').read(), sorted(os.listdir('.')))"
+    expect(await run(back, { session: a })).toMatchObject({ ok: true, value: "('12', 'a', ['log.txt'])" })
+    single.closeSession(a)
+    single.closeSession(b)
+    expect(await run(look)).toMatchObject({ ok: true, value: "([], [], [])" })
   })
 
   it("keeps a session's module changes and imports inside that session", async () => {

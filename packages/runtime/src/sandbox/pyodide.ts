@@ -1,16 +1,20 @@
 /**
  * Python guests in Pyodide, loaded once per worker.
  *
- * Loading Pyodide takes seconds, so a worker keeps one interpreter and gives each
- * fresh call a fresh globals dict (with a private copy of the pristine builtins); after
- * every call the driver (pyodide-driver.ts) returns the interpreter to its pristine
- * state (modules, namespaces, registries, files), keeping a session's own changes for
- * its next call. A session keeps its globals dict until it is closed. The final
- * expression's `repr` is reported like a REPL would.
+ * Loading Pyodide takes seconds, so a worker keeps one interpreter and switches the
+ * state it holds (contexts.ts): a fresh call starts from the pristine interpreter and
+ * everything it changed is discarded when it returns, by copying the pristine
+ * WebAssembly heap back (heap-image.ts) and dropping its files and descriptors
+ * (guest-files.ts); a session's state is saved when another call takes the worker and
+ * loaded again for its next call. Nothing a call does, in Python objects or inside C
+ * objects, reaches another call. The final expression's `repr` is reported like a REPL
+ * would.
  *
  * Isolation, in layers:
  * - Python: `js`, `pyodide_js`, `pyodide`, `_pyodide` and `_pyodide_core` are
  *   removed from `sys.modules` and a meta-path finder refuses to import them again;
+ *   `_ctypes` and `_pyodide_core` are also taken out of CPython's table of built-in
+ *   modules (builtin-table.ts), so removing the finder does not bring them back;
  *   Pyodide's own JS import finder is removed; `os.environ` is emptied.
  * - JavaScript realm of the worker (in case a guest still reaches a JS proxy, e.g.
  *   through `gc`): the `js` module is an empty object instead of `globalThis`; the
@@ -18,7 +22,8 @@
  *   `eval`, NODEFS, `FS.mount`, package loading and Node's module-loading hooks of
  *   `process` are gone; timers never fire, so asyncio callbacks a guest schedules
  *   cannot run between calls. The worker itself starts with an empty `process.env`.
- * - Filesystem: Pyodide's in-memory FS only (NODEFS is never mounted).
+ * - Filesystem: Pyodide's in-memory FS only (NODEFS is never mounted), writable only in
+ *   /home/pyodide and /tmp.
  * - Memory: a ceiling on the WebAssembly heap (heap-ceiling.ts) refuses to grow it past
  *   the call's limit, so the allocation fails inside Python with `MemoryError`.
  * - Time: the host sets the interrupt flag at the deadline (`KeyboardInterrupt`)
@@ -31,9 +36,13 @@
 import NodeModule, { createRequire } from "node:module"
 import { dirname } from "node:path"
 import { loadPyodide } from "pyodide"
-import { watchDictVersions } from "./dict-versions.js"
+import { removeBuiltinModules } from "./builtin-table.js"
+import { contextSwitcher } from "./contexts.js"
 import type { Cell, Engine } from "./engine.js"
+import { guestFiles } from "./guest-files.js"
+import type { EmscriptenFs } from "./guest-files.js"
 import { installHeapCeiling } from "./heap-ceiling.js"
+import { heapImages } from "./heap-image.js"
 import { capText } from "./observation.js"
 import type { FailureKind, OutputCapture } from "./observation.js"
 import type { GuestOutcome } from "./protocol.js"
@@ -100,9 +109,7 @@ export const pyodideEngine = async (options: {
 
   const driver = pyodide.toPy({}) as { get(key: string): unknown; destroy(): void }
   pyodide.runPython(driverSource(options.pythonRecursionLimit), { globals: driver as never })
-  const runCell = driver.get("run_cell") as (code: string, session: string | undefined) => string
-  const settleCell = driver.get("settle") as (session: string | undefined, changed: string | undefined) => string
-  const closeCell = driver.get("close_session") as (session: string) => void
+  const runCell = driver.get("run_cell") as (code: string, session: string | undefined, newState: boolean) => string
 
   // Cut the routes from a JS proxy to the host filesystem and to code generation.
   const fs = pyodide.FS as { filesystems: Record<string, unknown>; mount: unknown }
@@ -132,67 +139,59 @@ export const pyodideEngine = async (options: {
   })
   lockDownRealm()
 
-  /** The interpreter's heap (a new buffer after each growth). */
-  const heap = (): ArrayBuffer => {
-    const bytes: unknown = Reflect.get(module, "HEAPU8")
-    if (!(bytes instanceof Uint8Array)) throw new Error("pyodide: the emscripten heap is not reachable")
-    return bytes.buffer as ArrayBuffer
+  /** The interpreter's heap (a new view after each growth). */
+  const bytes = (): Uint8Array => {
+    const heap: unknown = Reflect.get(module, "HEAPU8")
+    if (!(heap instanceof Uint8Array)) throw new Error("pyodide: the emscripten heap is not reachable")
+    return heap
   }
-  const memory = (): number => heap().byteLength
+  const sbrk: unknown = Reflect.get(module, "_sbrk")
+  const stackPointer: unknown = Reflect.get(module, "___stack_pointer")
+  if (typeof sbrk !== "function" || !(stackPointer instanceof WebAssembly.Global)) throw new Error("pyodide: sbrk or the stack pointer is not reachable")
+  const brk = (): number => sbrk(0) as number
+  const memory = (): number => bytes().byteLength
+
+  // No ctypes, and no bridge module, whatever a guest does to the import system.
+  const builtinNames = (pyodide.runPython("import sys; ','.join(sys.builtin_module_names)") as string).split(",")
+  removeBuiltinModules(bytes(), brk(), builtinNames, ["_ctypes", "_pyodide_core"])
+  ;(driver.get("forget_builtin_copies") as (name: string) => number)("_pyodide_core")
+  // One call first, so that what the first call initialises lazily is part of the pristine state.
+  runCell("import gc\ngc.collect()", undefined, true)
+  const files = guestFiles(pyodide.FS as EmscriptenFs)
+  const contexts = contextSwitcher([heapImages({ bytes, brk, stackPointer }), files])
   const baseline = memory()
-
-  const addresses = (driver.get("watched_addresses") as () => { toJs(): Array<number>; destroy(): void })()
-  const versions = watchDictVersions(addresses.toJs(), {
-    heap,
-    address: (driver.get("probe_address") as () => number)(),
-    touch: driver.get("touch_probe") as () => void,
-    idle: driver.get("probe_address") as () => number,
-  })
-  addresses.destroy()
-
-  /** Back to the pristine interpreter after a call; false when that failed and the worker must be replaced. */
-  const settle = (session: string | null): boolean => {
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        const changed = versions.changed()
-        const dirty = settleCell(session ?? undefined, changed === null ? undefined : changed.join(","))
-        versions.rebase()
-        return dirty === ""
-      } catch {
-        // The deadline's interrupt may land in the restore. The host raises it once per
-        // call and Pyodide clears it when raising, so the second attempt runs to the end.
-        Atomics.store(interrupt, 0, 0)
-      }
-    }
-    return false
-  }
 
   const run = (cell: Cell): { outcome: GuestOutcome; retire: boolean } => {
     output.reset()
-    ceiling.lower(baseline + cell.memoryMb * 1024 * 1024)
+    Atomics.store(interrupt, 0, 0) // a deadline that fired as the previous call returned
     let answer: string
     try {
+      const newState = contexts.enter(cell.session)
+      ceiling.lower(baseline + cell.memoryMb * 1024 * 1024)
       // undefined, not null: Pyodide turns JS null into `jsnull`, which is not Python's None.
-      answer = runCell(cell.code, cell.session ?? undefined)
+      answer = runCell(cell.code, cell.session ?? undefined, newState)
+      ceiling.lift()
+      contexts.leave(cell.session)
     } catch (cause) {
       // The interpreter itself failed (e.g. a fatal error): report it and retire the worker.
       ceiling.lift()
       const message = cause instanceof Error ? cause.message : String(cause)
       return { outcome: { ok: false, kind: "crash", error: `Interpreter failure: ${message.slice(-2000)}`, stdout: output.text() }, retire: true }
     }
-    ceiling.lift()
-    const clean = settle(cell.session)
+    // A guest that closed or replaced its standard streams spoils the worker for its session.
+    const closed = answer.startsWith("closed\n")
+    if (closed) answer = answer.slice("closed\n".length)
     const split = answer.indexOf("\n")
     const status = answer.slice(0, split)
     const payload = answer.slice(split + 1)
     const stdout = output.text()
-    // A heap far above the limit (kept by a session, or fragmentation) is returned to the OS by replacing the worker.
-    const retire = !clean || memory() > baseline + 2 * 1024 * 1024 * 1024
+    // Memory never shrinks: a heap grown far above the limit is returned to the OS by replacing the worker.
+    const retire = closed || !files.intact() || memory() > baseline + 2 * 1024 * 1024 * 1024
     if (status === "ok") return { outcome: { ok: true, stdout, value: null }, retire }
     if (status === "value") return { outcome: { ok: true, stdout, value: capText(payload, options.outputLimitBytes) }, retire }
     const kind: FailureKind = status === "timeout" || status === "memory" ? status : "error"
     return { outcome: { ok: false, kind, error: capText(payload, options.outputLimitBytes), stdout }, retire }
   }
 
-  return { run, closeSession: (session) => closeCell(session) }
+  return { run, closeSession: (session) => contexts.close(session) }
 }
