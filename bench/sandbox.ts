@@ -1,6 +1,9 @@
 /**
  * Sandbox throughput and latency: executions/s and p50/p99 latency of a small snippet
- * per language, fresh and session mode, through the pool (size 2). Prints JSON lines.
+ * per language, through the pool (size 2), in three modes: fresh calls; one session
+ * per worker; and eight sessions taking turns, as the trajectories of a rollout do (a
+ * Python worker then switches its interpreter state on nearly every call).
+ * Prints JSON lines.
  *
  *   npx tsx bench/sandbox.ts [calls-per-case]
  */
@@ -14,15 +17,17 @@ const quantile = (sorted: Array<number>, q: number): number => sorted[Math.min(s
 
 for (const language of ["js", "python"] as const) {
   await pool.warm(language)
-  for (const mode of ["fresh", "session"] as const) {
-    const sessions = mode === "session" ? [pool.openSession(language), pool.openSession(language)] : []
+  for (const mode of ["fresh", "session", "sessions-taking-turns"] as const) {
+    const count = mode === "fresh" ? 0 : mode === "session" ? 2 : 8
+    const sessions = Array.from({ length: count }, () => pool.openSession(language))
     const latencies: Array<number> = []
     const started = performance.now()
     // Two callers at a time, one per worker, as a rollout would keep the pool busy.
     await Promise.all([0, 1].map(async (lane) => {
       for (let i = lane; i < calls; i += 2) {
         const t = performance.now()
-        const obs = await pool.run({ language, code: snippets[language], ...(mode === "session" ? { session: sessions[lane]! } : {}) })
+        const session = sessions.length === 0 ? {} : { session: sessions[i % sessions.length]! }
+        const obs = await pool.run({ language, code: snippets[language], ...session })
         if (!obs.ok) throw new Error(`bench snippet failed: ${JSON.stringify(obs)}`)
         latencies.push(performance.now() - t)
       }
