@@ -85,3 +85,29 @@ describe("contextSwitcher", () => {
     expect(log).toEqual(["reset", "save a's work", "reset", "save b's work", "reset", "reset", "load a's work", "discard b's work", "reset"])
   })
 })
+
+describe("contextSwitcher's memory budget", () => {
+  it("drops the largest saved sessions past maxSavedBytes, and they start again from pristine", () => {
+    let value = "pristine"
+    const dropped: Array<string> = []
+    const part: ContextPart<string> = {
+      save: () => value,
+      load: (saved) => (value = saved),
+      reset: () => (value = "pristine"),
+      discard: (saved) => dropped.push(saved),
+      bytes: (saved) => saved.length,
+    }
+    const contexts = contextSwitcher([part], { maxSavedBytes: 12 })
+    contexts.enter("a")
+    value = "aaaa" // 4 bytes
+    contexts.enter("b")
+    value = "bbbbbbbbbb" // 10 bytes: 14 > 12 once saved
+    contexts.enter("c")
+    expect(dropped).toEqual(["bbbbbbbbbb"])
+    expect(contexts.savedSessions()).toBe(1)
+    expect(contexts.enter("b")).toBe(true) // a new state
+    expect(value).toBe("pristine")
+    expect(contexts.enter("a")).toBe(false)
+    expect(value).toBe("aaaa")
+  })
+})

@@ -22,6 +22,18 @@ export interface ContextPart<Saved> {
   reset(): void
   /** Release a saved state that will never be loaded (when it holds more than memory). */
   discard?(saved: Saved): void
+  /** Bytes a saved state holds, counted against {@link SwitcherOptions.maxSavedBytes}. */
+  bytes?(saved: Saved): number
+}
+
+/** Options of {@link contextSwitcher}. */
+export interface SwitcherOptions {
+  /**
+   * Most bytes the saved sessions may hold together. Past it, the largest saved sessions
+   * are dropped and start again from the pristine state on their next call, like a
+   * notebook whose kernel restarted (default: no limit).
+   */
+  readonly maxSavedBytes?: number
 }
 
 /** Which interpreter the worker holds. */
@@ -49,8 +61,24 @@ export interface Contexts {
  * contexts.enter(null)        // saves session-1, pristine for a fresh call
  * contexts.leave(null)
  */
-export const contextSwitcher = (parts: ReadonlyArray<ContextPart<unknown>>): Contexts => {
+export const contextSwitcher = (parts: ReadonlyArray<ContextPart<unknown>>, options: SwitcherOptions = {}): Contexts => {
   const saved = new Map<string, ReadonlyArray<unknown>>()
+  const sizeOf = (state: ReadonlyArray<unknown>): number => parts.reduce((sum, part, index) => sum + (part.bytes?.(state[index]) ?? 0), 0)
+  const drop = (session: string): void => {
+    const state = saved.get(session)
+    if (state !== undefined) parts.forEach((part, index) => part.discard?.(state[index]))
+    saved.delete(session)
+  }
+  const keepWithinBudget = (): void => {
+    const limit = options.maxSavedBytes ?? Infinity
+    const sizes = [...saved].map(([session, state]) => ({ session, bytes: sizeOf(state) })).sort((a, b) => b.bytes - a.bytes)
+    let total = sizes.reduce((sum, entry) => sum + entry.bytes, 0)
+    for (const { session, bytes } of sizes) {
+      if (total <= limit) break
+      drop(session)
+      total -= bytes
+    }
+  }
   /** The session whose state is loaded; null when the state is pristine or a fresh call's. */
   let loaded: string | null = null
   let pristine = true
@@ -64,7 +92,10 @@ export const contextSwitcher = (parts: ReadonlyArray<ContextPart<unknown>>): Con
   return {
     enter: (session) => {
       if (session !== null && session === loaded) return false
-      if (loaded !== null) saved.set(loaded, parts.map((part) => part.save()))
+      if (loaded !== null) {
+        saved.set(loaded, parts.map((part) => part.save()))
+        keepWithinBudget()
+      }
       const state = session === null ? undefined : saved.get(session)
       if (state === undefined || session === null) {
         if (!pristine) reset()
@@ -82,9 +113,7 @@ export const contextSwitcher = (parts: ReadonlyArray<ContextPart<unknown>>): Con
       if (session === null) reset()
     },
     close: (session) => {
-      const state = saved.get(session)
-      if (state !== undefined) parts.forEach((part, index) => part.discard?.(state[index]))
-      saved.delete(session)
+      drop(session)
       if (loaded === session) reset()
     },
     savedSessions: () => saved.size,

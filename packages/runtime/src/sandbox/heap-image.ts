@@ -86,5 +86,5 @@ export const heapImages = (access: HeapAccess): ContextPart<HeapImage> => {
     access.stackPointer.value = image.stackPointer
   }
 
-  return { save, load, reset }
+  return { save, load, reset, bytes: (image) => image.data.byteLength }
 }

@@ -158,7 +158,8 @@ export const pyodideEngine = async (options: {
   // One call first, so that what the first call initialises lazily is part of the pristine state.
   runCell("import gc\ngc.collect()", undefined, true)
   const files = guestFiles(pyodide.FS as EmscriptenFs)
-  const contexts = contextSwitcher([heapImages({ bytes, brk, stackPointer }), files])
+  // Saved sessions are held in this worker's memory: at most 1 GiB of them (see SwitcherOptions).
+  const contexts = contextSwitcher([heapImages({ bytes, brk, stackPointer }), files], { maxSavedBytes: 1024 ** 3 })
   const baseline = memory()
 
   const run = (cell: Cell): { outcome: GuestOutcome; retire: boolean } => {
