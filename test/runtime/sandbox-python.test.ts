@@ -273,7 +273,7 @@ describe("Pyodide sandbox state between calls", () => {
   })
 
   it("computes correctly after a call that grew and filled the heap", async () => {
-    const bomb = await single.run({ language: "python", code: "blocks = [bytearray(b'\\xab' * 10**6) for _ in range(150)]\nlen(blocks)", memoryMb: 512 })
+    const bomb = await single.run({ language: "python", code: "blocks = [bytearray(b'\\xab' * 10**6) for _ in range(150)]\nlen(blocks)", memoryMb: 512, timeoutMs: 10_000 })
     expect(bomb).toMatchObject({ ok: true, value: "150" })
     const check = "zeros = [bytearray(3 * 10**6) for _ in range(20)]\n(all(z.count(0) == len(z) for z in zeros), bytes(10**6).count(0), sum(len(str(i)) for i in range(10**5)))"
     expect(await run(check)).toMatchObject({ ok: true, value: "(True, 1000000, 488890)" })
