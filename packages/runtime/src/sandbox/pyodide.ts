@@ -65,9 +65,16 @@ const lockDownRealm = (): void => {
     Object.defineProperty(proto, "constructor", { value: blocked, writable: false, configurable: false })
   }
   Object.defineProperty(globalThis, "eval", { value: blocked, writable: false, configurable: false })
-  for (const key of ["binding", "_linkedBinding", "dlopen", "getBuiltinModule", "reallyExit", "kill", "chdir"]) {
+  // No route from a guest to `process` is known (the tests hunt for one); in case one
+  // appears, what would reach host files, the environment, other processes or native
+  // code is gone from it.
+  const hostDoors = ["binding", "_linkedBinding", "dlopen", "getBuiltinModule", "reallyExit", "kill", "_kill", "chdir",
+    "loadEnvFile", "openStdin", "_debugProcess", "_debugEnd", "_rawDebug", "setSourceMapsEnabled", "abort"]
+  for (const key of hostDoors) {
     if (key in process) Reflect.set(process, key, blocked)
   }
+  // process.report writes diagnostic reports to disk, with the host's environment in them.
+  Object.defineProperty(process, "report", { value: undefined, writable: false, configurable: false })
   // Pyodide's asyncio loop schedules guest callbacks (call_soon, call_later, tasks) with
   // these timers. A call runs synchronously, so they could only run between calls: after
   // the interpreter was restored, with nobody's output, able to wedge the worker before
