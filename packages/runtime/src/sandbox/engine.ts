@@ -20,4 +20,10 @@ export interface Engine {
   readonly run: (cell: Cell) => { readonly outcome: GuestOutcome; readonly retire: boolean }
   /** Drop a session's state; unknown ids are ignored. */
   readonly closeSession: (session: string) => void
+  /**
+   * Clean-up to do after a call's result has been sent, before the next message is
+   * taken (the Python engine restores the pristine interpreter here, off the caller's
+   * latency).
+   */
+  readonly afterCall?: () => void
 }

@@ -169,7 +169,15 @@ export const pyodideEngine = async (options: {
   const contexts = contextSwitcher([heapImages({ bytes, brk, stackPointer }), files], { maxSavedBytes: 1024 ** 3 })
   const baseline = memory()
 
+  /** The call whose state {@link afterCall} discards (fresh) or keeps (session). */
+  let finished: string | null | undefined = undefined
+  const afterCall = (): void => {
+    if (finished !== undefined) contexts.leave(finished)
+    finished = undefined
+  }
+
   const run = (cell: Cell): { outcome: GuestOutcome; retire: boolean } => {
+    afterCall() // in case the worker loop did not (an engine used directly)
     output.reset()
     Atomics.store(interrupt, 0, 0) // a deadline that fired as the previous call returned
     let answer: string
@@ -179,7 +187,7 @@ export const pyodideEngine = async (options: {
       // undefined, not null: Pyodide turns JS null into `jsnull`, which is not Python's None.
       answer = runCell(cell.code, cell.session ?? undefined, newState)
       ceiling.lift()
-      contexts.leave(cell.session)
+      finished = cell.session
     } catch (cause) {
       // The interpreter itself failed (e.g. a fatal error): report it and retire the worker.
       ceiling.lift()
@@ -201,5 +209,12 @@ export const pyodideEngine = async (options: {
     return { outcome: { ok: false, kind, error: capText(payload, options.outputLimitBytes), stdout }, retire }
   }
 
-  return { run, closeSession: (session) => contexts.close(session) }
+  return {
+    run,
+    closeSession: (session) => {
+      afterCall()
+      contexts.close(session)
+    },
+    afterCall,
+  }
 }

@@ -47,6 +47,7 @@ load().then(
         memoryMb: message.memoryMb,
       })
       send({ type: "result", id: message.id, outcome, retire })
+      engine.afterCall?.()
     })
     send({ type: "ready" })
   },
