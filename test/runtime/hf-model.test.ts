@@ -19,11 +19,13 @@ import {
   HfMissingTensorError,
   HfShapeMismatchError,
 } from "../../packages/runtime/src/model/hf/errors.js"
+import { hfConfigJson, readHfConfig } from "../../packages/runtime/src/model/hf/hf-config.js"
 import { loadHfModel } from "../../packages/runtime/src/model/hf/hf-load.js"
 import type { HfLoadedModel } from "../../packages/runtime/src/model/hf/hf-load.js"
 import { saveHfModel } from "../../packages/runtime/src/model/hf/hf-save.js"
 import { HfTokenizer, loadHfTokenizer } from "../../packages/runtime/src/model/hf/hf-tokenizer.js"
-import { createTransformer } from "../../packages/runtime/src/model/transformer.js"
+import { decodeStep, prepareInference } from "../../packages/runtime/src/model/inference.js"
+import { createTransformer, MASKED } from "../../packages/runtime/src/model/transformer.js"
 import type { Transformer } from "../../packages/runtime/src/model/transformer.js"
 import { decodeRunConfig } from "../../packages/runtime/src/run/RunConfig.js"
 import { loadModel, loadTokenizer } from "../../packages/runtime/src/run/context.js"
@@ -77,10 +79,27 @@ const referenceLogits = (fx: HfFixture, tokens: ReadonlyArray<number>): Array<Ar
     const inv = 1 / Math.sqrt(x.reduce((s, v) => s + v * v, 0) / x.length + eps)
     return x.map((v, i) => v * inv * (g[i] ?? NaN))
   }
+  // Rotary frequencies, rescaled as transformers' _compute_linear_scaling_rope_parameters
+  // and _compute_llama3_parameters do it (written from their formulas, not from ours).
+  const scaling = (c["rope_scaling"] ?? null) as Record<string, number | string> | null
+  const invFreq = Array.from({ length: Dh / 2 }, (_, j) => {
+    const f = 1 / Math.pow(theta, (2 * j) / Dh)
+    if (scaling === null) return f
+    const factor = Number(scaling["factor"])
+    if ((scaling["rope_type"] ?? scaling["type"]) === "linear") return f / factor
+    const low = Number(scaling["low_freq_factor"])
+    const high = Number(scaling["high_freq_factor"])
+    const old = Number(scaling["original_max_position_embeddings"])
+    const wavelen = (2 * Math.PI) / f
+    const llama = wavelen > old / low ? f / factor : f
+    const smooth = (old / wavelen - low) / (high - low)
+    const medium = !(wavelen < old / high) && !(wavelen > old / low)
+    return medium ? ((1 - smooth) * llama) / factor + smooth * llama : llama
+  })
   const rope = (v: ReadonlyArray<number>, pos: number) => {
     const out = [...v]
     for (let j = 0; j < Dh / 2; j++) {
-      const angle = pos / Math.pow(theta, (2 * j) / Dh)
+      const angle = pos * (invFreq[j] ?? NaN)
       const a = v[j] ?? NaN
       const b = v[j + Dh / 2] ?? NaN
       out[j] = a * Math.cos(angle) - b * Math.sin(angle)
@@ -124,6 +143,21 @@ const logitsOf = (model: Transformer, tokens: ReadonlyArray<number>): Array<Arra
   const values = out.arraySync()[0] ?? []
   tf.dispose([input, out])
   return values
+}
+
+/** The last token's logits through the KV-cached path: a prefill of all but it, then one decode step. */
+const cachedLastLogits = (model: Transformer, tokens: ReadonlyArray<number>): Array<number> => {
+  const weights = prepareInference(model)
+  const n = tokens.length - 1
+  const causal = Float32Array.from({ length: n * n }, (_, i) => (i % n <= Math.floor(i / n) ? 0 : MASKED))
+  const prefillInput = tf.tensor2d([tokens.slice(0, n)], [1, n], "int32")
+  const prefill = decodeStep(model, weights, prefillInput, Array.from({ length: n }, (_, t) => t), causal, [n - 1], undefined)
+  const stepInput = tf.tensor2d([[tokens[n]!]], [1, 1], "int32")
+  const step = decodeStep(model, weights, stepInput, [n], new Float32Array(n + 1), [0], prefill.cache)
+  const logits = step.logits.arraySync()[0] ?? []
+  tf.dispose([prefillInput, stepInput, prefill.logits, step.logits, ...prefill.cache.flatMap((c) => [c.k, c.v]), ...step.cache.flatMap((c) => [c.k, c.v])])
+  weights.dispose()
+  return logits
 }
 
 const maxAbsDiff = (a: ReadonlyArray<ReadonlyArray<number>>, b: ReadonlyArray<ReadonlyArray<number>>): number => {
@@ -201,6 +235,32 @@ describe("loading a Hugging Face model directory", () => {
     expect(model.config).toMatchObject({ qkvBias: false, tieEmbeddings: true, ropeTheta: 500000, normEps: 1e-5 })
     expect(model.variables.has("lm_head.weight")).toBe(false)
     expect(maxAbsDiff(logitsOf(model, TOKENS), referenceLogits(fx, TOKENS))).toBeLessThan(1e-4)
+  })
+
+  it("applies linear and Llama 3 rope scaling like transformers, in the forward pass and the KV-cached one", async () => {
+    // Scaled so that it matters at the fixture's few positions: 16 original positions.
+    const llama3 = { rope_type: "llama3", factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 16 }
+    for (const [scaling, expected] of [
+      [llama3, { kind: "llama3", factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 16 }],
+      [{ type: "linear", factor: 4 }, { kind: "linear", factor: 4 }],
+    ] as const) {
+      const fx = await writeHfFixture({ architecture: "LlamaForCausalLM", seed: 12, config: { rope_scaling: scaling } })
+      const { model } = await load(fx.dir)
+      expect(model.config.ropeScaling).toEqual(expected)
+      const got = logitsOf(model, TOKENS)
+      expect(maxAbsDiff(got, referenceLogits(fx, TOKENS))).toBeLessThan(1e-4)
+      // The scaling has teeth: the plain rotary reference is far off.
+      const plain = referenceLogits({ ...fx, config: { ...fx.config, rope_scaling: null } }, TOKENS)
+      expect(maxAbsDiff(got, plain)).toBeGreaterThan(1e-2)
+      const cached = cachedLastLogits(model, TOKENS)
+      expect(maxAbsDiff([cached], [got[TOKENS.length - 1]!])).toBeLessThan(1e-4)
+      // Saved and reloaded, the scaling is still there.
+      const out = mkdtempSync(path.join(tmpdir(), "turnwise-rope-"))
+      await saveHfModel(model, out, { source: fx.dir })
+      expect((await readHfConfig(out)).model.ropeScaling).toEqual(expected)
+    }
+    // A model trained from scratch with scaling writes it into a fresh config.json.
+    expect(hfConfigJson({ ...presets.tiny, ropeScaling: { kind: "linear", factor: 2 } }, { dtype: "float32" })["rope_scaling"]).toEqual({ rope_type: "linear", factor: 2 })
   })
 
   it("caps the context at 2048 positions by default and honours an explicit maxSeqLen", async () => {
@@ -423,7 +483,8 @@ describe("clear errors", () => {
 
   it("config values the decoder cannot run exactly are refused by name", async () => {
     const cases: Array<[Json, RegExp]> = [
-      [{ rope_scaling: { rope_type: "llama3", factor: 32 } }, /rope_scaling of type "llama3" is not supported/],
+      [{ rope_scaling: { rope_type: "yarn", factor: 4 } }, /rope_scaling of type "yarn" is not supported \(default, linear and llama3 only\)/],
+      [{ rope_scaling: { rope_type: "llama3", factor: 32 } }, /rope_scaling\.low_freq_factor is undefined \(expected a positive number\)/],
       [{ hidden_act: "gelu" }, /hidden_act "gelu" is not supported/],
       [{ num_attention_heads: 3 }, /hidden_size \(16\) is not a multiple of num_attention_heads \(3\)|dModel \(16\) is not a multiple of nHeads \(3\)/],
       [{ hidden_size: undefined }, /hidden_size is missing \(expected a positive integer\)/],

@@ -17,6 +17,28 @@ const PositiveInt = Schema.Int.check(Schema.isGreaterThan(0))
 const PositiveFinite = Schema.Finite.check(Schema.isGreaterThan(0))
 
 /**
+ * How a long-context checkpoint rescales its rotary frequencies (Hugging Face's
+ * `rope_scaling`): `linear` divides every frequency by `factor` (position
+ * interpolation); `llama3` (Llama 3.1 and later) divides only the low frequencies,
+ * those whose wavelength exceeds `originalMaxPositions / lowFreqFactor`, keeps those
+ * shorter than `originalMaxPositions / highFreqFactor`, and blends in between.
+ *
+ * @example
+ * const scaling: RopeScaling = { kind: "llama3", factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8192 }
+ */
+export const RopeScaling = Schema.Union([
+  Schema.Struct({ kind: Schema.Literal("linear"), factor: PositiveFinite }),
+  Schema.Struct({
+    kind: Schema.Literal("llama3"),
+    factor: PositiveFinite,
+    lowFreqFactor: PositiveFinite,
+    highFreqFactor: PositiveFinite,
+    originalMaxPositions: PositiveInt,
+  }),
+])
+export type RopeScaling = typeof RopeScaling.Type
+
+/**
  * Hyper-parameters of a Llama/Qwen2-family decoder.
  *
  * @example
@@ -39,6 +61,8 @@ export const ModelConfig = Schema.Struct({
   maxSeqLen: PositiveInt,
   /** Base of the rotary position frequencies (10000 in Llama 2, 1e6 in Qwen2). */
   ropeTheta: PositiveFinite,
+  /** Rescaled rotary frequencies of long-context checkpoints; absent for plain rotary positions. */
+  ropeScaling: Schema.optionalKey(RopeScaling),
   /** Epsilon inside RMSNorm's square root. */
   normEps: PositiveFinite,
   /** Whether q/k/v projections carry a bias (true in Qwen2, false in Llama). */

@@ -161,12 +161,12 @@ export const decodeStep = (
   past: ReadonlyArray<LayerCache> | undefined,
 ): { logits: tf.Tensor2D; cache: Array<LayerCache> } =>
   tf.tidy(() => {
-    const { nHeads: H, nKvHeads: Hkv, normEps, ropeTheta } = model.config
+    const { nHeads: H, nKvHeads: Hkv, normEps, ropeTheta, ropeScaling } = model.config
     const Dh = model.dHead
     const G = H / Hkv
     const [B, T] = tokens.shape
     const S = (past?.[0]?.k.shape[3] ?? 0) + T
-    const rope = ropeTables(positions, B, T, Dh, ropeTheta) // cos, sin: [B, T, 1, Dh]
+    const rope = ropeTables(positions, B, T, Dh, ropeTheta, ropeScaling) // cos, sin: [B, T, 1, Dh]
     const bias = tf.tensor4d(mask, [B, 1, T, S]) // [B, 1, T, S]
     let x = tf.gather(weights.embed, tf.reshape(tokens, [B * T])) // [B*T, D]
     const cache: Array<LayerCache> = []

@@ -17,7 +17,7 @@
 import * as tf from "@tensorflow/tfjs"
 import { Data } from "effect"
 import { Rng } from "../rng.js"
-import { decodeModelConfig, type ModelConfig } from "./config.js"
+import { decodeModelConfig, type ModelConfig, type RopeScaling } from "./config.js"
 import { attentionMatMul } from "./batched-matmul.js"
 import { embedding, linear } from "./linear.js"
 import type { TrainableModel } from "./types.js"
@@ -46,16 +46,39 @@ export class ModelInputError extends Data.TaggedError("ModelInputError")<{
 export const MASKED = -1e9
 
 /**
+ * The rotary frequencies of one head, HF convention: theta^(-2j/Dh) for j < Dh/2,
+ * rescaled as `scaling` says (see {@link RopeScaling}).
+ *
+ * @example
+ * ropeFrequencies(4, 10000) // [1, 0.01]
+ */
+export const ropeFrequencies = (dHead: number, theta: number, scaling?: RopeScaling): Array<number> => {
+  const base = Array.from({ length: dHead / 2 }, (_, j) => Math.pow(theta, (-2 * j) / dHead))
+  if (scaling === undefined) return base
+  if (scaling.kind === "linear") return base.map((f) => f / scaling.factor)
+  const { factor, lowFreqFactor, highFreqFactor, originalMaxPositions } = scaling
+  const longest = originalMaxPositions / lowFreqFactor // wavelengths above it are interpolated fully
+  const shortest = originalMaxPositions / highFreqFactor // wavelengths below it are kept
+  return base.map((f) => {
+    const wavelength = (2 * Math.PI) / f
+    if (wavelength < shortest) return f
+    if (wavelength > longest) return f / factor
+    const smooth = (originalMaxPositions / wavelength - lowFreqFactor) / (highFreqFactor - lowFreqFactor)
+    return (1 - smooth) * (f / factor) + smooth * f
+  })
+}
+
+/**
  * Rotary cos/sin tables for explicit positions ([rows * steps], row-major), HF
- * convention: frequencies theta^(-2j/Dh) for j < Dh/2, repeated twice along the head
+ * convention: each frequency of {@link ropeFrequencies} repeated twice along the head
  * dimension. Shared with the cached inference path (./inference.ts).
  *
  * @example
  * const { cos, sin } = ropeTables([0, 1, 2], 1, 3, 16, 10000) // [1, 3, 1, 16] each
  */
-export const ropeTables = (positions: ArrayLike<number>, rows: number, steps: number, dHead: number, theta: number) => {
+export const ropeTables = (positions: ArrayLike<number>, rows: number, steps: number, dHead: number, theta: number, scaling?: RopeScaling) => {
   const half = dHead / 2
-  const freqs = Array.from({ length: half }, (_, j) => Math.pow(theta, (-2 * j) / dHead))
+  const freqs = ropeFrequencies(dHead, theta, scaling)
   const cos = new Float32Array(rows * steps * dHead)
   const sin = new Float32Array(rows * steps * dHead)
   for (let i = 0; i < rows * steps; i++) {
@@ -200,7 +223,7 @@ export class Transformer implements TrainableModel {
     }
     const mask = tf.slice(this.causalMask, [0, 0, 0, 0], [1, 1, T, T]) // [1, 1, T, T]
     const positions = Array.from({ length: T }, (_, t) => t)
-    return { ...ropeTables(positions, 1, T, this.dHead, this.config.ropeTheta), mask }
+    return { ...ropeTables(positions, 1, T, this.dHead, this.config.ropeTheta, this.config.ropeScaling), mask }
   }
 
   /** Next-token logits at every position. tokens int32 [B, T] -> [B, T, V]. Differentiable. */

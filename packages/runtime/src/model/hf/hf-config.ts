@@ -6,9 +6,10 @@
  * `num_hidden_layers`, `num_attention_heads`, `num_key_value_heads`, `rms_norm_eps`,
  * `rope_theta` (or `rope_parameters.rope_theta`), `vocab_size`,
  * `max_position_embeddings`, `tie_word_embeddings`, `attention_bias` / `mlp_bias`
- * (Llama), the token ids, and the fields whose other values would change the network
- * (`hidden_act`, `head_dim`, `rope_scaling`, `use_sliding_window`), which are checked
- * so that a model Turnwise cannot run exactly is refused instead of run wrongly.
+ * (Llama), `rope_scaling` (or `rope_parameters`) of type linear or llama3, the token
+ * ids, and the fields whose other values would change the network (`hidden_act`,
+ * `head_dim`, other rope scaling types, `use_sliding_window`), which are checked so
+ * that a model Turnwise cannot run exactly is refused instead of run wrongly.
  *
  * Qwen2 always has q/k/v bias (and no o_proj bias); Llama has none unless
  * `attention_bias`, which also biases o_proj and is therefore refused.
@@ -21,7 +22,7 @@
  */
 import * as path from "node:path"
 import { decodeModelConfig, ModelConfigError } from "../config.js"
-import type { ModelConfig } from "../config.js"
+import type { ModelConfig, RopeScaling } from "../config.js"
 import { HfArchitectureError, HfFormatError, supportedArchitectures } from "./errors.js"
 import type { HfArchitecture } from "./errors.js"
 import { readJsonObject } from "./hf-files.js"
@@ -120,14 +121,28 @@ export const parseHfConfig = (raw: Readonly<Record<string, unknown>>, file: stri
   }
   const ropeParameters = raw["rope_parameters"]
   const ropeParams = typeof ropeParameters === "object" && ropeParameters !== null ? (ropeParameters as Record<string, unknown>) : undefined
+  let ropeScaling: RopeScaling | undefined
   for (const [name, scaling] of [
     ["rope_scaling", raw["rope_scaling"]],
     ["rope_parameters", ropeParams],
   ] as const) {
     if (scaling === undefined || scaling === null) continue
     if (typeof scaling !== "object") fail(`${name} is ${show(scaling)} (expected an object or null)`)
-    const kind = (scaling as Record<string, unknown>)["rope_type"] ?? (scaling as Record<string, unknown>)["type"] ?? "default"
-    if (kind !== "default") fail(`${name} of type ${show(kind)} is not supported (plain rotary positions only)`)
+    const fields = scaling as Record<string, unknown>
+    const kind = fields["rope_type"] ?? fields["type"] ?? "default"
+    const field = (key: string): number => positive(`${name}.${key}`, fields[key])
+    if (kind === "default") continue
+    if (kind === "linear") ropeScaling = { kind: "linear", factor: field("factor") }
+    else if (kind === "llama3") {
+      ropeScaling = {
+        kind: "llama3",
+        factor: field("factor"),
+        lowFreqFactor: field("low_freq_factor"),
+        highFreqFactor: field("high_freq_factor"),
+        originalMaxPositions: field("original_max_position_embeddings"),
+      }
+      if (ropeScaling.highFreqFactor <= ropeScaling.lowFreqFactor) fail(`${name}.high_freq_factor must exceed low_freq_factor`)
+    } else fail(`${name} of type ${show(kind)} is not supported (default, linear and llama3 only)`)
   }
   if (!isQwen2 && flag("attention_bias", false)) {
     fail("attention_bias is true (bias on q, k, v and o projections), which is not supported; Turnwise's decoder has q/k/v bias only (as Qwen2)")
@@ -150,6 +165,7 @@ export const parseHfConfig = (raw: Readonly<Record<string, unknown>>, file: stri
     dFf: positiveInt("intermediate_size"),
     maxSeqLen: options.maxSeqLen ?? Math.min(maxPositionEmbeddings, defaultHfMaxSeqLen),
     ropeTheta,
+    ...(ropeScaling === undefined ? {} : { ropeScaling }),
     normEps: positive("rms_norm_eps", raw["rms_norm_eps"] ?? 1e-6),
     qkvBias: isQwen2,
     tieEmbeddings: flag("tie_word_embeddings", false),
@@ -193,8 +209,22 @@ const describeModel = (c: ModelConfig): Record<string, unknown> => ({
   vocab_size: c.vocabSize,
   rms_norm_eps: c.normEps,
   rope_theta: c.ropeTheta,
+  rope_scaling: ropeScalingJson(c.ropeScaling),
   tie_word_embeddings: c.tieEmbeddings,
 })
+
+/** `rope_scaling` as Hugging Face writes it (null for plain rotary positions). */
+const ropeScalingJson = (scaling: RopeScaling | undefined): Record<string, unknown> | null => {
+  if (scaling === undefined) return null
+  if (scaling.kind === "linear") return { rope_type: "linear", factor: scaling.factor }
+  return {
+    rope_type: "llama3",
+    factor: scaling.factor,
+    low_freq_factor: scaling.lowFreqFactor,
+    high_freq_factor: scaling.highFreqFactor,
+    original_max_position_embeddings: scaling.originalMaxPositions,
+  }
+}
 
 /**
  * The config.json to save a model with. With `base` (the config.json it was loaded
@@ -215,7 +245,7 @@ export const hfConfigJson = (
     const source = parseHfConfig(options.base, file, { maxSeqLen: model.maxSeqLen })
     const expected = describeModel(source.model)
     for (const [key, value] of Object.entries(fields)) {
-      if (expected[key] !== value) {
+      if (JSON.stringify(expected[key]) !== JSON.stringify(value)) {
         throw new HfFormatError({ file, problem: `describes a different network than the one saved: ${key} is ${JSON.stringify(expected[key])}, the model has ${JSON.stringify(value)}` })
       }
     }
