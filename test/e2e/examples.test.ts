@@ -23,3 +23,15 @@ describe("examples/test-reward.ts", () => {
     expect(result.after["outcome/score"]).toBeGreaterThanOrEqual(0)
   }, 240_000)
 })
+
+describe("examples/sandbox.ts", () => {
+  it("a session keeps its variables, a fresh call does not see them, a hang is a timeout observation", async () => {
+    const { main: sandboxExample } = await import("../../examples/sandbox.js")
+    const { session, fresh, service, hang } = await sandboxExample()
+    expect(session).toMatchObject({ ok: true, value: "42" })
+    expect(fresh).toMatchObject({ ok: false, kind: "error" })
+    expect(fresh.ok ? "" : fresh.error).toMatch(/NameError: name 'x' is not defined/)
+    expect(service).toMatchObject({ ok: true, value: "[1,4,9]" })
+    expect(hang).toMatchObject({ ok: false, kind: "timeout" })
+  }, 120_000)
+})
