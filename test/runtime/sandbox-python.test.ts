@@ -9,11 +9,15 @@ process.env["TURNWISE_SECRET"] = secret
 const seen: Array<Observation> = []
 let pool: SandboxPool
 
-const py = async (code: string, extra: { session?: string; timeoutMs?: number; memoryMb?: number } = {}): Promise<Observation> => {
-  const obs = await pool.run({ language: "python", code, ...extra })
-  seen.push(obs)
-  return obs
-}
+/** Run Python on the pool `target()` returns, recording every observation for the final secret check. */
+const pythonOn =
+  (target: () => SandboxPool) =>
+  async (code: string, extra: { session?: string; timeoutMs?: number; memoryMb?: number } = {}): Promise<Observation> => {
+    const obs = await target().run({ language: "python", code, ...extra })
+    seen.push(obs)
+    return obs
+  }
+const py = pythonOn(() => pool)
 const failure = (obs: Observation): { kind: string; error: string; stdout: string } => {
   if (obs.ok) throw new Error(`expected a failure, got ${JSON.stringify(obs).slice(0, 500)}`)
   return obs
@@ -185,11 +189,7 @@ describe("Pyodide sandbox", () => {
 // One worker, so that every call below is served by the interpreter the earlier ones changed.
 describe("Pyodide sandbox state between calls", () => {
   let single: SandboxPool
-  const run = async (code: string, extra: { session?: string; timeoutMs?: number } = {}): Promise<Observation> => {
-    const obs = await single.run({ language: "python", code, ...extra })
-    seen.push(obs)
-    return obs
-  }
+  const run = pythonOn(() => single)
 
   beforeAll(async () => {
     single = createSandboxPool({ size: 1, limits: { timeoutMs: 1_500, graceMs: 400, outputLimitBytes: 4096 } })
@@ -273,7 +273,7 @@ describe("Pyodide sandbox state between calls", () => {
   })
 
   it("computes correctly after a call that grew and filled the heap", async () => {
-    const bomb = await single.run({ language: "python", code: "blocks = [bytearray(b'\\xab' * 10**6) for _ in range(150)]\nlen(blocks)", memoryMb: 512, timeoutMs: 10_000 })
+    const bomb = await run("blocks = [bytearray(b'\\xab' * 10**6) for _ in range(150)]\nlen(blocks)", { memoryMb: 512, timeoutMs: 10_000 })
     expect(bomb).toMatchObject({ ok: true, value: "150" })
     const check = "zeros = [bytearray(3 * 10**6) for _ in range(20)]\n(all(z.count(0) == len(z) for z in zeros), bytes(10**6).count(0), sum(len(str(i)) for i in range(10**5)))"
     expect(await run(check)).toMatchObject({ ok: true, value: "(True, 1000000, 488890)" })

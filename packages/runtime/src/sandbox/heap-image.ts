@@ -52,6 +52,7 @@ export const heapImages = (access: HeapAccess): ContextPart<HeapImage> => {
   const pristineLength = access.brk()
   const pristine = access.bytes().slice(0, pristineLength)
   const pristineStack = access.stackPointer.value
+  const reference = Buffer.from(pristine.buffer, pristine.byteOffset, pristine.byteLength) // for memcmp
 
   const reset = (): void => {
     access.bytes().set(pristine)
@@ -61,7 +62,6 @@ export const heapImages = (access: HeapAccess): ContextPart<HeapImage> => {
   const save = (): HeapImage => {
     const length = access.brk()
     const heap = Buffer.from(access.bytes().buffer, 0, length)
-    const reference = Buffer.from(pristine.buffer, pristine.byteOffset, pristine.byteLength)
     const dirty: Array<number> = []
     for (let start = 0; start < length; start += pageBytes) {
       const end = Math.min(start + pageBytes, length)
