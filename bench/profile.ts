@@ -43,7 +43,7 @@ import { setBackend, type BackendName } from "../packages/runtime/src/backend.js
 import { attentionMatMulMode, setAttentionMatMulMode, type AttentionMatMulMode } from "../packages/runtime/src/model/batched-matmul.js"
 import type { ModelConfig } from "../packages/runtime/src/model/config.js"
 import { createTransformer } from "../packages/runtime/src/model/transformer.js"
-import { Rng } from "../packages/runtime/src/rng.js"
+import { Rng } from "../packages/core/src/rng.js"
 import { planMicroBatches } from "../packages/runtime/src/train/batching.js"
 import { constantSchedule } from "../packages/runtime/src/train/schedule.js"
 import { createTrainer } from "../packages/runtime/src/train/trainer.js"

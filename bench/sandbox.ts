@@ -7,8 +7,8 @@
  *
  *   npx tsx bench/sandbox.ts [calls-per-case]
  */
-import { createSandboxPool } from "../packages/runtime/src/sandbox/pool.js"
-import type { Language } from "../packages/runtime/src/sandbox/observation.js"
+import { createSandboxPool } from "../packages/sandbox/src/pool.js"
+import type { Language } from "../packages/sandbox/src/observation.js"
 
 const calls = Number(process.argv[2] ?? 200)
 const snippets: Record<Language, string> = { js: "var s = 0; for (var i = 0; i < 100; i++) s += i * 97; s", python: "s = sum(i * 97 for i in range(100))\ns" }

@@ -23,7 +23,7 @@ import { attentionMatMulMode, setAttentionMatMulMode, type AttentionMatMulMode }
 import { parameterCount } from "../packages/runtime/src/model/config.js"
 import { createTransformer } from "../packages/runtime/src/model/transformer.js"
 import type { TrainableModel } from "../packages/runtime/src/model/types.js"
-import { Rng } from "../packages/runtime/src/rng.js"
+import { Rng } from "../packages/core/src/rng.js"
 import { constantSchedule } from "../packages/runtime/src/train/schedule.js"
 import { createSupervisedTrainer } from "../packages/runtime/src/train/supervised.js"
 import { benchSize } from "./sizes.js"

@@ -12,7 +12,7 @@ import { Schema } from "effect"
 import { customTrajectoryReward, perTrajectory, policyLosses, returnEstimators, sampleFilters, shapers } from "@turnwise/core"
 import type { AdvantageEstimator } from "@turnwise/core"
 import { builtinCatalogue, extend, Recipe, use } from "@turnwise/dsl"
-import { train } from "@turnwise/runtime"
+import { train } from "@turnwise/cli"
 
 /** Reward: outcome minus a cost per extra tool call. */
 export const conciseOutcome = customTrajectoryReward(

@@ -13,19 +13,10 @@ import { Effect, Layer } from "effect"
 import { CheckpointStore, MetricsSink, trainLoop } from "@turnwise/dsl"
 import type { MetricsRecord } from "@turnwise/dsl"
 import { recipes } from "@turnwise/recipes"
-import {
-  byteTokenizer,
-  createTransformer,
-  exactAnswerTask,
-  generateProblems,
-  makePolicyRuntime,
-  policyLayer,
-  presets,
-  Sandbox,
-  setBackend,
-  tokenizerLayer,
-  train,
-} from "@turnwise/runtime"
+import { train } from "@turnwise/cli"
+import { byteTokenizer, createTransformer, makePolicyRuntime, policyLayer, presets, setBackend, tokenizerLayer } from "@turnwise/runtime"
+import { Sandbox } from "@turnwise/sandbox"
+import { exactAnswerTask, generateProblems } from "@turnwise/tasks"
 
 /** The Effect way: returns the metric records the app's own sink collected. */
 export const withEffect = async (steps: number): Promise<Array<MetricsRecord>> => {

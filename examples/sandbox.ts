@@ -5,8 +5,8 @@
  *   npx tsx examples/sandbox.ts
  */
 import { Effect } from "effect"
-import { createSandboxPool, Sandbox } from "@turnwise/runtime"
-import type { Observation } from "@turnwise/runtime"
+import { createSandboxPool, Sandbox } from "@turnwise/sandbox"
+import type { Observation } from "@turnwise/sandbox"
 
 /** Run the examples; returns the observations they got. */
 export const main = async (): Promise<{ session: Observation; fresh: Observation; service: Observation; hang: Observation }> => {

@@ -17,7 +17,7 @@
 import { customTurnReward, rewardAssigners } from "@turnwise/core"
 import { Recipe, use } from "@turnwise/dsl"
 import { recipes } from "@turnwise/recipes"
-import { train } from "@turnwise/runtime"
+import { train } from "@turnwise/cli"
 
 /** GTPO with the built-in test-pass reward. */
 export const gtpoTests = Recipe.derive(recipes.gtpo!, { name: "gtpo-tests", reward: use(rewardAssigners["tests-passed"]) })

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs"
 import * as path from "node:path"
 import { describe, expect, it } from "vitest"
-import { decodeSafetensors } from "../../packages/runtime/src/checkpoint/safetensors.js"
+import { decodeSafetensors } from "../../packages/runtime/src/model/safetensors.js"
 import { cli, tempDir, tinyRun } from "./helpers.js"
 
 const weightsOf = (dir: string, step: number) => {

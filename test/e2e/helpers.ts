@@ -2,7 +2,7 @@
 import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
 import * as path from "node:path"
-import { main } from "../../packages/runtime/src/cli/Cli.js"
+import { main } from "../../packages/cli/src/Cli.js"
 
 export interface CliResult {
   readonly code: number

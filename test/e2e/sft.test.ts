@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs"
 import * as path from "node:path"
 import { describe, expect, it } from "vitest"
-import { decodeSafetensors } from "../../packages/runtime/src/checkpoint/safetensors.js"
+import { decodeSafetensors } from "../../packages/runtime/src/model/safetensors.js"
 import { cli, tempDir } from "./helpers.js"
 
 const small = ["--steps", "3", "--batch", "4", "--set", "task.trainCount=12", "--set", "model.preset=tiny"] as const

@@ -17,7 +17,7 @@ import {
 } from "../../packages/runtime/src/model/batched-matmul.js"
 import { presets, type ModelConfig } from "../../packages/runtime/src/model/config.js"
 import { createTransformer } from "../../packages/runtime/src/model/transformer.js"
-import { Rng } from "../../packages/runtime/src/rng.js"
+import { Rng } from "../../packages/core/src/rng.js"
 
 const initialMode = attentionMatMulMode()
 

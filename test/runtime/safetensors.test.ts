@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest"
-import { decodeSafetensors, encodeSafetensors, SafetensorsError, type SafetensorsTensor } from "../../packages/runtime/src/checkpoint/safetensors.js"
+import { decodeSafetensors, encodeSafetensors, SafetensorsError, type SafetensorsTensor } from "../../packages/runtime/src/model/safetensors.js"
 
 /** A file from a header object and raw data bytes, built by hand (header length unpadded). */
 const handBuilt = (header: unknown, data: ReadonlyArray<number>): Uint8Array => {

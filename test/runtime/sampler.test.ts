@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { setBackend } from "../../packages/runtime/src/backend.js"
 import { presets, type ModelConfig } from "../../packages/runtime/src/model/config.js"
 import { createTransformer, type Transformer } from "../../packages/runtime/src/model/transformer.js"
-import { Rng } from "../../packages/runtime/src/rng.js"
+import { Rng } from "../../packages/core/src/rng.js"
 import { chooseToken, createSamplingSession, generateNoCache, generateNoCacheAsync, SamplingError, type GenerateOptions } from "../../packages/runtime/src/sampler.js"
 import { byteTokenizer, type Tokenizer } from "../../packages/runtime/src/tokenizer.js"
 

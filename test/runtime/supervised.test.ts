@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs"
 import type { TrainingSequence } from "@turnwise/core"
 import { beforeAll, describe, expect, it } from "vitest"
-import { Rng } from "../../packages/runtime/src/rng.js"
+import { Rng } from "../../packages/core/src/rng.js"
 import { disposeBatch, padSequences } from "../../packages/runtime/src/train/batching.js"
 import { constantSchedule } from "../../packages/runtime/src/train/schedule.js"
 import { createSupervisedTrainer, crossEntropyObjective } from "../../packages/runtime/src/train/supervised.js"

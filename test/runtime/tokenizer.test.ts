@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest"
-import { Rng } from "../../packages/runtime/src/rng.js"
+import { Rng } from "../../packages/core/src/rng.js"
 import { ByteTokenizer, byteTokenizer } from "../../packages/runtime/src/tokenizer.js"
 
 /** A random well-formed string mixing ASCII, 2-, 3- and 4-byte code points. */

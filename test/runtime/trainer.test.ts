@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs"
 import type { LossInputs, LossOutput, TrainingSequence } from "@turnwise/core"
 import { beforeAll, describe, expect, it } from "vitest"
-import { Rng } from "../../packages/runtime/src/rng.js"
+import { Rng } from "../../packages/core/src/rng.js"
 import { padSequences, planMicroBatches, TrainingInputError } from "../../packages/runtime/src/train/batching.js"
 import { constantSchedule } from "../../packages/runtime/src/train/schedule.js"
 import { createTrainer, createUpdateEngine, policyObjective, tokenLogprobs } from "../../packages/runtime/src/train/trainer.js"

@@ -4,7 +4,7 @@ import { setBackend } from "../../packages/runtime/src/backend.js"
 import { decodeModelConfig, ModelConfigError, parameterCount, presets, type ModelConfig } from "../../packages/runtime/src/model/config.js"
 import { embedding, linear, matmul } from "../../packages/runtime/src/model/linear.js"
 import { createTransformer, ModelInputError, type Transformer } from "../../packages/runtime/src/model/transformer.js"
-import { Rng } from "../../packages/runtime/src/rng.js"
+import { Rng } from "../../packages/core/src/rng.js"
 
 const small: ModelConfig = { ...presets.tiny, dModel: 16, nLayers: 2, nHeads: 4, nKvHeads: 2, dFf: 24, maxSeqLen: 32, seed: 3 }
 const qwenLike: ModelConfig = { ...small, qkvBias: true, tieEmbeddings: false, ropeTheta: 1e6 }

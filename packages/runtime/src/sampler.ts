@@ -37,7 +37,7 @@ import * as tf from "@tensorflow/tfjs"
 import { Data } from "effect"
 import { decodeStep, prepareInference, type LayerCache } from "./model/inference.js"
 import { MASKED, type Transformer } from "./model/transformer.js"
-import { Rng } from "./rng.js"
+import { Rng } from "@turnwise/core"
 import { byteTokenizer, type Tokenizer } from "./tokenizer.js"
 
 /**

@@ -29,9 +29,9 @@ import { createHash, randomBytes } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { CheckpointError } from "@turnwise/dsl"
-import type { RngState } from "../rng.js"
+import type { RngState } from "@turnwise/core"
 import type { AdamW, AdamWState } from "../train/adamw.js"
-import { decodeSafetensors, encodeSafetensors, SafetensorsError, type SafetensorsTensor } from "./safetensors.js"
+import { decodeSafetensors, encodeSafetensors, SafetensorsError, type SafetensorsTensor } from "../model/safetensors.js"
 
 export { CheckpointError }
 

@@ -16,7 +16,7 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { Data } from "effect"
-import { Rng } from "../rng.js"
+import { Rng } from "@turnwise/core"
 import { decodeModelConfig, type ModelConfig, type RopeScaling } from "./config.js"
 import { attentionMatMul } from "./batched-matmul.js"
 import { embedding, linear } from "./linear.js"

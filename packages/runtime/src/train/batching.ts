@@ -16,7 +16,7 @@
 import * as tf from "@tensorflow/tfjs"
 import type { TrainingSequence } from "@turnwise/core"
 import { Data } from "effect"
-import type { Rng } from "../rng.js"
+import type { Rng } from "@turnwise/core"
 
 /**
  * A training sequence that the trainer cannot use (misaligned arrays, token out of

@@ -33,7 +33,7 @@
 import * as tf from "@tensorflow/tfjs"
 import type { LossInputs, LossOutput, TrainingSequence } from "@turnwise/core"
 import type { TrainableModel } from "../model/types.js"
-import type { Rng } from "../rng.js"
+import type { Rng } from "@turnwise/core"
 import { AdamW, type AdamWOptions, clipByGlobalNorm } from "./adamw.js"
 import { disposeBatch, padSequences, type PaddedBatch, planMicroBatches, TrainingInputError, validateSequence } from "./batching.js"
 import { learningRate, type ScheduleOptions } from "./schedule.js"

@@ -4,7 +4,7 @@
  * Which files: the shards that `model.safetensors.index.json` lists in its
  * `weight_map` when it exists; else `model.safetensors`; else every `*.safetensors`
  * in the directory. Each file's header is read and validated up front (see
- * ../../checkpoint/safetensors.ts); a tensor's bytes are read only when asked for, so
+ * ../safetensors.ts); a tensor's bytes are read only when asked for, so
  * a model loads with one tensor's raw bytes in memory at a time rather than whole
  * files. F32, BF16 and F16 tensors are widened to float32.
  *
@@ -13,8 +13,8 @@
 import { promises as fs } from "node:fs"
 import type { FileHandle } from "node:fs/promises"
 import * as path from "node:path"
-import { decodeTensorBytes, parseSafetensorsHeader, safetensorsHeaderLength } from "../../checkpoint/safetensors.js"
-import type { SafetensorsEntry } from "../../checkpoint/safetensors.js"
+import { decodeTensorBytes, parseSafetensorsHeader, safetensorsHeaderLength } from "../safetensors.js"
+import type { SafetensorsEntry } from "../safetensors.js"
 import { HfFormatError, HfMissingFileError, HfMissingTensorError } from "./errors.js"
 import { fileExists, readJsonObject } from "./hf-files.js"
 

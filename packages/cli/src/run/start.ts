@@ -1,0 +1,82 @@
+/**
+ * `npm start` / `turnwise start`: the main job on the built-in task.
+ *
+ * Warm-start a small policy on demonstrations (from the checkpoint shipped in
+ * assets/warm-start, which `turnwise sft` reproduces; or by running sft first when it
+ * is missing), train it with GTPO, evaluate before and after on the held-out split,
+ * and print the table and the report's path.
+ *
+ * @category constructors
+ */
+import { promises as fs } from "node:fs"
+import * as path from "node:path"
+import { recipes } from "@turnwise/recipes"
+import type { Io } from "../io.js"
+import { defaultRunConfig, resolveRun } from "./resolve.js"
+import type { RunConfig } from "./RunConfig.js"
+import { runSft } from "./sft.js"
+import { runTrain } from "./train.js"
+
+/** The warm-start checkpoint shipped with the repository. */
+export const shippedWarmStart = path.join("assets", "warm-start")
+
+/**
+ * The schedule that produced the shipped warm start (what `turnwise sft` runs by
+ * default): 600 steps at peak lr 2e-3 (the policy learns the protocol and, late, to
+ * copy digits), then 400 steps at 1e-3 from there (copying becomes reliable). Each
+ * stage warms up and decays on its own.
+ */
+export const warmStartStages = [
+  { steps: 600, batchSize: 32, lr: 2e-3 },
+  { steps: 400, batchSize: 32, lr: 1e-3 },
+] as const
+
+/** Run the warm-start schedule; returns the final checkpoint directory (`outDir/checkpoints`). */
+export const runWarmStart = async (run: RunConfig, outDir: string, log: (line: string) => void): Promise<string> => {
+  let init = run.model.init
+  for (const [k, stage] of warmStartStages.entries()) {
+    const last = k === warmStartStages.length - 1
+    log(`warm start, stage ${k + 1} of ${warmStartStages.length}: ${stage.steps} steps at lr ${stage.lr}`)
+    const result = await runSft({ run: { ...run, model: { ...run.model, init } }, outDir: last ? outDir : path.join(outDir, `stage-${k + 1}`), ...stage, log })
+    init = result.checkpoint
+  }
+  return init
+}
+
+const row = (label: string, before: number | undefined, after: number | undefined): string =>
+  `  ${label.padEnd(26)} ${(before ?? NaN).toFixed(3).padStart(8)} ${(after ?? NaN).toFixed(3).padStart(8)}`
+
+/** Run the main job. */
+export const runStart = async (options: { readonly sets: ReadonlyArray<string>; readonly outDir: string; readonly io: Io }): Promise<void> => {
+  const { io } = options
+  const shipped = await fs.stat(path.join(shippedWarmStart, "latest")).then(
+    () => true,
+    () => false,
+  )
+  let init = shippedWarmStart
+  if (!shipped) {
+    io.log(`no warm-start checkpoint at ${shippedWarmStart}; running turnwise sft first`)
+    init = await runWarmStart(defaultRunConfig, path.join(options.outDir, "sft"), io.log)
+  }
+  const base = { ...defaultRunConfig, model: { ...defaultRunConfig.model, init } }
+  const { recipe, run } = resolveRun(recipes.gtpo!, base, { file: {}, sets: options.sets })
+  io.log(`warm start: ${run.model.init}; training ${recipe.name} for ${run.train.steps} steps (${run.train.promptsPerStep} prompts x ${recipe.rollout.groupSize} samples per step)`)
+  const result = await runTrain({ recipe, run, outDir: options.outDir, resume: false, evalBefore: true, log: io.log, tty: io.tty })
+  const b = result.before
+  const a = result.after
+  io.stdout(
+    [
+      "",
+      `Held-out split, ${run.task.evalCount} problems (levels ${run.task.levels.join(", ")}), greedy decoding:`,
+      `  ${"".padEnd(26)} ${"warm start".padStart(8)} ${"GTPO".padStart(8)}`,
+      row("accuracy", b["outcome/accuracy"], a["outcome/accuracy"]),
+      row("answer rate", b["finish/answer_rate"], a["finish/answer_rate"]),
+      row("turns per trajectory", b["turns/mean"], a["turns/mean"]),
+      row("tool-call error rate", b["tool/error_rate"], a["tool/error_rate"]),
+      "",
+      `${result.steps} steps in ${result.seconds.toFixed(0)} s (${result.meanStepSeconds.toFixed(1)} s per step)`,
+      `report: ${result.reportPath}`,
+      "",
+    ].join("\n"),
+  )
+}

@@ -1,0 +1,19 @@
+/**
+ * @turnwise/tasks: the built-in task generators (arithmetic, program synthesis),
+ * JSONL loaders, answer checking, demonstrations for supervised warm starts and
+ * the graders.
+ */
+export * from "./problem.js"
+export * from "./answers.js"
+export { generateProblem, generateProblems, LEVELS, splitOf, TaskConfigError, WORD_TEMPLATE_NAMES } from "./arithmetic.js"
+export type { GenerateOptions as ProblemGenerateOptions, Level as DifficultyLevel, Split } from "./arithmetic.js"
+export * from "./demonstrations.js"
+export * from "./jsonl.js"
+export * from "./exact-answer-task.js"
+export * from "./program/problem.js"
+export * from "./program/generator.js"
+export * from "./program/grade.js"
+export { submissionCode } from "./program/harness.js"
+export * from "./program/jsonl.js"
+export * from "./program/demonstrations.js"
+export * from "./program/task.js"
