@@ -9,6 +9,7 @@ import {
   reinforcePlusPlusAdvantages,
   rlooAdvantages,
 } from "../../packages/core/src/advantages.js"
+import { normalizedReturnsDefaults, grpoDefaults, reinforcePlusPlusDefaults } from "../../packages/core/src/advantages.js"
 import { perTrajectory, perTurn } from "../../packages/core/src/values.js"
 import { batch, expectClose, thrown } from "./batch-builders.js"
 
@@ -27,7 +28,7 @@ describe("normalized-returns (GTPO)", () => {
     // g0: S = {1,2,3,6}, mean 3, std sqrt(3.5); g1: S = {0,4,2,2}, mean 2, std sqrt(2)
     const s0 = Math.sqrt(3.5)
     const s1 = Math.sqrt(2)
-    expectClose(normalizedReturnAdvantages(shape, returns, { ...exact, scope: "group" }).values, [
+    expectClose(normalizedReturnAdvantages(shape, returns, { ...normalizedReturnsDefaults, ...exact, scope: "group" }).values, [
       [[-2 / s0, -1 / s0, 0], [3 / s0]],
       [[-2 / s1, 2 / s1], [0, 0]],
     ], tol)
@@ -36,7 +37,7 @@ describe("normalized-returns (GTPO)", () => {
   it("scope turn-index: returns of turn j across the trajectories that reached it", () => {
     // g0 turn 0: {1, 6} mean 3.5 std 2.5; turns 1 and 2 have one return each -> 0
     // g1 turn 0: {0, 2} mean 1 std 1; turn 1: {4, 2} mean 3 std 1
-    expectClose(normalizedReturnAdvantages(shape, returns, { ...exact, scope: "turn-index" }).values, [
+    expectClose(normalizedReturnAdvantages(shape, returns, { ...normalizedReturnsDefaults, ...exact, scope: "turn-index" }).values, [
       [[-1, 0, 0], [1]],
       [[-1, 1], [1, -1]],
     ], tol)
@@ -45,7 +46,7 @@ describe("normalized-returns (GTPO)", () => {
   it("scope batch: every turn return of the batch", () => {
     // S = {1,2,3,6,0,4,2,2}: mean 2.5, population std sqrt(3)
     const s = Math.sqrt(3)
-    expectClose(normalizedReturnAdvantages(shape, returns, { ...exact, scope: "batch" }).values, [
+    expectClose(normalizedReturnAdvantages(shape, returns, { ...normalizedReturnsDefaults, ...exact, scope: "batch" }).values, [
       [[-1.5 / s, -0.5 / s, 0.5 / s], [3.5 / s]],
       [[-2.5 / s, 1.5 / s], [-0.5 / s, -0.5 / s]],
     ], tol)
@@ -53,9 +54,9 @@ describe("normalized-returns (GTPO)", () => {
 
   it("subtracts the mean only when normalizeStd is false", () => {
     const meanOnly = { normalizeStd: false, eps: 1e-6 }
-    expectClose(normalizedReturnAdvantages(shape, returns, { ...meanOnly, scope: "group" }).values, [[[-2, -1, 0], [3]], [[-2, 2], [0, 0]]])
-    expectClose(normalizedReturnAdvantages(shape, returns, { ...meanOnly, scope: "turn-index" }).values, [[[-2.5, 0, 0], [2.5]], [[-1, 1], [1, -1]]])
-    expectClose(normalizedReturnAdvantages(shape, returns, { ...meanOnly, scope: "batch" }).values, [
+    expectClose(normalizedReturnAdvantages(shape, returns, { ...normalizedReturnsDefaults, ...meanOnly, scope: "group" }).values, [[[-2, -1, 0], [3]], [[-2, 2], [0, 0]]])
+    expectClose(normalizedReturnAdvantages(shape, returns, { ...normalizedReturnsDefaults, ...meanOnly, scope: "turn-index" }).values, [[[-2.5, 0, 0], [2.5]], [[-1, 1], [1, -1]]])
+    expectClose(normalizedReturnAdvantages(shape, returns, { ...normalizedReturnsDefaults, ...meanOnly, scope: "batch" }).values, [
       [[-1.5, -0.5, 0.5], [3.5]],
       [[-2.5, 1.5], [-0.5, -0.5]],
     ])
@@ -63,7 +64,7 @@ describe("normalized-returns (GTPO)", () => {
 
   it("adds eps to the std and defaults to scope group", () => {
     const s0 = Math.sqrt(3.5) + 0.5
-    expectClose(normalizedReturnAdvantages(shape, returns, { eps: 0.5 }).values[0], [[-2 / s0, -1 / s0, 0], [3 / s0]])
+    expectClose(normalizedReturnAdvantages(shape, returns, { ...normalizedReturnsDefaults, eps: 0.5 }).values[0], [[-2 / s0, -1 / s0, 0], [3 / s0]])
     const entry = advantageEstimators["normalized-returns"]
     expect(entry.defaults).toEqual({ scope: "group", normalizeStd: true, eps: 1e-6 })
     expect([entry.inputLevel, entry.outputLevel]).toEqual(["turn", "turn"])
@@ -74,13 +75,14 @@ describe("normalized-returns (GTPO)", () => {
     const flat = batch([{ correct: false, turns: 2 }, { correct: false, turns: 1 }], [{ correct: true, turns: 1 }, { correct: true, turns: 1 }])
     const equal = perTurn("return", [[[0, 0], [0]], [[1], [1]]])
     for (const scope of ["group", "turn-index"] as const) {
-      expectClose(normalizedReturnAdvantages(flat, equal, { scope }).values, [[[0, 0], [0]], [[0], [0]]])
-      expectClose(normalizedReturnAdvantages(flat, equal, { scope, eps: 0 }).values, [[[0, 0], [0]], [[0], [0]]])
+      expectClose(normalizedReturnAdvantages(flat, equal, { ...normalizedReturnsDefaults, scope }).values, [[[0, 0], [0]], [[0], [0]]])
+      expectClose(normalizedReturnAdvantages(flat, equal, { ...normalizedReturnsDefaults, scope, eps: 0 }).values, [[[0, 0], [0]], [[0], [0]]])
     }
   })
 
   it("rejects bad options and bad returns, naming the place", () => {
-    expect(thrown(() => normalizedReturnAdvantages(shape, returns, { eps: -1 })).where).toBe("option eps")
+    // options are checked once, by the entry's Schema, where a recipe is decoded
+    expect(() => Schema.decodeUnknownSync(advantageEstimators["normalized-returns"].options)({ ...normalizedReturnsDefaults, eps: -1 })).toThrow(/eps/)
     const nan = perTurn("return", [[[1, 2, 3], [6]], [[0, Number.NaN], [2, 2]]])
     expect(thrown(() => normalizedReturnAdvantages(shape, nan)).where).toBe("group 1, trajectory 0, turn 1")
     const missing = perTurn("return", [[[1, 2, 3], [6]], [[0, 4]]])
@@ -99,9 +101,9 @@ describe("trajectory-level estimators", () => {
 
   it("grpo: z-score within the group (population std)", () => {
     const s2 = Math.sqrt(1 / 6)
-    expectClose(grpoAdvantages(shape, returns, { eps: 0 }).values, [[1, -1, -1, 1], [0, 0], [0, -0.5 / s2, 0.5 / s2]], tol)
+    expectClose(grpoAdvantages(shape, returns, { ...grpoDefaults, eps: 0 }).values, [[1, -1, -1, 1], [0, 0], [0, -0.5 / s2, 0.5 / s2]], tol)
     expectClose(grpoAdvantages(shape, returns).values[0], [0.5 / 0.500001, -0.5 / 0.500001, -0.5 / 0.500001, 0.5 / 0.500001], 1e-9)
-    expectClose(grpoAdvantages(shape, returns, { normalizeStd: false }).values, drGrpoAdvantages(shape, returns).values)
+    expectClose(grpoAdvantages(shape, returns, { ...grpoDefaults, normalizeStd: false }).values, drGrpoAdvantages(shape, returns).values)
   })
 
   it("dr-grpo: return minus the group mean", () => {
@@ -120,10 +122,10 @@ describe("trajectory-level estimators", () => {
     const r = perTrajectory("return", [[1, 0], [1, 1]])
     // batch {1, 0, 1, 1}: mean 0.75, std sqrt(0.1875)
     const s = Math.sqrt(0.1875)
-    expectClose(reinforcePlusPlusAdvantages(two, r, { eps: 0 }).values, [[0.25 / s, -0.75 / s], [0.25 / s, 0.25 / s]], tol)
+    expectClose(reinforcePlusPlusAdvantages(two, r, { ...reinforcePlusPlusDefaults, eps: 0 }).values, [[0.25 / s, -0.75 / s], [0.25 / s, 0.25 / s]], tol)
     // group-centred {0.5, -0.5, 0, 0}: mean 0, std sqrt(0.125)
     const c = Math.sqrt(0.125)
-    expectClose(reinforcePlusPlusAdvantages(two, r, { eps: 0, subtractGroupMean: true }).values, [[0.5 / c, -0.5 / c], [0, 0]], tol)
+    expectClose(reinforcePlusPlusAdvantages(two, r, { ...reinforcePlusPlusDefaults, eps: 0, subtractGroupMean: true }).values, [[0.5 / c, -0.5 / c], [0, 0]], tol)
     expect(advantageEstimators["reinforce++"].defaults).toEqual({ subtractGroupMean: false, eps: 1e-6 })
   })
 

@@ -11,10 +11,11 @@ import {
   reinforcePlusPlusAdvantages,
   rlooAdvantages,
 } from "../../packages/core/src/advantages.js"
+import { grpoDefaults, normalizedReturnsDefaults, reinforcePlusPlusDefaults } from "../../packages/core/src/advantages.js"
 import type { Batch } from "../../packages/core/src/model.js"
-import { discountedReturns, identityReturns } from "../../packages/core/src/returns.js"
-import { trajectoryOutcomeRewards, turnLevelRewards } from "../../packages/core/src/rewards.js"
-import { codeSimilarityCredits, codeSimilarityTurnShaping } from "../../packages/core/src/shaping.js"
+import { discountedDefaults, discountedReturns, identityReturns } from "../../packages/core/src/returns.js"
+import { trajectoryOutcomeDefaults, trajectoryOutcomeRewards, turnLevelDefaults, turnLevelRewards } from "../../packages/core/src/rewards.js"
+import { codeSimilarityCredits, codeSimilarityDefaults, codeSimilarityTurnShaping } from "../../packages/core/src/shaping.js"
 import { mean, populationStd } from "../../packages/core/src/stats.js"
 import { perTrajectory, perTurn } from "../../packages/core/src/values.js"
 import { expectClose, randomBatch, seeded } from "./batch-builders.js"
@@ -43,10 +44,10 @@ describe("normalised advantages have zero mean (and unit std) over their set", (
   it.each(seeds)("normalized-returns, every scope (seed %i)", (seed) => {
     const b = randomBatch(seed)
     const returns = perTurn("return", randomTurnValues(b, seed))
-    const group = normalizedReturnAdvantages(b, returns, { scope: "group", eps: 0 }).values
-    const byTurn = normalizedReturnAdvantages(b, returns, { scope: "turn-index", eps: 0 }).values
-    const whole = normalizedReturnAdvantages(b, returns, { scope: "batch", eps: 0 }).values
-    const meanOnly = normalizedReturnAdvantages(b, returns, { scope: "group", normalizeStd: false }).values
+    const group = normalizedReturnAdvantages(b, returns, { ...normalizedReturnsDefaults, scope: "group", eps: 0 }).values
+    const byTurn = normalizedReturnAdvantages(b, returns, { ...normalizedReturnsDefaults, scope: "turn-index", eps: 0 }).values
+    const whole = normalizedReturnAdvantages(b, returns, { ...normalizedReturnsDefaults, scope: "batch", eps: 0 }).values
+    const meanOnly = normalizedReturnAdvantages(b, returns, { ...normalizedReturnsDefaults, scope: "group", normalizeStd: false }).values
     expectStandardised(whole.flat(2), returns.values.flat(2), "batch")
     returns.values.forEach((rows, g) => {
       expectStandardised(group[g]!.flat(), rows.flat(), `group ${g}`)
@@ -62,7 +63,7 @@ describe("normalised advantages have zero mean (and unit std) over their set", (
   it.each(seeds)("grpo, dr-grpo and rloo within each group; reinforce++ over the batch (seed %i)", (seed) => {
     const b = randomBatch(seed)
     const returns = perTrajectory("return", randomTrajectoryValues(b, seed))
-    const grpo = grpoAdvantages(b, returns, { eps: 0 }).values
+    const grpo = grpoAdvantages(b, returns, { ...grpoDefaults, eps: 0 }).values
     const dr = drGrpoAdvantages(b, returns).values
     const rloo = rlooAdvantages(b, returns).values
     returns.values.forEach((row, g) => {
@@ -73,8 +74,8 @@ describe("normalised advantages have zero mean (and unit std) over their set", (
       const n = row.length
       if (n > 1) expectClose(rloo[g], dr[g]!.map((a) => (a * n) / (n - 1)), 1e-9)
     })
-    expectStandardised(reinforcePlusPlusAdvantages(b, returns, { eps: 0 }).values.flat(), returns.values.flat(), "batch")
-    const baseline = reinforcePlusPlusAdvantages(b, returns, { eps: 0, subtractGroupMean: true }).values.flat()
+    expectStandardised(reinforcePlusPlusAdvantages(b, returns, { ...reinforcePlusPlusDefaults, eps: 0 }).values.flat(), returns.values.flat(), "batch")
+    const baseline = reinforcePlusPlusAdvantages(b, returns, { ...reinforcePlusPlusDefaults, eps: 0, subtractGroupMean: true }).values.flat()
     expect(Math.abs(mean(baseline))).toBeLessThan(1e-9)
   })
 })
@@ -83,8 +84,8 @@ describe("GTPO reduces to GRPO with one turn and no format penalties", () => {
   it.each(seeds)("turn-level + discounted + normalized-returns(group) = trajectory-outcome + identity + grpo (seed %i)", (seed) => {
     const b = randomBatch(seed, { maxTurns: 1, clean: true })
     for (const accuracy of ["binary", "score"] as const) {
-      const gtpo = normalizedReturnAdvantages(b, discountedReturns(b, turnLevelRewards(b, { accuracy }), { gamma: 0.9 }), { scope: "group" })
-      const grpo = broadcastToTurns(b, grpoAdvantages(b, identityReturns(b, trajectoryOutcomeRewards(b, { accuracy }))))
+      const gtpo = normalizedReturnAdvantages(b, discountedReturns(b, turnLevelRewards(b, { ...turnLevelDefaults, accuracy }), { ...discountedDefaults, gamma: 0.9 }), { ...normalizedReturnsDefaults, scope: "group" })
+      const grpo = broadcastToTurns(b, grpoAdvantages(b, identityReturns(b, trajectoryOutcomeRewards(b, { ...trajectoryOutcomeDefaults, accuracy }))))
       expectClose(gtpo.values, grpo.values, 1e-12)
     }
   })
@@ -94,7 +95,7 @@ describe("shaping", () => {
   it.each(seeds)("credit is in [0, alpha), only on failures in groups with a success, only on the last turn (seed %i)", (seed) => {
     const b = randomBatch(seed)
     const rng = seeded(seed + 7)
-    const options = { alpha: rng.next() * 0.99, maxSimilarity: rng.next() * 0.99 }
+    const options = { ...codeSimilarityDefaults, alpha: rng.next() * 0.99, maxSimilarity: rng.next() * 0.99 }
     const rewards = turnLevelRewards(b)
     // the char-ngram embedding, and an adversarial one for which every code is identical
     for (const embed of [undefined, (codes: ReadonlyArray<string>) => codes.map(() => [1, 1])]) {
@@ -122,8 +123,8 @@ describe("discounted returns", () => {
     const b = randomBatch(seed)
     const rewards = perTurn("reward", randomTurnValues(b, seed))
     const gamma = seeded(seed).next()
-    const undiscounted = discountedReturns(b, rewards, { gamma: 1 }).values
-    const discounted = discountedReturns(b, rewards, { gamma }).values
+    const undiscounted = discountedReturns(b, rewards, { ...discountedDefaults, gamma: 1 }).values
+    const discounted = discountedReturns(b, rewards, { ...discountedDefaults, gamma }).values
     rewards.values.forEach((rows, g) =>
       rows.forEach((row, i) =>
         row.forEach((_, j) => {

@@ -38,9 +38,10 @@ describe("discounted returns", () => {
     expect(() => Schema.decodeUnknownSync(entry.options)({ gamma: 1.1 })).toThrow()
   })
 
-  it("rejects gamma outside [0, 1], NaN rewards and mismatched shapes, naming the place", () => {
-    expect(thrown(() => discountedReturns(shape, rewards, { gamma: 1.5 })).where).toBe("option gamma")
-    expect(thrown(() => discountedReturns(shape, rewards, { gamma: -0.1 })).message).toMatch(/gamma must be in \[0, 1\]/)
+  it("rejects gamma outside [0, 1] (in the entry's Schema), NaN rewards and mismatched shapes, naming the place", () => {
+    const entry = returnEstimators.discounted
+    expect(() => Schema.decodeUnknownSync(entry.options)({ gamma: 1.5 })).toThrow(/gamma/)
+    expect(() => Schema.decodeUnknownSync(entry.options)({ gamma: -0.1 })).toThrow(/gamma/)
     const nan = perTurn("reward", [[[0, 0, 1], [0, Number.NaN], [0.9]], [[1, 2, 3, 4]]])
     const error = thrown(() => discountedReturns(shape, nan))
     expect(error.fn).toBe("discountedReturns")

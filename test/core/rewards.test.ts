@@ -8,6 +8,7 @@ import {
   trajectoryOutcomeRewards,
   turnLevelRewards,
 } from "../../packages/core/src/rewards.js"
+import { trajectoryOutcomeDefaults, turnLevelDefaults } from "../../packages/core/src/rewards.js"
 import { batch, expectClose, thrown } from "./batch-builders.js"
 
 // group 0: uneven lengths, every format case; group 1: a partial score.
@@ -30,17 +31,17 @@ describe("turn-level rewards (GTPO)", () => {
   })
 
   it("adds the two penalties on turn 0 when uncapped", () => {
-    expectClose(turnLevelRewards(mixed, { capFormatPerTurn: false }).values[0]![3], [-0.2, 0])
+    expectClose(turnLevelRewards(mixed, { ...turnLevelDefaults, capFormatPerTurn: false }).values[0]![3], [-0.2, 0])
   })
 
   it("skips the no-tool penalty when asked", () => {
-    const values = turnLevelRewards(mixed, { penalizeNoToolCall: false }).values
+    const values = turnLevelRewards(mixed, { ...turnLevelDefaults, penalizeNoToolCall: false }).values
     expectClose(values[0]![2], [1])
     expectClose(values[0]![3], [-0.1, 0])
   })
 
   it("uses the graded score with accuracy 'score' and scales with formatPenalty", () => {
-    expectClose(turnLevelRewards(mixed, { accuracy: "score", formatPenalty: 0.25 }).values, [
+    expectClose(turnLevelRewards(mixed, { ...turnLevelDefaults, accuracy: "score", formatPenalty: 0.25 }).values, [
       [[0, 0, 1], [0, -0.25], [0.75], [-0.25, 0]],
       [[0, 0.5]],
     ])
@@ -63,11 +64,11 @@ describe("trajectory-outcome rewards (GRPO min rule)", () => {
   })
 
   it("counts a trajectory without tool calls as well formed when penalizeNoToolCall is off", () => {
-    expectClose(trajectoryOutcomeRewards(mixed, { penalizeNoToolCall: false }).values, [[1, -0.1, 1, -0.1], [0]])
+    expectClose(trajectoryOutcomeRewards(mixed, { ...trajectoryOutcomeDefaults, penalizeNoToolCall: false }).values, [[1, -0.1, 1, -0.1], [0]])
   })
 
   it("uses the graded score", () => {
-    expectClose(trajectoryOutcomeRewards(mixed, { accuracy: "score" }).values[1], [0.5])
+    expectClose(trajectoryOutcomeRewards(mixed, { ...trajectoryOutcomeDefaults, accuracy: "score" }).values[1], [0.5])
   })
 
   it("places the outcome on the last turn for outcome-on-last-turn", () => {
@@ -110,11 +111,9 @@ describe("bad input", () => {
     expect(thrown(() => outcomeOnLastTurnRewards(batch([{ correct: true, turns: 1 }, { correct: false, turns: 0 }]))).where).toBe(
       "group 0, trajectory 1",
     )
-    const error = thrown(() => turnLevelRewards(mixed, { formatPenalty: -0.1 }))
-    expect(error.fn).toBe("turnLevelRewards")
-    expect(error.message).toMatch(/formatPenalty/)
-    // @ts-expect-error: an option value a JSON config could carry
-    expect(thrown(() => trajectoryOutcomeRewards(mixed, { accuracy: "graded" })).where).toBe("option accuracy")
+    // options are checked once, by the entry's Schema, where a recipe is decoded
+    expect(() => Schema.decodeUnknownSync(rewardAssigners["turn-level"].options)({ ...turnLevelDefaults, formatPenalty: -0.1 })).toThrow(/formatPenalty/)
+    expect(() => Schema.decodeUnknownSync(rewardAssigners["trajectory-outcome"].options)({ ...trajectoryOutcomeDefaults, accuracy: "graded" })).toThrow(/accuracy/)
   })
 })
 

@@ -8,6 +8,7 @@ import {
   codeSimilarityTurnShaping,
   shapers,
 } from "../../packages/core/src/shaping.js"
+import { codeSimilarityDefaults } from "../../packages/core/src/shaping.js"
 import { perTrajectory, perTurn } from "../../packages/core/src/values.js"
 import { batch, expectClose, thrown } from "./batch-builders.js"
 
@@ -44,26 +45,28 @@ const half = 0.5 / Math.SQRT2 // alpha * mean(1/sqrt2, 1/sqrt2)
 describe("code-similarity credits", () => {
   it("credits failed trajectories by alpha * min(cap, mean positive cosine to the successes)", () => {
     const { calls, embed } = recording()
-    expectClose(codeSimilarityCredits(shape, {}, embed).values, [[0, half, 0, 0, 0], [0, 0], [0.45, 0]], 1e-12)
+    expectClose(codeSimilarityCredits(shape, codeSimilarityDefaults, embed).values, [[0, half, 0, 0, 0], [0, 0], [0.45, 0]], 1e-12)
     // one embedder call, only for groups with a success, never for empty code
     expect(calls).toEqual([["a", "b", "d", "c", "a", "a"]])
   })
 
   it("scales with alpha and maxSimilarity", () => {
     const { embed } = recording()
-    expectClose(codeSimilarityCredits(shape, { alpha: 0.2, maxSimilarity: 0.5 }, embed).values, [[0, 0.1, 0, 0, 0], [0, 0], [0.1, 0]], 1e-12)
-    expectClose(codeSimilarityCredits(shape, { alpha: 0 }, embed).values, [[0, 0, 0, 0, 0], [0, 0], [0, 0]])
+    expectClose(codeSimilarityCredits(shape, { ...codeSimilarityDefaults, alpha: 0.2, maxSimilarity: 0.5 }, embed).values, [[0, 0.1, 0, 0, 0], [0, 0], [0.1, 0]], 1e-12)
+    expectClose(codeSimilarityCredits(shape, { ...codeSimilarityDefaults, alpha: 0 }, embed).values, [[0, 0, 0, 0, 0], [0, 0], [0, 0]])
   })
 
   it("rejects alpha or maxSimilarity outside [0, 1) and a misbehaving embedder", () => {
     const { embed } = recording()
-    expect(thrown(() => codeSimilarityCredits(shape, { alpha: 1 }, embed)).where).toBe("option alpha")
-    expect(thrown(() => codeSimilarityCredits(shape, { maxSimilarity: 1 }, embed)).where).toBe("option maxSimilarity")
-    expect(thrown(() => codeSimilarityCredits(shape, { alpha: -0.1 }, embed)).where).toBe("option alpha")
-    expect(thrown(() => codeSimilarityCredits(shape, { ngram: 0 })).where).toBe("option ngram")
-    expect(thrown(() => codeSimilarityCredits(shape, {}, (codes) => codes.slice(1).map(() => [1]))).message).toMatch(/returned 5 vectors for 6/)
-    expect(thrown(() => codeSimilarityCredits(shape, {}, (codes) => codes.map(() => [Number.NaN]))).where).toBe("embedder, vector 0")
-    expect(thrown(() => codeSimilarityCredits(shape, {}, (codes) => codes.map((_, k) => (k === 2 ? [1, 2, 3] : [1, 0])))).where).toBe(
+    // options are checked once, by the entry's Schema, where a recipe is decoded
+    const decode = Schema.decodeUnknownSync(shapers["code-similarity"].options)
+    expect(() => decode({ ...codeSimilarityDefaults, alpha: 1 })).toThrow(/alpha/)
+    expect(() => decode({ ...codeSimilarityDefaults, maxSimilarity: 1 })).toThrow(/maxSimilarity/)
+    expect(() => decode({ ...codeSimilarityDefaults, alpha: -0.1 })).toThrow(/alpha/)
+    expect(() => decode({ ...codeSimilarityDefaults, ngram: 0 })).toThrow(/ngram/)
+    expect(thrown(() => codeSimilarityCredits(shape, codeSimilarityDefaults, (codes) => codes.slice(1).map(() => [1]))).message).toMatch(/returned 5 vectors for 6/)
+    expect(thrown(() => codeSimilarityCredits(shape, codeSimilarityDefaults, (codes) => codes.map(() => [Number.NaN]))).where).toBe("embedder, vector 0")
+    expect(thrown(() => codeSimilarityCredits(shape, codeSimilarityDefaults, (codes) => codes.map((_, k) => (k === 2 ? [1, 2, 3] : [1, 0])))).where).toBe(
       "embedder, vector 2",
     )
     const entry = shapers["code-similarity"]
@@ -144,7 +147,6 @@ describe("char-ngram embedding and cosine", () => {
     expect(spaced).toEqual(tight)
     expect(tight!.reduce((s, v) => s + v, 0)).toBe(4) // "x =", " 1" -> "x ", " =", "= ", " 1"
     expect(embeddings["char-ngram"]({ n: 3, dims: 16 })(["abc"])[0]!.length).toBe(16)
-    expect(thrown(() => charNgramEmbedding({ n: 0, dims: 8 })).where).toBe("option n")
   })
 
   it("computes cosine, 0 for a zero vector, and rejects different lengths", () => {

@@ -26,7 +26,7 @@
 import { Schema } from "effect"
 import type { AdvantageEstimator } from "./component.js"
 import type { Batch } from "./model.js"
-import { assertOption, mean, NoOptions, standardize } from "./stats.js"
+import { mean, NoOptions, standardize } from "./stats.js"
 import {
   assertNonEmptyBatch,
   assertTrajectoryShape,
@@ -40,8 +40,6 @@ import {
 
 const Eps = Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0))
 
-const checkEps = (fn: string, eps: number): void =>
-  assertOption(fn, "eps", eps, Number.isFinite(eps) && eps >= 0, "a finite number >= 0")
 
 /** Which returns a normalised return is compared with. */
 export const NormalizationScope = Schema.Literals(["group", "turn-index", "batch"])
@@ -71,12 +69,10 @@ export const normalizedReturnsDefaults: NormalizedReturnsOptions = { scope: "gro
 export const normalizedReturnAdvantages = (
   batch: Batch,
   returns: PerTurn<"return">,
-  options: Partial<NormalizedReturnsOptions> = {},
+  options: NormalizedReturnsOptions = normalizedReturnsDefaults,
 ): PerTurn<"advantage"> => {
   const fn = "normalizedReturnAdvantages"
-  const o = { ...normalizedReturnsDefaults, ...options }
-  checkEps(fn, o.eps)
-  assertOption(fn, "scope", o.scope, ["group", "turn-index", "batch"].includes(o.scope), `"group", "turn-index" or "batch"`)
+  const o = options
   assertNonEmptyBatch(fn, batch)
   assertTurnShape(fn, batch, returns)
   const values = returns.values
@@ -134,11 +130,10 @@ const checkTrajectoryReturns = (fn: string, batch: Batch, returns: PerTrajectory
 export const grpoAdvantages = (
   batch: Batch,
   returns: PerTrajectory<"return">,
-  options: Partial<GrpoOptions> = {},
+  options: GrpoOptions = grpoDefaults,
 ): PerTrajectory<"advantage"> => {
   const fn = "grpoAdvantages"
-  const o = { ...grpoDefaults, ...options }
-  checkEps(fn, o.eps)
+  const o = options
   checkTrajectoryReturns(fn, batch, returns)
   return perTrajectory("advantage", returns.values.map((row) => row.map(standardize(row, o))))
 }
@@ -197,11 +192,10 @@ export const reinforcePlusPlusDefaults: ReinforcePlusPlusOptions = { subtractGro
 export const reinforcePlusPlusAdvantages = (
   batch: Batch,
   returns: PerTrajectory<"return">,
-  options: Partial<ReinforcePlusPlusOptions> = {},
+  options: ReinforcePlusPlusOptions = reinforcePlusPlusDefaults,
 ): PerTrajectory<"advantage"> => {
   const fn = "reinforcePlusPlusAdvantages"
-  const o = { ...reinforcePlusPlusDefaults, ...options }
-  checkEps(fn, o.eps)
+  const o = options
   checkTrajectoryReturns(fn, batch, returns)
   const centred = o.subtractGroupMean
     ? returns.values.map((row) => {

@@ -15,7 +15,6 @@
  */
 import type { Embedder } from "./component.js"
 import { AlgorithmInputError } from "./errors.js"
-import { assertOption } from "./stats.js"
 
 const FNV_OFFSET = 0x811c9dc5
 const FNV_PRIME = 0x01000193
@@ -56,8 +55,6 @@ export interface CharNgramOptions {
 export const charNgramEmbedding = (options: CharNgramOptions): Embedder => {
   const fn = "charNgramEmbedding"
   const { n, dims } = options
-  assertOption(fn, "n", n, Number.isInteger(n) && n >= 1, "an integer >= 1")
-  assertOption(fn, "dims", dims, Number.isInteger(dims) && dims >= 1, "an integer >= 1")
   return (codes) =>
     codes.map((code) => {
       const vector = new Array<number>(dims).fill(0)

@@ -112,9 +112,6 @@ export type Batch = typeof Batch.Type
  */
 export const decodeBatch = (raw: unknown): Batch => Schema.decodeUnknownSync(Batch)(raw)
 
-/** Decode untrusted JSON into a {@link Trajectory} (see {@link decodeBatch}). */
-export const decodeTrajectory = (raw: unknown): Trajectory => Schema.decodeUnknownSync(Trajectory)(raw)
-
 /** All code the trajectory ran, its blocks joined by newlines (the input to code-similarity shaping). */
 export const trajectoryCode = (trajectory: Trajectory): string =>
   trajectory.turns.flatMap((turn) => (turn.toolCall === null ? [] : [turn.toolCall.code])).join("\n")

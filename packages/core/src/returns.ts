@@ -13,7 +13,7 @@
 import { Schema } from "effect"
 import type { ReturnEstimator } from "./component.js"
 import type { Batch } from "./model.js"
-import { assertOption, inRange, NoOptions, sum } from "./stats.js"
+import { NoOptions, sum } from "./stats.js"
 import {
   assertNonEmptyBatch,
   assertTrajectoryShape,
@@ -43,11 +43,10 @@ export const discountedDefaults: DiscountedOptions = { gamma: 0.9 }
 export const discountedReturns = (
   batch: Batch,
   rewards: PerTurn<"reward">,
-  options: Partial<DiscountedOptions> = {},
+  options: DiscountedOptions = discountedDefaults,
 ): PerTurn<"return"> => {
   const fn = "discountedReturns"
-  const { gamma } = { ...discountedDefaults, ...options }
-  assertOption(fn, "gamma", gamma, inRange(gamma, 0, 1), "in [0, 1]")
+  const { gamma } = options
   assertNonEmptyBatch(fn, batch)
   assertTurnShape(fn, batch, rewards)
   return perTurn(

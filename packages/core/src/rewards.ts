@@ -21,7 +21,7 @@ import { Schema } from "effect"
 import type { RewardAssigner } from "./component.js"
 import { AlgorithmInputError } from "./errors.js"
 import type { Batch, Group, Trajectory } from "./model.js"
-import { assertOption, NoOptions } from "./stats.js"
+import { NoOptions } from "./stats.js"
 import { assertNonEmptyBatch, perTrajectory, perTurn, where, type PerTrajectory, type PerTurn } from "./values.js"
 
 const Accuracy = Schema.Literals(["binary", "score"])
@@ -71,10 +71,6 @@ const accuracyOf = (trajectory: Trajectory, accuracy: "binary" | "score"): numbe
 
 const calledTool = (trajectory: Trajectory): boolean => trajectory.turns.some((turn) => turn.toolCall !== null)
 
-const checkOptions = (fn: string, options: TrajectoryOutcomeOptions): void => {
-  assertOption(fn, "accuracy", options.accuracy, options.accuracy === "binary" || options.accuracy === "score", `"binary" or "score"`)
-  assertOption(fn, "formatPenalty", options.formatPenalty, Number.isFinite(options.formatPenalty) && options.formatPenalty >= 0, "a finite number >= 0")
-}
 
 /**
  * GTPO's turn-level rewards: accuracy on the last turn, -formatPenalty on each
@@ -85,10 +81,9 @@ const checkOptions = (fn: string, options: TrajectoryOutcomeOptions): void => {
  * rewards.values[0][1]                                            // e.g. [-0.1, 0, 1]
  * turnLevelRewards(batch, { accuracy: "score", formatPenalty: 0.2 })
  */
-export const turnLevelRewards = (batch: Batch, options: Partial<TurnLevelOptions> = {}): PerTurn<"reward"> => {
+export const turnLevelRewards = (batch: Batch, options: TurnLevelOptions = turnLevelDefaults): PerTurn<"reward"> => {
   const fn = "turnLevelRewards"
-  const o = { ...turnLevelDefaults, ...options }
-  checkOptions(fn, o)
+  const o = options
   assertNonEmptyBatch(fn, batch)
   return perTurn(
     "reward",
@@ -135,10 +130,9 @@ export const trajectoryOutcomeReward = (trajectory: Trajectory, options: Traject
  * @example
  * trajectoryOutcomeRewards(batch).values // [[1, 0, -0.1], ...]
  */
-export const trajectoryOutcomeRewards = (batch: Batch, options: Partial<TrajectoryOutcomeOptions> = {}): PerTrajectory<"reward"> => {
+export const trajectoryOutcomeRewards = (batch: Batch, options: TrajectoryOutcomeOptions = trajectoryOutcomeDefaults): PerTrajectory<"reward"> => {
   const fn = "trajectoryOutcomeRewards"
-  const o = { ...trajectoryOutcomeDefaults, ...options }
-  checkOptions(fn, o)
+  const o = options
   assertNonEmptyBatch(fn, batch)
   return perTrajectory("reward", batch.groups.map((group) => group.trajectories.map((t) => trajectoryOutcomeReward(t, o))))
 }
@@ -149,10 +143,9 @@ export const trajectoryOutcomeRewards = (batch: Batch, options: Partial<Trajecto
  * @example
  * outcomeOnLastTurnRewards(batch).values[0][0] // e.g. [0, 0, 1]
  */
-export const outcomeOnLastTurnRewards = (batch: Batch, options: Partial<TrajectoryOutcomeOptions> = {}): PerTurn<"reward"> => {
+export const outcomeOnLastTurnRewards = (batch: Batch, options: TrajectoryOutcomeOptions = trajectoryOutcomeDefaults): PerTurn<"reward"> => {
   const fn = "outcomeOnLastTurnRewards"
-  const o = { ...trajectoryOutcomeDefaults, ...options }
-  checkOptions(fn, o)
+  const o = options
   assertNonEmptyBatch(fn, batch)
   return perTurn(
     "reward",

@@ -27,7 +27,7 @@ import type { Embedder, Shaper } from "./component.js"
 import { charNgramEmbedding, cosine } from "./embedding.js"
 import { AlgorithmInputError } from "./errors.js"
 import { trajectoryCode, type Batch } from "./model.js"
-import { assertOption, inRange, mean, NoOptions } from "./stats.js"
+import { mean, NoOptions } from "./stats.js"
 import {
   assertNonEmptyBatch,
   assertTrajectoryShape,
@@ -74,19 +74,14 @@ export const codeSimilarityDefaults: CodeSimilarityOptions = {
  */
 export const codeSimilarityCredits = (
   batch: Batch,
-  options: Partial<CodeSimilarityOptions> = {},
+  options: CodeSimilarityOptions = codeSimilarityDefaults,
   embed?: Embedder,
 ): PerTrajectory<"reward"> => {
   const fn = "codeSimilarityCredits"
-  const o = { ...codeSimilarityDefaults, ...options }
-  assertOption(fn, "alpha", o.alpha, inRange(o.alpha, 0, 1, true), "in [0, 1)")
-  assertOption(fn, "maxSimilarity", o.maxSimilarity, inRange(o.maxSimilarity, 0, 1, true), "in [0, 1)")
-  assertOption(fn, "embedding", o.embedding, o.embedding === "char-ngram" || o.embedding === "policy", `"char-ngram" or "policy"`)
+  const o = options
   if (o.embedding === "policy" && embed === undefined) {
     throw new AlgorithmInputError({ fn, where: "option embedding", problem: `"policy" needs the policy's embedder passed as embed (the pipeline does this)` })
   }
-  assertOption(fn, "ngram", o.ngram, Number.isInteger(o.ngram) && o.ngram >= 1, "an integer >= 1")
-  assertOption(fn, "dims", o.dims, Number.isInteger(o.dims) && o.dims >= 1, "an integer >= 1")
   assertNonEmptyBatch(fn, batch)
   const embedder = embed ?? charNgramEmbedding({ n: o.ngram, dims: o.dims })
 
@@ -140,7 +135,7 @@ export const codeSimilarityCredits = (
 export const codeSimilarityTurnShaping = (
   batch: Batch,
   rewards: PerTurn<"reward">,
-  options: Partial<CodeSimilarityOptions> = {},
+  options: CodeSimilarityOptions = codeSimilarityDefaults,
   embed?: Embedder,
 ): PerTurn<"reward"> => {
   assertNonEmptyBatch("codeSimilarityTurnShaping", batch)
@@ -167,7 +162,7 @@ export const codeSimilarityTurnShaping = (
 export const codeSimilarityTrajectoryShaping = (
   batch: Batch,
   rewards: PerTrajectory<"reward">,
-  options: Partial<CodeSimilarityOptions> = {},
+  options: CodeSimilarityOptions = codeSimilarityDefaults,
   embed?: Embedder,
 ): PerTrajectory<"reward"> => {
   assertNonEmptyBatch("codeSimilarityTrajectoryShaping", batch)

@@ -10,7 +10,6 @@
  * @category constructors
  */
 import { Schema } from "effect"
-import { AlgorithmInputError } from "./errors.js"
 
 /** The options schema of a catalogue entry that takes no options. */
 export const NoOptions = Schema.Struct({})
@@ -75,18 +74,3 @@ export const standardize = (set: ReadonlyArray<number>, options: StandardizeOpti
   const scale = populationStd(set) + options.eps
   return (value) => (scale === 0 ? 0 : (value - m) / scale)
 }
-
-/**
- * Check a numeric option; throws {@link AlgorithmInputError} naming the function, the
- * option and the expected range when `ok` is false.
- *
- * @example
- * assertOption("discountedReturns", "gamma", gamma, gamma >= 0 && gamma <= 1, "in [0, 1]")
- */
-export const assertOption = (fn: string, option: string, value: unknown, ok: boolean, expected: string): void => {
-  if (!ok) throw new AlgorithmInputError({ fn, where: `option ${option}`, problem: `${option} must be ${expected}, got ${String(value)}` })
-}
-
-/** True for a finite number in [lo, hi] (or [lo, hi) when `hiOpen`). */
-export const inRange = (value: number, lo: number, hi: number, hiOpen = false): boolean =>
-  Number.isFinite(value) && value >= lo && (hiOpen ? value < hi : value <= hi)

@@ -77,26 +77,6 @@ export const assertTurnShape = (fn: string, batch: Batch, table: PerTurn<Quantit
   })
 }
 
-/** Check that a table holds only finite numbers and no empty group or trajectory. */
-export const assertFinite = (fn: string, table: Values<Quantity>): void => {
-  if (table.values.length === 0) throw new AlgorithmInputError({ fn, where: "batch", problem: "the batch has no groups" })
-  table.values.forEach((rows, g) => {
-    if (rows.length === 0) throw new AlgorithmInputError({ fn, where: where(g), problem: "the group is empty" })
-    rows.forEach((row, i) => {
-      if (table.level === "trajectory") {
-        const v = row as number
-        if (!Number.isFinite(v)) throw new AlgorithmInputError({ fn, where: where(g, i), problem: `${table.quantity} is ${v}` })
-        return
-      }
-      const turns = row as ReadonlyArray<number>
-      if (turns.length === 0) throw new AlgorithmInputError({ fn, where: where(g, i), problem: "the trajectory has no turns" })
-      turns.forEach((v, j) => {
-        if (!Number.isFinite(v)) throw new AlgorithmInputError({ fn, where: where(g, i, j), problem: `${table.quantity} is ${v}` })
-      })
-    })
-  })
-}
-
 /**
  * Check that a batch has at least one group, every group at least one trajectory and
  * every trajectory at least one turn; throws {@link AlgorithmInputError}. Every
