@@ -4,7 +4,15 @@ import { beforeAll, describe, expect, it } from "vitest"
 import { Rng } from "../../packages/core/src/rng.js"
 import { padSequences, planMicroBatches, TrainingInputError } from "../../packages/runtime/src/train/batching.js"
 import { constantSchedule } from "../../packages/runtime/src/train/schedule.js"
-import { createTrainer, createUpdateEngine, policyObjective, tokenLogprobs } from "../../packages/runtime/src/train/trainer.js"
+import { createTrainer, createUpdateEngine, policyObjective, splitMiniBatches, tokenLogprobs } from "../../packages/runtime/src/train/trainer.js"
+import { defaultPolicyLossOptions, policyLoss } from "../../packages/core/src/loss.js"
+import { createTransformer } from "../../packages/runtime/src/model/transformer.js"
+import { presets } from "../../packages/runtime/src/model/config.js"
+import { byteTokenizer } from "../../packages/runtime/src/tokenizer.js"
+import { makePolicyRuntime } from "../../packages/runtime/src/layers/PolicyRuntime.js"
+import { policyLayer } from "../../packages/runtime/src/layers/layers.js"
+import { defaultOptimizer, Policy } from "../../packages/dsl/src/index.js"
+import { Effect } from "effect"
 import { clippedSurrogate, createTinyModel, maxDiff, sequence, snapshot, type TinyModel, useBackend } from "./fixtures/tiny-model.js"
 
 beforeAll(async () => {
@@ -174,6 +182,10 @@ describe("createTrainer", () => {
     expect(maxDiff(before, snapshot(model.variables))).toBe(0)
     expect(maxDiff(moments, snapshot(trainer.optimizer.state().tensors))).toBe(0)
     expect(log.join("\n")).toMatch(/skipped update 2: loss is NaN/)
+    expect(report.metrics["train/skipped_updates"]).toBe(1)
+    const next = await trainer.step(mixedBatch())
+    expect(next.skipped).toBe(false)
+    expect(next.metrics["train/skipped_updates"]).toBe(1)
     trainer.dispose()
     model.dispose()
   })
@@ -224,7 +236,9 @@ describe("createTrainer", () => {
       loss: clippedSurrogate(),
       schedule: constantSchedule(0.01),
       epochs: 2,
+      miniBatches: 2,
       microBatchSize: 2,
+      reference: true,
       rng: Rng.fromSeed(3),
       ...quiet,
     })
@@ -235,6 +249,8 @@ describe("createTrainer", () => {
     expect(tf.memory().numTensors).toBe(afterFirst)
     expect(afterFirst).toBe(before)
     trainer.dispose()
+    // The optimizer's two moments and the frozen reference weights are freed with the trainer.
+    expect(tf.memory().numTensors).toBe(before - 3 * model.variables.size)
     model.dispose()
   })
 
@@ -256,5 +272,134 @@ describe("createTrainer", () => {
     } finally {
       await useBackend("cpu")
     }
+  })
+
+  it("passes reference logprobs to the loss, so a KL penalty trains and reports its KL", async () => {
+    const run = async (klBeta: number) => {
+      const model = createTinyModel({ seed: 6 })
+      const batch = onPolicy(model, mixedBatch())
+      const trainer = createTrainer(model, {
+        loss: (inputs) => policyLoss(inputs, { ...defaultPolicyLossOptions, klBeta }),
+        schedule: constantSchedule(0.03),
+        optimizer: { weightDecay: 0 },
+        reference: true,
+        ...quiet,
+      })
+      const reports = []
+      for (let i = 0; i < 12; i++) reports.push(await trainer.step(batch))
+      trainer.dispose()
+      model.dispose()
+      return reports
+    }
+    const penalised = await run(1)
+    expect(penalised.every((r) => !r.skipped)).toBe(true)
+    const last = penalised.at(-1)!.metrics
+    // The loss's KL term (before the last update) and the measured KL after it: finite and non-zero.
+    expect(Number.isFinite(last["actor/kl"])).toBe(true)
+    expect(last["actor/kl"]).toBeGreaterThan(1e-6)
+    expect(last["kl/reference"]).toBeGreaterThan(1e-6)
+    // On the first step the policy is the reference: its KL term starts at 0.
+    expect(penalised[0]!.metrics["actor/kl"]).toBeCloseTo(0, 6)
+    // The penalty holds the policy nearer the reference than the same run without it.
+    const free = await run(0)
+    expect(free.at(-1)!.metrics["actor/kl"]).toBeUndefined()
+    expect(last["kl/reference"]).toBeLessThan(free.at(-1)!.metrics["kl/reference"]!)
+  })
+
+  it("refuses a KL penalty without a reference policy, naming refLogprobs", async () => {
+    const model = createTinyModel({ seed: 6 })
+    const trainer = createTrainer(model, {
+      loss: (inputs) => policyLoss(inputs, { ...defaultPolicyLossOptions, klBeta: 0.1 }),
+      schedule: constantSchedule(0.01),
+      ...quiet,
+    })
+    await expect(trainer.step(mixedBatch())).rejects.toThrow(/refLogprobs/)
+    trainer.dispose()
+    model.dispose()
+  })
+
+  it("measures KL to the behaviour policy after the update, not before it", async () => {
+    const model = createTinyModel({ seed: 7 })
+    const batch = onPolicy(model, mixedBatch())
+    const trainer = createTrainer(model, { loss: clippedSurrogate(), schedule: constantSchedule(0.05), reference: true, ...quiet })
+    const report = await trainer.step(batch)
+    // One on-policy update: the loss saw ratio 1 everywhere (nothing clipped) ...
+    expect(report.metrics["actor/clip_frac"]).toBe(0)
+    // ... but the policy did move, and the post-update measurement sees it.
+    expect(report.metrics["kl/behaviour"]).toBeGreaterThan(1e-5)
+    expect(report.metrics["kl/reference"]).toBeGreaterThan(1e-5)
+    expect(report.metrics["policy/entropy"]).toBeGreaterThan(0)
+    expect(report.metrics["policy/entropy"]).toBeLessThanOrEqual(Math.log(16) + 1e-5)
+    trainer.dispose()
+    model.dispose()
+  })
+
+  it("makes epochs x miniBatches updates per step; later updates see a moved policy and clip", async () => {
+    const model = createTinyModel({ seed: 8 })
+    const batch = onPolicy(model, mixedBatch())
+    const trainer = createTrainer(model, {
+      loss: clippedSurrogate(0.05),
+      schedule: constantSchedule(0.05),
+      epochs: 2,
+      miniBatches: 2,
+      rng: Rng.fromSeed(4),
+      ...quiet,
+    })
+    const report = await trainer.step(batch)
+    expect(report.updates).toBe(4)
+    expect(trainer.optimizer.step).toBe(4)
+    expect(report.metrics["train/tokens_per_update"]).toBeCloseTo(report.tokens / 2, 10)
+    expect(report.metrics["actor/clip_frac_last"]).toBeGreaterThan(0)
+    expect(report.metrics["actor/clip_frac"]).toBeGreaterThan(0)
+    expect(report.metrics["train/grad_norm_max"]).toBeGreaterThanOrEqual(report.gradNorm)
+    trainer.dispose()
+    model.dispose()
+  })
+
+  it("splits a batch into near-equal mini-batches, shuffled reproducibly", () => {
+    expect(splitMiniBatches(5, 2)).toEqual([[0, 1, 2], [3, 4]])
+    expect(splitMiniBatches(2, 5)).toEqual([[0], [1]])
+    const a = splitMiniBatches(9, 3, Rng.fromSeed(5))
+    expect(a).toEqual(splitMiniBatches(9, 3, Rng.fromSeed(5)))
+    expect(a.map((p) => p.length)).toEqual([3, 3, 3])
+    expect(a.flat().sort()).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8])
+  })
+})
+
+describe("policy runtime from a recipe's optimizer section", () => {
+  const trainOnce = async (optimizer: typeof defaultOptimizer, sequences: ReadonlyArray<TrainingSequence>) => {
+    const model = createTransformer({ ...presets.tiny, dModel: 16, nLayers: 1, nHeads: 2, nKvHeads: 1, dFf: 24, maxSeqLen: 32, seed: 3 })
+    const runtime = makePolicyRuntime(model, byteTokenizer, optimizer, { seed: 1, totalSteps: 10 })
+    const before = snapshot(model.variables)
+    const report = await Effect.runPromise(
+      Effect.gen(function* () {
+        const policy = yield* Policy
+        return yield* policy.train(sequences, { loss: clippedSurrogate(), temperature: 1, accumulation: "tokens" })
+      }).pipe(Effect.provide(policyLayer(runtime))),
+    )
+    const moved = maxDiff(before, snapshot(model.variables))
+    runtime.dispose()
+    return { report, moved }
+  }
+  const batch = () => [sequence([1, 2, 3, 4, 5], 2, 1), sequence([1, 7, 8, 9], 2, -1), sequence([3, 4, 5, 6, 7, 8], 3, 0.5), sequence([9, 9, 9], 1, -0.5)]
+
+  it("applies warm-up, epochs and mini-batches end to end", async () => {
+    const { report } = await trainOnce({ ...defaultOptimizer, lr: 1e-3, warmupSteps: 8, epochs: 2, miniBatches: 2 }, batch())
+    expect(report.metrics["train/updates"]).toBe(4)
+    // Fourth update of an 8-update warm-up.
+    expect(report.metrics["train/lr"]).toBeCloseTo(1e-3 * (4 / 8), 12)
+    expect(report.metrics["kl/reference"]).toBeGreaterThan(0)
+  })
+
+  it("skips an update whose advantages hold a NaN, counts it, and leaves the weights alone", async () => {
+    const poisoned = batch()
+    poisoned[1] = { ...poisoned[1]!, advantages: poisoned[1]!.advantages.map((a, k) => (k === 3 ? Number.NaN : a)) }
+    const { report, moved } = await trainOnce({ ...defaultOptimizer, lr: 1e-2 }, poisoned)
+    expect(report.skipped).toBe(true)
+    expect(report.metrics["train/skipped_updates"]).toBe(1)
+    expect(report.metrics["train/updates"]).toBe(0)
+    expect(moved).toBe(0)
+    const healthy = await trainOnce({ ...defaultOptimizer, lr: 1e-2 }, batch())
+    expect(healthy.moved).toBeGreaterThan(0)
   })
 })

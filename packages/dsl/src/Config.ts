@@ -67,14 +67,20 @@ export const OptimizerConfig = Schema.Struct({
   eps: Schema.Finite.check(Schema.isGreaterThan(0)),
   /** Global gradient-norm clip (0 = off). */
   maxGradNorm: NonNegative,
-  /** Linear warm-up steps before the decay. */
+  /** Linear warm-up, in optimizer updates (a step makes epochs x miniBatches of them), before the decay. */
   warmupSteps: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)),
   /** Learning-rate decay after warm-up. */
   decay: Schema.Literals(["constant", "linear", "cosine"]),
   /** Optimisation epochs over each batch (PPO-style reuse of a rollout). */
   epochs: PositiveInt,
+  /** Mini-batches per epoch, one update each: a step makes epochs x miniBatches updates, and the clip range bounds how far the later ones move. */
+  miniBatches: PositiveInt,
   /** Sequences per micro-batch; gradients accumulate so peak memory is bounded by it. */
   microBatchSize: PositiveInt,
+  /** Keep the starting weights as the reference policy: needed by a KL penalty (loss klBeta > 0) and for the `kl/reference` metric; costs one copy of the weights. */
+  reference: Schema.Literals(["initial", "none"]),
+  /** Continue from the optimizer moments saved with the warm-start checkpoint (model.init) instead of fresh ones; an error when it saved none. */
+  carryOptimizerState: Schema.Boolean,
 })
 export type OptimizerConfig = typeof OptimizerConfig.Type
 
@@ -88,5 +94,8 @@ export const defaultOptimizer: OptimizerConfig = {
   warmupSteps: 0,
   decay: "constant",
   epochs: 1,
+  miniBatches: 1,
   microBatchSize: 32,
+  reference: "initial",
+  carryOptimizerState: false,
 }

@@ -7,7 +7,7 @@
  *
  * @category models
  */
-import type { Batch } from "@turnwise/core"
+import type { Batch, Values } from "@turnwise/core"
 
 /** Outcome, turn and tool statistics of a batch. */
 export const batchMetrics = (batch: Batch): Record<string, number> => {
@@ -43,6 +43,54 @@ export const batchMetrics = (batch: Batch): Record<string, number> => {
     "tokens/policy": policyTokens,
     "batch/trajectories": trajectories.length,
   }
+}
+
+/** Turn indices reported separately by {@link advantageMetrics}; later turns are pooled into the last. */
+const reportedTurns = 4
+
+/**
+ * What the advantage stage gave the update, and how much signal the batch had:
+ * - `advantage/turn{j}_mean`, `advantage/turn{j}_std` (j = 1..4, the 4th pooling later
+ *   turns): population mean and std of the advantages of turn j over the trajectories
+ *   that have one (a trajectory-level advantage counts for each of its turns);
+ * - `groups/all_equal_frac`: fraction of groups whose trajectories all have the same
+ *   outcome (all correct or all wrong), where an outcome reward alone has no signal;
+ * - `groups/zero_advantage_frac`: fraction of groups whose advantages are all zero
+ *   (|A| < 1e-8), which contribute no gradient at all.
+ *
+ * @example
+ * advantageMetrics(batch, advantages)["groups/all_equal_frac"] // 0.625
+ */
+export const advantageMetrics = (batch: Batch, advantages: Values<"advantage">): Record<string, number> => {
+  const byTurn: Array<Array<number>> = Array.from({ length: reportedTurns }, () => [])
+  let allEqual = 0
+  let zero = 0
+  batch.groups.forEach((group, g) => {
+    const outcomes = new Set(group.trajectories.map((t) => t.outcome.correct))
+    if (outcomes.size <= 1) allEqual++
+    let groupZero = true
+    group.trajectories.forEach((trajectory, i) => {
+      trajectory.turns.forEach((_, j) => {
+        const value = advantages.level === "turn" ? advantages.values[g]?.[i]?.[j] : advantages.values[g]?.[i]
+        if (value === undefined) return
+        byTurn[Math.min(j, reportedTurns - 1)]!.push(value)
+        if (Math.abs(value) >= 1e-8) groupZero = false
+      })
+    })
+    if (groupZero) zero++
+  })
+  const groups = Math.max(1, batch.groups.length)
+  const out: Record<string, number> = {
+    "groups/all_equal_frac": allEqual / groups,
+    "groups/zero_advantage_frac": zero / groups,
+  }
+  byTurn.forEach((values, j) => {
+    if (values.length === 0) return
+    const mean = values.reduce((a, b) => a + b, 0) / values.length
+    out[`advantage/turn${j + 1}_mean`] = mean
+    out[`advantage/turn${j + 1}_std`] = Math.sqrt(values.reduce((a, v) => a + (v - mean) ** 2, 0) / values.length)
+  })
+  return out
 }
 
 /** Mean of each metric over several records (keys missing in some records are averaged over those that have them). */

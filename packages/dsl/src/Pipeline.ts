@@ -15,7 +15,7 @@
 import { Effect } from "effect"
 import { applyKeep, broadcastToTurns, toTrainingSequences, trajectoryCode } from "@turnwise/core"
 import type { Batch, Embedder, Values } from "@turnwise/core"
-import { batchMetrics, meanMetrics } from "./Metrics.js"
+import { advantageMetrics, batchMetrics, meanMetrics } from "./Metrics.js"
 import type { Recipe } from "./Recipe.js"
 import { rollout } from "./Rollout.js"
 import { multiTurnRollout, policyUpdate } from "./ServiceStages.js"
@@ -112,6 +112,7 @@ export const trainStep = <P extends TaskProblem>(
       report,
       metrics: {
         ...metrics,
+        ...advantageMetrics(batch, advantages),
         ...report.metrics,
         "reward/mean": mean(sumPerTrajectory(rewards)),
         "reward/shaped_mean": mean(sumPerTrajectory(shaped)),

@@ -22,7 +22,7 @@ import { Transformer } from "@turnwise/runtime"
 import { Sandbox } from "@turnwise/sandbox"
 import { byteTokenizer } from "@turnwise/runtime"
 import type { Tokenizer as TokenizerImpl } from "@turnwise/runtime"
-import { checkpointLayer, policyLayer, tokenizerLayer } from "@turnwise/runtime"
+import { carryOptimizerState, checkpointLayer, policyLayer, tokenizerLayer } from "@turnwise/runtime"
 import { makePolicyRuntime } from "@turnwise/runtime"
 import type { PolicyRuntime } from "@turnwise/runtime"
 import type { RunConfig } from "./RunConfig.js"
@@ -136,6 +136,10 @@ export const openRun = async (options: {
   })
   if (options.run.model.path !== "") options.log?.(`model: ${options.run.model.path} (${model.config.nLayers} layers, width ${model.config.dModel}, vocabulary ${model.vocabSize})`)
   const runtime = makePolicyRuntime(model, tokenizer, options.optimizer, { seed: options.run.train.seed, totalSteps: options.totalSteps })
+  if (options.optimizer.carryOptimizerState) await carryOptimizerState(runtime, options.run.model.init).catch((error: unknown) => {
+    runtime.dispose()
+    throw error
+  })
   const layer = Layer.mergeAll(
     policyLayer(runtime),
     tokenizerLayer(tokenizer),

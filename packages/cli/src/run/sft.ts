@@ -48,7 +48,7 @@ export const runSft = async (options: SftOptions): Promise<SftResult> => {
   options.log(`demonstrations: ${demos.length} (${demos.filter((d) => d.mistake !== null).length} with a failed call first)`)
   const context = await openRun({
     run: options.run,
-    optimizer: { lr: options.lr, weightDecay: 0.01, beta1: 0.9, beta2: 0.99, eps: 1e-8, maxGradNorm: 1, warmupSteps: Math.min(20, options.steps), decay: "cosine", epochs: 1, microBatchSize: options.batchSize },
+    optimizer: { lr: options.lr, weightDecay: 0.01, beta1: 0.9, beta2: 0.99, eps: 1e-8, maxGradNorm: 1, warmupSteps: Math.min(20, options.steps), decay: "cosine", epochs: 1, miniBatches: 1, microBatchSize: options.batchSize, reference: "none", carryOptimizerState: false },
     outDir: options.outDir,
     totalSteps: options.steps,
     log: options.log,

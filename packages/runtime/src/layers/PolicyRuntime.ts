@@ -39,12 +39,15 @@ export const makePolicyRuntime = (
   options: { readonly seed: number; readonly totalSteps: number },
 ): PolicyRuntime => {
   const rng = Rng.fromSeed(options.seed)
-  // Each optimiser update is one epoch of one call, so the schedule counts epochs.
-  const totalUpdates = Math.max(1, options.totalSteps * optimizer.epochs)
+  // Each optimiser update is one mini-batch of one epoch of one call, so the schedule
+  // (warm-up included) counts updates, not steps.
+  const totalUpdates = Math.max(1, options.totalSteps * optimizer.epochs * optimizer.miniBatches)
   const engine = createUpdateEngine(model, {
     optimizer: { beta1: optimizer.beta1, beta2: optimizer.beta2, epsilon: optimizer.eps, weightDecay: optimizer.weightDecay },
     schedule: { peakLr: optimizer.lr, warmupSteps: optimizer.warmupSteps, totalSteps: totalUpdates, decay: optimizer.decay, minLr: optimizer.lr * 0.1 },
     epochs: optimizer.epochs,
+    miniBatches: optimizer.miniBatches,
+    reference: optimizer.reference === "initial",
     microBatchSize: optimizer.microBatchSize,
     maxGradNorm: optimizer.maxGradNorm === 0 ? null : optimizer.maxGradNorm,
     rng,
@@ -57,7 +60,7 @@ export const makePolicyRuntime = (
     rng,
     totalSteps: options.totalSteps,
     dispose: () => {
-      engine.optimizer.dispose()
+      engine.dispose()
       model.dispose()
     },
   }

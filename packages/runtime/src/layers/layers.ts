@@ -75,7 +75,7 @@ export const policyLayer = (runtime: PolicyRuntime): Layer.Layer<Policy> =>
       }).pipe(Effect.map(trainReport)),
     trainSupervised: (sequences) =>
       Effect.tryPromise({
-        try: () => runtime.engine.run(sequences, crossEntropyObjective, 1, "tokens"),
+        try: () => runtime.engine.run(sequences, crossEntropyObjective, 1, "tokens", "supervised"),
         catch: (error) => new PolicyError({ operation: "trainSupervised", reason: describe(error) }),
       }).pipe(Effect.map(trainReport)),
     embedCode: (codes) =>
@@ -138,3 +138,33 @@ export const checkpointLayer = (
       }),
   })
 }
+
+/**
+ * Carry the optimizer state saved with a warm-start checkpoint (a directory of step-*
+ * checkpoints, or one checkpoint) into the runtime: AdamW's moments and update count
+ * continue from there, and the learning-rate schedule starts at its beginning. Fails
+ * with a CheckpointError naming the directory when it saved no optimizer moments
+ * (weights-only warm starts, as `turnwise sft` writes).
+ *
+ * @example
+ * await carryOptimizerState(runtime, "runs/sft/checkpoints")
+ */
+export const carryOptimizerState = async (runtime: PolicyRuntime, dir: string): Promise<void> => {
+  if (dir === "") throw new CheckpointError({ path: "model.init", problem: "optimizer.carryOptimizerState is set but there is no warm start (model.init) to carry the state from" })
+  const store = new FileCheckpointStore(dir)
+  const chosen = (await store.latest()) ?? dir
+  try {
+    await store.restore({ variables: runtime.model.variables, optimizer: runtime.engine.optimizer }, chosen)
+  } catch (error) {
+    const problem = error instanceof Error ? error.message : String(error)
+    if (/missing tensor exp_avg/.test(problem)) {
+      throw new CheckpointError({
+        path: chosen,
+        problem: "saved no optimizer moments (a weights-only warm start); set optimizer.carryOptimizerState=false, or warm-start from a checkpoint saved with its optimizer state",
+      })
+    }
+    throw error
+  }
+  runtime.engine.restartSchedule()
+}
+

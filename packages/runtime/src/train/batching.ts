@@ -44,6 +44,8 @@ export interface PaddedBatch {
   readonly oldLogprobs: tf.Tensor2D
   /** Per-token advantages. float32 [B, T] */
   readonly advantages: tf.Tensor2D
+  /** Log-probabilities under the reference policy, when the caller computed them. float32 [B, T] */
+  readonly refLogprobs?: tf.Tensor2D
   /** Number of sequences B. */
   readonly sequences: number
   /** Padded length T. */
@@ -97,16 +99,25 @@ export const validateSequence = (
  * sampler shows up as a non-finite loss (and a skipped update) rather than being hidden.
  *
  * @example
+ * `refLogprobs`, when given, holds one array per sequence (aligned with its tokens) of
+ * log-probabilities under the reference policy; they are padded like the old logprobs.
+ *
+ * @example
  * const batch = padSequences([seqA, seqB], 0)
  * batch.tokens.shape // [2, max(lenA, lenB)]
  */
-export const padSequences = (sequences: ReadonlyArray<TrainingSequence>, padId = 0): PaddedBatch => {
+export const padSequences = (
+  sequences: ReadonlyArray<TrainingSequence>,
+  padId = 0,
+  refLogprobs?: ReadonlyArray<ReadonlyArray<number>>,
+): PaddedBatch => {
   const B = sequences.length
   const T = Math.max(1, ...sequences.map((s) => s.tokens.length))
   const tokens = new Int32Array(B * T).fill(padId)
   const mask = new Float32Array(B * T)
   const oldLogprobs = new Float32Array(B * T)
   const advantages = new Float32Array(B * T)
+  const reference = refLogprobs === undefined ? undefined : new Float32Array(B * T)
   let maskedTokens = 0
   sequences.forEach((s, b) => {
     for (let k = 0; k < s.tokens.length; k++) {
@@ -118,6 +129,7 @@ export const padSequences = (sequences: ReadonlyArray<TrainingSequence>, padId =
       maskedTokens += m
       oldLogprobs[i] = m === 1 ? (s.oldLogprobs[k] ?? 0) : 0
       advantages[i] = m === 1 ? (s.advantages[k] ?? 0) : 0
+      if (reference !== undefined) reference[i] = m === 1 ? (refLogprobs?.[b]?.[k] ?? 0) : 0
     }
   })
   return {
@@ -125,6 +137,7 @@ export const padSequences = (sequences: ReadonlyArray<TrainingSequence>, padId =
     mask: tf.tensor2d(mask, [B, T]), // [B, T]
     oldLogprobs: tf.tensor2d(oldLogprobs, [B, T]), // [B, T]
     advantages: tf.tensor2d(advantages, [B, T]), // [B, T]
+    ...(reference === undefined ? {} : { refLogprobs: tf.tensor2d(reference, [B, T]) }), // [B, T]
     sequences: B,
     length: T,
     maskedTokens,
@@ -138,7 +151,7 @@ export const padSequences = (sequences: ReadonlyArray<TrainingSequence>, padId =
  * disposeBatch(batch)
  */
 export const disposeBatch = (batch: PaddedBatch): void => {
-  tf.dispose([batch.tokens, batch.mask, batch.oldLogprobs, batch.advantages])
+  tf.dispose([batch.tokens, batch.mask, batch.oldLogprobs, batch.advantages, batch.refLogprobs ?? []])
 }
 
 /**

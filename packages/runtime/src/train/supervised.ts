@@ -66,9 +66,9 @@ export const createSupervisedTrainer = (model: TrainableModel, options: UpdateOp
   return {
     optimizer: engine.optimizer,
     step: async (sequences) => {
-      const report = await engine.run(sequences, crossEntropyObjective, 1)
+      const report = await engine.run(sequences, crossEntropyObjective, 1, "tokens", "supervised")
       return { ...report, crossEntropy: report.loss, accuracy: report.metrics["sft/accuracy"] ?? Number.NaN }
     },
-    dispose: () => engine.optimizer.dispose(),
+    dispose: () => engine.dispose(),
   }
 }

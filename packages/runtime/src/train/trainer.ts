@@ -2,28 +2,50 @@
  * The RL trainer: one call to `step` turns a batch of TrainingSequences into one or
  * more AdamW updates of a TrainableModel under a policy loss from @turnwise/core.
  *
- * For each optimisation epoch the batch is split into micro-batches (shuffled with the
- * run's Rng). For each micro-batch the trainer recomputes the log-probability of the
- * sequences' own tokens under the current weights (log_softmax(logits / temperature) at
- * position k-1, read at token k; position 0 has no prediction and is masked), hands
- * them with the mask, old logprobs and advantages to the loss as LossInputs (all [B, T]
- * and aligned with the sequences: entry k is token k), and takes gradients with
- * tf.variableGrads. Gradients are accumulated across micro-batches, clipped by their
- * global norm and applied once per epoch, so peak memory is bounded by one micro-batch
- * while the update equals the full-batch update.
+ * Epochs and mini-batches make the clip range a trust region: each epoch shuffles the
+ * batch (with the run's Rng) into `miniBatches` parts and applies one update per part,
+ * so a call makes epochs x miniBatches updates and every update after the first sees a
+ * policy that has moved away from the one that sampled the batch.
+ *
+ * Each mini-batch is further split into micro-batches to bound memory. For each
+ * micro-batch the trainer recomputes the log-probability of the sequences' own tokens
+ * under the current weights (log_softmax(logits / temperature) at position k-1, read
+ * at token k; position 0 has no prediction and is masked), hands them with the mask,
+ * old logprobs, advantages and (with a reference policy) reference logprobs to the loss
+ * as LossInputs (all [B, T] and aligned with the sequences: entry k is token k), and
+ * takes gradients with tf.variableGrads. Gradients are accumulated across
+ * micro-batches, clipped by their global norm and applied once per mini-batch, so peak
+ * memory is bounded by one micro-batch while the update equals the mini-batch update.
  *
  * Accumulation weights (`accumulation`): the loss of micro-batch i is an average over
- * its own items, so the full-batch gradient is the weighted sum of micro-batch gradients
- * with weight n_i / N:
+ * its own items, so the mini-batch gradient is the weighted sum of micro-batch
+ * gradients with weight n_i / N:
  * - "tokens" (default): n_i = policy tokens in micro-batch i. Exact for token-mean
  *   aggregation (GTPO's and DAPO's default).
  * - "sequences": n_i = sequences in micro-batch i. Exact for sequence-mean aggregation
  *   (original GRPO's mean of per-sequence token means).
- * Loss metrics are averaged with the same weights, so `loss` is the full-batch loss.
+ *
+ * Reference policy (`reference: true`): the weights the engine was created with are
+ * kept as a frozen copy. Each call computes the batch's log-probabilities under them
+ * once (they do not change while the policy moves) and passes them to the loss as
+ * `refLogprobs`, which a loss with a KL penalty (klBeta > 0) needs.
+ *
+ * After the updates of a call the batch is scored once more under the new weights
+ * (no gradient), so the logged divergences measure what the call did:
+ * - `kl/behaviour`: KL(pi_old || pi_new), k3 on the sampled tokens (unbiased, the
+ *   tokens were drawn from pi_old);
+ * - `kl/reference`: KL(pi_new || pi_ref), k3 on the same tokens (the estimator the loss
+ *   penalises; the tokens come from pi_old, not pi_new);
+ * - `policy/entropy`: mean entropy of the new policy's next-token distribution at the
+ *   policy's positions.
+ * The loss's own metrics (`actor/clip_frac`, `actor/approx_kl`, ...) are measured
+ * before each update and averaged over the updates, so they are 0 by construction when
+ * a call makes one update; with several they show how far later updates ran.
  *
  * A non-finite loss or gradient norm skips the update: weights and optimizer state stay
- * as they were, the step is logged and reported as skipped with the reason, and the
- * remaining epochs of that call are not run (they would see the same weights).
+ * as they were, the step is logged and reported as skipped with the reason, the
+ * engine's count of skipped updates (`train/skipped_updates`) grows, and the remaining
+ * updates of that call are not run.
  *
  * The update machinery is shared with supervised.ts through {@link createUpdateEngine};
  * only the objective differs.
@@ -49,9 +71,9 @@ export interface StepReport {
   readonly skipped: boolean
   /** Why it was skipped. */
   readonly reason?: string
-  /** Weighted mean of the objective over the batch, averaged over the epochs run. */
+  /** Weighted mean of the objective over the batch, averaged over the updates run. */
   readonly loss: number
-  /** Global gradient norm before clipping, averaged over the epochs run. */
+  /** Global gradient norm before clipping, averaged over the updates run. */
   readonly gradNorm: number
   /** Learning rate of the last update. */
   readonly lr: number
@@ -59,7 +81,7 @@ export interface StepReport {
   readonly tokens: number
   /** Sequences in the batch. */
   readonly sequences: number
-  /** Micro-batches per epoch. */
+  /** Micro-batches per update (of the last update). */
   readonly microBatches: number
   /** Updates applied by this call. */
   readonly updates: number
@@ -75,8 +97,10 @@ export interface UpdateOptions {
   readonly optimizer?: Partial<AdamWOptions>
   /** Learning-rate schedule, indexed by the optimizer's update count. */
   readonly schedule: ScheduleOptions
-  /** Optimisation epochs (updates) per call. Default 1. */
+  /** Optimisation epochs (passes over the batch) per call. Default 1. */
   readonly epochs?: number
+  /** Mini-batches per epoch, one update each (capped at the batch's sequence count). Default 1. */
+  readonly miniBatches?: number
   /** At most this many sequences per micro-batch. Default: no cap. */
   readonly microBatchSize?: number
   /** At most this many padded tokens (B x T) per micro-batch. Default: no cap. */
@@ -85,7 +109,9 @@ export interface UpdateOptions {
   readonly maxGradNorm?: number | null
   /** Micro-batch weighting; must match the loss's aggregation. Default "tokens". */
   readonly accumulation?: Accumulation
-  /** Shuffles sequences into micro-batches; without one the input order is kept. */
+  /** Keep the initial weights as the reference policy (for a KL penalty and `kl/reference`). Default false. */
+  readonly reference?: boolean
+  /** Shuffles sequences into mini- and micro-batches; without one the input order is kept. */
   readonly rng?: Rng
   /** Token id used for padding. Default 0. */
   readonly padId?: number
@@ -113,16 +139,34 @@ export interface ObjectiveInput {
 /** A differentiable objective of one micro-batch: a scalar loss and scalar metrics. */
 export type Objective = (input: ObjectiveInput) => LossOutput
 
+/**
+ * What a call scores besides its objective: "policy" computes reference logprobs (when
+ * the engine keeps a reference) and measures the divergences after the update;
+ * "supervised" does neither (demonstrations have no behaviour policy).
+ */
+export type Scoring = "policy" | "supervised"
+
 /** The optimizer, schedule and accumulation machinery, independent of the objective. */
 export interface UpdateEngine {
   readonly optimizer: AdamW
-  /** Run `epochs` updates of `objective` on the sequences. */
+  /** Updates skipped so far (non-finite loss or gradient), over the engine's life. */
+  readonly skippedUpdates: () => number
+  /**
+   * Start the learning-rate schedule (warm-up included) at the optimizer's current
+   * update count: called after loading the optimizer state of an earlier run (a warm
+   * start), whose moments and update count carry over while this run's schedule
+   * begins at its beginning.
+   */
+  readonly restartSchedule: () => void
+  /** Run `epochs` x `miniBatches` updates of `objective` on the sequences. */
   readonly run: (
     sequences: ReadonlyArray<TrainingSequence>,
     objective: Objective,
     temperature: number,
     /** Overrides the engine's weighting for this call (it must match the loss's aggregation). */
     accumulation?: Accumulation,
+    /** Default "policy". */
+    scoring?: Scoring,
   ) => Promise<StepReport>
   /**
    * The accumulated (unclipped) full-batch gradient of one epoch, by parameter name;
@@ -133,15 +177,22 @@ export interface UpdateEngine {
     objective: Objective,
     temperature: number,
   ) => Promise<{ readonly grads: Map<string, tf.Tensor>; readonly loss: number }>
+  /**
+   * Log-probabilities of each sequence's tokens under the reference policy (entry k as
+   * in {@link tokenLogprobs}), or undefined when the engine keeps no reference.
+   */
+  readonly referenceLogprobs: (sequences: ReadonlyArray<TrainingSequence>, temperature: number) => Promise<Array<Array<number>> | undefined>
+  /** Free the optimizer state and the reference weights. */
+  readonly dispose: () => void
 }
 
 /** An RL trainer bound to a model. */
 export interface Trainer {
   /** The optimizer (its state is what a checkpoint saves). */
   readonly optimizer: AdamW
-  /** One step: `epochs` updates on this batch. */
+  /** One step: `epochs` x `miniBatches` updates on this batch. */
   readonly step: (sequences: ReadonlyArray<TrainingSequence>) => Promise<StepReport>
-  /** Free the optimizer state. */
+  /** Free the optimizer state (and the reference weights). */
   readonly dispose: () => void
 }
 
@@ -167,11 +218,58 @@ export const tokenLogprobs = (logits: tf.Tensor3D, tokens: tf.Tensor2D, temperat
     return tf.concat([tf.zeros([B, 1]), picked], 1) as tf.Tensor2D // [B, T]
   })
 
+/**
+ * Entropy of the next-token distribution softmax(logits[k-1] / temperature) at entry k,
+ * 0 at entry 0. [B, T]
+ *
+ * @example
+ * const h = tokenEntropies(model.logits(tokens), 1) // [B, T]
+ */
+export const tokenEntropies = (logits: tf.Tensor3D, temperature = 1): tf.Tensor2D =>
+  tf.tidy(() => {
+    const [B, T, V] = logits.shape
+    if (T < 2) return tf.zeros([B, T]) as tf.Tensor2D
+    const scaled = temperature === 1 ? logits : logits.div(temperature) // [B, T, V]
+    const logp = tf.logSoftmax(scaled.slice([0, 0, 0], [B, T - 1, V])) // [B, T-1, V]
+    const entropy = logp.exp().mul(logp).sum(-1).neg() // [B, T-1]
+    return tf.concat([tf.zeros([B, 1]), entropy], 1) as tf.Tensor2D // [B, T]
+  })
+
 const finite = (x: number): boolean => Number.isFinite(x)
 
 /**
- * The shared update machinery: micro-batching, gradient accumulation, clipping, AdamW,
- * schedule, skip-on-non-finite, metrics. Trainers supply the objective.
+ * Split `n` indices into `parts` near-equal mini-batches (at most n), shuffled with
+ * the Rng when one is given and there is more than one part (Fisher-Yates), in input
+ * order otherwise.
+ *
+ * @example
+ * splitMiniBatches(5, 2) // [[0, 1, 2], [3, 4]]
+ */
+export const splitMiniBatches = (n: number, parts: number, rng?: Rng): Array<Array<number>> => {
+  const order = Array.from({ length: n }, (_, i) => i)
+  const count = Math.max(1, Math.min(parts, n))
+  if (rng !== undefined && count > 1) {
+    for (let i = order.length - 1; i > 0; i--) {
+      const j = rng.int(i + 1)
+      const a = order[i] ?? 0
+      order[i] = order[j] ?? 0
+      order[j] = a
+    }
+  }
+  const out: Array<Array<number>> = []
+  let start = 0
+  for (let p = 0; p < count; p++) {
+    const size = Math.floor(n / count) + (p < n % count ? 1 : 0)
+    out.push(order.slice(start, start + size))
+    start += size
+  }
+  return out
+}
+
+/**
+ * The shared update machinery: mini-batches, micro-batching, gradient accumulation,
+ * clipping, AdamW, schedule, reference policy, skip-on-non-finite, metrics. Trainers
+ * supply the objective.
  *
  * @example
  * const engine = createUpdateEngine(model, { schedule: constantSchedule(1e-3) })
@@ -179,6 +277,7 @@ const finite = (x: number): boolean => Number.isFinite(x)
  */
 export const createUpdateEngine = (model: TrainableModel, options: UpdateOptions): UpdateEngine => {
   const epochs = options.epochs ?? 1
+  const miniBatches = options.miniBatches ?? 1
   const maxGradNorm = options.maxGradNorm === undefined ? 1 : options.maxGradNorm
   const defaultAccumulation = options.accumulation ?? "tokens"
   const padId = options.padId ?? 0
@@ -186,24 +285,87 @@ export const createUpdateEngine = (model: TrainableModel, options: UpdateOptions
   if (!Number.isInteger(epochs) || epochs < 1) {
     throw new TrainingInputError({ where: "trainer options", problem: `epochs must be a positive integer, got ${epochs}` })
   }
+  if (!Number.isInteger(miniBatches) || miniBatches < 1) {
+    throw new TrainingInputError({ where: "trainer options", problem: `miniBatches must be a positive integer, got ${miniBatches}` })
+  }
   const optimizer = new AdamW(model.variables, options.optimizer)
   const varList = [...model.variables.values()]
   // variableGrads keys gradients by the tf.Variable's own (globally unique) name.
   const checkpointName = new Map<string, string>()
   for (const [name, v] of model.variables) checkpointName.set(v.name, name)
+  // tfjs tensors are immutable and assign() swaps the data a variable points at, so a
+  // clone is a frozen copy of the weights as they are now.
+  const referenceWeights = options.reference === true ? new Map([...model.variables].map(([name, v]) => [name, tf.clone(v)] as const)) : undefined
+  let skippedUpdates = 0
+  // Updates of an earlier run whose optimizer state was carried over; the schedule skips them.
+  let scheduleOrigin = 0
+  const currentLr = (): number => learningRate(options.schedule, Math.max(0, optimizer.step - scheduleOrigin))
 
   const limits = {
     ...(options.microBatchSize === undefined ? {} : { maxSequences: options.microBatchSize }),
     ...(options.microBatchTokens === undefined ? {} : { maxTokens: options.microBatchTokens }),
   }
 
+  /** Micro-batches of the listed sequences, as indices into the whole batch. */
+  const planFor = (indices: ReadonlyArray<number>, lengths: ReadonlyArray<number>): Array<Array<number>> =>
+    planMicroBatches(
+      indices.map((i) => lengths[i] ?? 0),
+      limits,
+      options.rng,
+    ).map((group) => group.map((k) => indices[k] ?? 0))
+
+  const padGroup = (sequences: ReadonlyArray<TrainingSequence>, group: ReadonlyArray<number>, refs: ReadonlyArray<ReadonlyArray<number>> | undefined) =>
+    padSequences(
+      group.map((i) => sequences[i]).filter((s) => s !== undefined),
+      padId,
+      refs === undefined ? undefined : group.map((i) => refs[i] ?? []),
+    )
+
+  /** Run `f` with the reference weights in the model, restoring the current ones after. */
+  const withReferenceWeights = async <A>(reference: ReadonlyMap<string, tf.Tensor>, f: () => Promise<A>): Promise<A> => {
+    const current = new Map([...model.variables].map(([name, v]) => [name, tf.clone(v)] as const))
+    try {
+      for (const [name, v] of model.variables) {
+        const frozen = reference.get(name)
+        if (frozen !== undefined) v.assign(frozen)
+      }
+      return await f()
+    } finally {
+      for (const [name, v] of model.variables) {
+        const saved = current.get(name)
+        if (saved !== undefined) v.assign(saved)
+      }
+      tf.dispose([...current.values()])
+    }
+  }
+
+  const referenceLogprobs: UpdateEngine["referenceLogprobs"] = async (sequences, temperature) => {
+    if (referenceWeights === undefined) return undefined
+    const lengths = sequences.map((s) => s.tokens.length)
+    const out: Array<Array<number>> = sequences.map(() => [])
+    await withReferenceWeights(referenceWeights, async () => {
+      for (const group of planFor(lengths.map((_, i) => i), lengths)) {
+        const batch = padGroup(sequences, group, undefined)
+        const logprobs = tf.tidy(() => tokenLogprobs(model.logits(batch.tokens), batch.tokens, temperature)) // [B, T]
+        disposeBatch(batch)
+        const values = (await logprobs.array()) as Array<Array<number>>
+        logprobs.dispose()
+        group.forEach((i, b) => {
+          out[i] = (values[b] ?? []).slice(0, lengths[i] ?? 0)
+        })
+      }
+    })
+    return out
+  }
+
   type Accumulated =
     | { readonly ok: true; readonly grads: Map<string, tf.Tensor>; readonly loss: number; readonly metrics: Record<string, number> }
     | { readonly ok: false; readonly reason: string }
 
-  /** One epoch's weighted gradient sum over the micro-batches. */
+  /** One update's weighted gradient sum over its micro-batches. */
   const accumulate = async (
     sequences: ReadonlyArray<TrainingSequence>,
+    refs: ReadonlyArray<ReadonlyArray<number>> | undefined,
     groups: ReadonlyArray<ReadonlyArray<number>>,
     objective: Objective,
     temperature: number,
@@ -218,7 +380,7 @@ export const createUpdateEngine = (model: TrainableModel, options: UpdateOptions
       return { ok: false, reason }
     }
     for (const [gi, group] of groups.entries()) {
-      const batch = padSequences(group.map((i) => sequences[i]).filter((s) => s !== undefined), padId)
+      const batch = padGroup(sequences, group, refs)
       const weight = (accumulation === "tokens" ? batch.maskedTokens : batch.sequences) / totalWeight
       if (batch.maskedTokens === 0) {
         // Nothing to learn from here; a token-mean loss would divide by zero.
@@ -259,57 +421,127 @@ export const createUpdateEngine = (model: TrainableModel, options: UpdateOptions
     return { ok: true, grads: acc, loss: lossSum, metrics: metricSums }
   }
 
-  const prepare = (sequences: ReadonlyArray<TrainingSequence>, accumulation: Accumulation) => {
+  /** Policy tokens of a sequence, with the padding rule of padSequences (entry 0 never counts). */
+  const policyTokens = (s: TrainingSequence): number => s.mask.reduce((a, m, k) => a + (k === 0 ? 0 : m), 0)
+
+  const weightOf = (sequences: ReadonlyArray<TrainingSequence>, indices: ReadonlyArray<number>, accumulation: Accumulation): number =>
+    accumulation === "tokens" ? indices.reduce((n, i) => n + policyTokens(sequences[i]!), 0) : indices.length
+
+  const prepare = (sequences: ReadonlyArray<TrainingSequence>) => {
     sequences.forEach((s, i) => validateSequence(s, i, model))
     const lengths = sequences.map((s) => s.tokens.length)
-    // Totals over the whole batch, with the padding rule of padSequences (entry 0 never counts).
-    const tokens = sequences.reduce((n, s) => n + s.mask.reduce((a, m, k) => a + (k === 0 ? 0 : m), 0), 0)
-    const totalWeight = accumulation === "tokens" ? tokens : sequences.length
-    return { lengths, tokens, totalWeight }
+    const tokens = sequences.reduce((n, s) => n + policyTokens(s), 0)
+    return { lengths, tokens }
+  }
+
+  /**
+   * Divergences and entropy of the current weights on the batch (no gradient):
+   * masked token means of KL(old || current), KL(current || ref) and the entropy.
+   */
+  const measure = async (
+    sequences: ReadonlyArray<TrainingSequence>,
+    refs: ReadonlyArray<ReadonlyArray<number>> | undefined,
+    lengths: ReadonlyArray<number>,
+    temperature: number,
+  ): Promise<Record<string, number>> => {
+    let behaviour = 0
+    let reference = 0
+    let entropy = 0
+    let count = 0
+    for (const group of planFor(lengths.map((_, i) => i), lengths)) {
+      const batch = padGroup(sequences, group, refs)
+      const sums = tf.tidy(() => {
+        const logits = model.logits(batch.tokens) // [B, T, V]
+        const logp = tokenLogprobs(logits, batch.tokens, temperature) // [B, T]
+        const on = batch.mask.greater(0) // [B, T]
+        const zeros = tf.zerosLike(logp) // [B, T]
+        // KL(old || new) by k3 with r = new / old on tokens drawn from old.
+        const toOld = tf.where(on, logp.sub(batch.oldLogprobs), zeros) // [B, T] log r
+        const k3Behaviour = toOld.exp().sub(1).sub(toOld) // [B, T]
+        const parts = [k3Behaviour.mul(batch.mask).sum(), tokenEntropies(logits, temperature).mul(batch.mask).sum()]
+        if (batch.refLogprobs !== undefined) {
+          // KL(new || ref) by k3 with r = ref / new, the estimator a KL penalty uses.
+          const toRef = tf.where(on, batch.refLogprobs.sub(logp), zeros) // [B, T] log r
+          parts.push(toRef.exp().sub(1).sub(toRef).mul(batch.mask).sum())
+        }
+        return tf.stack(parts) // [2 or 3]
+      })
+      const values = await sums.data()
+      sums.dispose()
+      count += batch.maskedTokens
+      disposeBatch(batch)
+      behaviour += values[0] ?? Number.NaN
+      entropy += values[1] ?? Number.NaN
+      reference += values[2] ?? 0
+    }
+    const per = (x: number): number => (count === 0 ? 0 : x / count)
+    return {
+      "kl/behaviour": per(behaviour),
+      "policy/entropy": per(entropy),
+      ...(refs === undefined ? {} : { "kl/reference": per(reference) }),
+    }
   }
 
   const gradients: UpdateEngine["gradients"] = async (sequences, objective, temperature) => {
-    const { lengths, totalWeight } = prepare(sequences, defaultAccumulation)
-    const result = await accumulate(sequences, planMicroBatches(lengths, limits, options.rng), objective, temperature, totalWeight, defaultAccumulation)
+    const { lengths } = prepare(sequences)
+    const all = lengths.map((_, i) => i)
+    const refs = await referenceLogprobs(sequences, temperature)
+    const result = await accumulate(sequences, refs, planFor(all, lengths), objective, temperature, weightOf(sequences, all, defaultAccumulation), defaultAccumulation)
     if (!result.ok) throw new TrainingInputError({ where: "gradient accumulation", problem: result.reason })
     return { grads: result.grads, loss: result.loss }
   }
 
-  const run: UpdateEngine["run"] = async (sequences, objective, temperature, accumulation = defaultAccumulation) => {
+  const run: UpdateEngine["run"] = async (sequences, objective, temperature, accumulation = defaultAccumulation, scoring = "policy") => {
     const started = performance.now()
-    const { lengths, tokens, totalWeight } = prepare(sequences, accumulation)
+    const { lengths, tokens } = prepare(sequences)
+    const refs = scoring === "policy" ? await referenceLogprobs(sequences, temperature) : undefined
     let updates = 0
-    let lr = learningRate(options.schedule, optimizer.step)
+    let lr = currentLr()
     let reason: string | undefined
     let microBatches = 0
     let lossSum = 0
     let normSum = 0
+    let normMax = 0
+    let tokensUpdated = 0
+    let lastClipFrac = Number.NaN
     const metricSums: Record<string, number> = {}
-    if (totalWeight === 0) reason = "the batch has no policy tokens"
+    if (tokens === 0) reason = "the batch has no policy tokens"
     for (let epoch = 0; epoch < epochs && reason === undefined; epoch++) {
-      const groups = planMicroBatches(lengths, limits, options.rng)
-      microBatches = groups.length
-      const result = await accumulate(sequences, groups, objective, temperature, totalWeight, accumulation)
-      if (!result.ok) {
-        reason = result.reason
-        break
-      }
-      const { grads: clipped, norm } = await clipByGlobalNorm(result.grads, maxGradNorm)
-      tf.dispose([...result.grads.values()])
-      if (!finite(norm)) {
+      for (const part of splitMiniBatches(sequences.length, miniBatches, options.rng)) {
+        const partWeight = weightOf(sequences, part, accumulation)
+        // A mini-batch without policy tokens has nothing to learn from; it is not a failure.
+        if (partWeight === 0 || weightOf(sequences, part, "tokens") === 0) continue
+        const groups = planFor(part, lengths)
+        microBatches = groups.length
+        const result = await accumulate(sequences, refs, groups, objective, temperature, partWeight, accumulation)
+        if (!result.ok) {
+          reason = result.reason
+          break
+        }
+        const { grads: clipped, norm } = await clipByGlobalNorm(result.grads, maxGradNorm)
+        tf.dispose([...result.grads.values()])
+        if (!finite(norm)) {
+          tf.dispose([...clipped.values()])
+          reason = `gradient norm is ${norm}`
+          break
+        }
+        lr = currentLr()
+        optimizer.apply(clipped, lr)
         tf.dispose([...clipped.values()])
-        reason = `gradient norm is ${norm}`
-        break
+        updates += 1
+        lossSum += result.loss
+        normSum += norm
+        normMax = Math.max(normMax, norm)
+        tokensUpdated += weightOf(sequences, part, "tokens")
+        lastClipFrac = result.metrics["actor/clip_frac"] ?? Number.NaN
+        for (const [n, v] of Object.entries(result.metrics)) metricSums[n] = (metricSums[n] ?? 0) + v
       }
-      lr = learningRate(options.schedule, optimizer.step)
-      optimizer.apply(clipped, lr)
-      tf.dispose([...clipped.values()])
-      updates += 1
-      lossSum += result.loss
-      normSum += norm
-      for (const [n, v] of Object.entries(result.metrics)) metricSums[n] = (metricSums[n] ?? 0) + v
     }
-    if (reason !== undefined) log(`turnwise trainer: skipped update ${optimizer.step + 1}: ${reason}; weights unchanged`)
+    if (reason !== undefined) {
+      skippedUpdates += 1
+      log(`turnwise trainer: skipped update ${optimizer.step + 1}: ${reason}; weights unchanged`)
+    }
+    const after = updates > 0 && scoring === "policy" ? await measure(sequences, refs, lengths, temperature) : {}
     const mean = (x: number): number => (updates === 0 ? Number.NaN : x / updates)
     const seconds = (performance.now() - started) / 1000
     const core = {
@@ -327,17 +559,35 @@ export const createUpdateEngine = (model: TrainableModel, options: UpdateOptions
     const metrics: Record<string, number> = {
       "train/loss": core.loss,
       "train/grad_norm": core.gradNorm,
+      "train/grad_norm_max": updates === 0 ? Number.NaN : normMax,
       "train/lr": lr,
       "train/tokens": tokens,
+      "train/tokens_per_update": mean(tokensUpdated),
       "train/updates": updates,
       "train/skipped": core.skipped ? 1 : 0,
+      "train/skipped_updates": skippedUpdates,
       "train/seconds": seconds,
+      ...after,
     }
     for (const [n, v] of Object.entries(metricSums)) metrics[n] = mean(v)
+    if (metricSums["actor/clip_frac"] !== undefined) metrics["actor/clip_frac_last"] = lastClipFrac
     return { ...core, ...(reason === undefined ? {} : { reason }), metrics }
   }
 
-  return { optimizer, run, gradients }
+  return {
+    optimizer,
+    skippedUpdates: () => skippedUpdates,
+    restartSchedule: () => {
+      scheduleOrigin = optimizer.step
+    },
+    run,
+    gradients,
+    referenceLogprobs,
+    dispose: () => {
+      optimizer.dispose()
+      tf.dispose([...(referenceWeights?.values() ?? [])])
+    },
+  }
 }
 
 /**
@@ -349,7 +599,13 @@ export const createUpdateEngine = (model: TrainableModel, options: UpdateOptions
 export const policyObjective =
   (loss: (inputs: LossInputs) => LossOutput): Objective =>
   ({ batch, logprobs }) =>
-    loss({ logprobs, oldLogprobs: batch.oldLogprobs, advantages: batch.advantages, mask: batch.mask })
+    loss({
+      logprobs,
+      oldLogprobs: batch.oldLogprobs,
+      advantages: batch.advantages,
+      mask: batch.mask,
+      ...(batch.refLogprobs === undefined ? {} : { refLogprobs: batch.refLogprobs }),
+    })
 
 /**
  * An RL trainer for a model.
@@ -370,6 +626,6 @@ export const createTrainer = (model: TrainableModel, options: TrainerOptions): T
   return {
     optimizer: engine.optimizer,
     step: (sequences) => engine.run(sequences, objective, temperature),
-    dispose: () => engine.optimizer.dispose(),
+    dispose: () => engine.dispose(),
   }
 }
