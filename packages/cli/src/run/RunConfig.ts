@@ -17,7 +17,12 @@ export const RunConfig = Schema.Struct({
     preset: Schema.Literals(["tiny", "compact", "small", "medium"]),
     /** Seed of the initial weights (ignored when starting from a checkpoint). */
     seed: Schema.Int,
-    /** Warm-start checkpoint directory (weights only), or "" to start from the initial weights. */
+    /**
+     * Starting weights: a checkpoint directory (weights only), "" for the initial weights,
+     * or "auto" (the default): the warm start shipped in assets/warm-start when the run
+     * has no model.path and the preset and task kind it was made for (compact,
+     * arithmetic), else the initial weights. A run logs which it started from.
+     */
     init: Schema.String,
     /** A Hugging Face Llama/Qwen2 model directory (config.json, *.safetensors, tokenizer.json) to start from, or "" to use the preset. */
     path: Schema.String,
@@ -37,7 +42,7 @@ export const RunConfig = Schema.Struct({
     jsonl: Schema.String,
   }),
   train: Schema.Struct({
-    /** Training steps (one rollout and one update each). */
+    /** Training steps (one rollout and one update each); 0 evaluates the starting weights and writes the report without training. */
     steps: NonNegativeInt,
     /** Prompts per step (each sampled groupSize times). */
     promptsPerStep: PositiveInt,
@@ -57,7 +62,7 @@ export type RunConfig = typeof RunConfig.Type
 
 /** Defaults of the main job on the built-in task. */
 export const defaultRunConfig: RunConfig = {
-  model: { preset: "compact", seed: 0, init: "", path: "" },
+  model: { preset: "compact", seed: 0, init: "auto", path: "" },
   task: { kind: "arithmetic", levels: [1, 2], trainCount: 2000, evalCount: 200, seed: 1, jsonl: "" },
   train: { steps: 60, promptsPerStep: 8, evalEvery: 20, checkpointEvery: 20, seed: 1 },
   backend: "wasm",

@@ -25,6 +25,7 @@ import type { Tokenizer as TokenizerImpl } from "@turnwise/runtime"
 import { carryOptimizerState, checkpointLayer, policyLayer, tokenizerLayer } from "@turnwise/runtime"
 import { makePolicyRuntime } from "@turnwise/runtime"
 import type { PolicyRuntime } from "@turnwise/runtime"
+import { autoInit, resolveInit } from "./init.js"
 import type { RunConfig } from "./RunConfig.js"
 
 /** The parts of a checkpoint's state.json that rebuilding its model reads. */
@@ -68,9 +69,10 @@ export const checkpointModelPath = async (dir: string): Promise<string> => {
 /**
  * Build the model: the Hugging Face directory `path` when given (then `init`, if also
  * given, replaces its weights with a checkpoint's), else from `init` (weights only),
- * else fresh from the preset.
+ * else fresh from the preset. `init: "auto"` is resolved first (see init.ts).
  */
-export const loadModel = async (run: RunConfig): Promise<Transformer> => {
+export const loadModel = async (given: RunConfig): Promise<Transformer> => {
+  const run = given.model.init === autoInit ? (await resolveInit(given)).run : given
   if (run.model.path === "" && run.model.init === "") return new Transformer(decodeModelConfig({ ...presets[run.model.preset], seed: run.model.seed }))
   const model = run.model.path === "" ? new Transformer(await checkpointModelConfig(run.model.init)) : (await loadHfModel(run.model.path)).model
   if (run.model.init === "") return model
@@ -126,6 +128,8 @@ export const openRun = async (options: {
   readonly log?: (line: string) => void
   /** Save weights without optimiser moments (warm-start checkpoints). */
   readonly weightsOnly?: boolean
+  /** Where metrics go (default: appended to `outDir/metrics.jsonl`). */
+  readonly metricsSink?: Layer.Layer<MetricsSink>
 }): Promise<RunContext> => {
   const backend = await setBackend(options.run.backend)
   options.log?.(`backend: ${backend}`)
@@ -144,7 +148,7 @@ export const openRun = async (options: {
     policyLayer(runtime),
     tokenizerLayer(tokenizer),
     Sandbox.layer({ size: options.run.sandboxWorkers }),
-    MetricsSink.jsonl(path.join(options.outDir, "metrics.jsonl")),
+    options.metricsSink ?? MetricsSink.jsonl(path.join(options.outDir, "metrics.jsonl")),
     checkpointLayer(runtime, path.join(options.outDir, "checkpoints"), { model: model.config, recipe: options.encodedRecipe ?? null, run: options.run }, {
       weightsOnly: options.weightsOnly ?? false,
     }),

@@ -1,8 +1,14 @@
 /**
  * Progress of a long run: a live line on a terminal, plain lines otherwise.
  *
+ * Steps show reward, accuracy, tokens/s and ETA. Held-out evaluations (before
+ * training, every `evalEvery` steps, at the end) take seconds to minutes, so each
+ * shows what it is doing and, on a terminal, a clock while it runs; its result is
+ * printed when its record arrives.
+ *
  * @category constructors
  */
+import type { LoggedRecord } from "./metrics-log.js"
 
 const fmt = (x: number | undefined, digits = 3): string => (x === undefined || !Number.isFinite(x) ? "-" : x.toFixed(digits))
 
@@ -11,34 +17,97 @@ const clock = (seconds: number): string => {
   return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`
 }
 
-/** Step, reward, accuracy, tokens/s and ETA. */
+/** Where progress goes: a live line on a terminal, or one log line per event. */
+export interface ProgressOutput {
+  readonly tty: boolean
+  readonly log: (line: string) => void
+  /** Raw terminal output for the live line (default: process.stdout). */
+  readonly write?: (text: string) => void
+}
+
+/** Step, reward, accuracy, tokens/s and ETA; evaluations with a clock and their result. */
 export class Progress {
   private readonly started = performance.now()
+  private readonly write: (text: string) => void
   private lastLine = ""
+  private evaluation: { readonly label: string; readonly started: number; readonly timer: ReturnType<typeof setInterval> | undefined } | undefined
 
   constructor(
     private readonly total: number,
-    private readonly tty: boolean,
-    private readonly log: (line: string) => void,
-  ) {}
+    private readonly output: ProgressOutput,
+    private readonly schedule: { readonly evalEvery: number; readonly heldout: number; readonly firstStep?: number } = { evalEvery: 0, heldout: 0 },
+  ) {
+    this.write = output.write ?? ((text) => void process.stdout.write(text))
+  }
 
-  /** Report a finished step. */
+  private live(line: string): void {
+    this.write(`\r${line.padEnd(this.lastLine.length)}`)
+    this.lastLine = line
+  }
+
+  private endLive(): void {
+    if (this.lastLine !== "") this.write("\n")
+    this.lastLine = ""
+  }
+
+  /** Report a finished step; starts the evaluation display when one follows this step. */
   update(step: number, metrics: Readonly<Record<string, number>>): void {
     const elapsed = (performance.now() - this.started) / 1000
-    const eta = step > 0 ? (elapsed / step) * (this.total - step) : 0
+    const done = step - (this.schedule.firstStep ?? 0)
+    const eta = done > 0 ? (elapsed / done) * (this.total - step) : 0
     const line =
       `step ${step}/${this.total}  reward ${fmt(metrics["reward/mean"])}  accuracy ${fmt(metrics["outcome/accuracy"])}` +
       `  turns ${fmt(metrics["turns/mean"], 2)}  tok/s ${fmt(metrics["tokens_per_s"], 0)}  ETA ${clock(eta)}`
-    if (this.tty) {
-      process.stdout.write(`\r${line.padEnd(this.lastLine.length)}`)
-      this.lastLine = line
+    if (this.output.tty) this.live(line)
+    else this.output.log(line)
+    const due = (this.schedule.evalEvery > 0 && step % this.schedule.evalEvery === 0) || step === this.total
+    if (due) this.startEvaluation(step === this.total ? `after training (step ${step})` : `at step ${step}`)
+  }
+
+  /** Show that a held-out evaluation is running (ends with {@link Progress.record} of its result). */
+  startEvaluation(label: string): void {
+    this.stopClock()
+    const started = performance.now()
+    const text = `evaluating ${this.schedule.heldout} held-out problems ${label}`
+    if (!this.output.tty) {
+      this.output.log(`${text} ...`)
+      this.evaluation = { label, started, timer: undefined }
+      return
+    }
+    this.endLive()
+    this.live(`${text}  ${clock(0)}`)
+    const timer = setInterval(() => this.live(`${text}  ${clock((performance.now() - started) / 1000)}`), 1000)
+    // The clock must never keep the process alive on its own.
+    timer.unref()
+    this.evaluation = { label, started, timer }
+  }
+
+  /** A metrics record arrived: an evaluation's result is printed. */
+  record(record: LoggedRecord): void {
+    if (record.phase !== "eval") return
+    const label = this.evaluation?.label ?? (record.step === 0 ? "before training" : `at step ${record.step}`)
+    const seconds = this.evaluation === undefined ? undefined : (performance.now() - this.evaluation.started) / 1000
+    this.stopClock()
+    const m = record.metrics
+    const line =
+      `held-out accuracy ${label}: ${fmt(m["outcome/accuracy"])}  answer rate ${fmt(m["finish/answer_rate"])}` +
+      `  turns ${fmt(m["turns/mean"], 2)}  tool errors ${fmt(m["tool/error_rate"])}${seconds === undefined ? "" : `  (${seconds.toFixed(0)} s)`}`
+    if (this.output.tty) {
+      this.live(line)
+      this.endLive()
     } else {
-      this.log(line)
+      this.output.log(line)
     }
   }
 
-  /** End the live line. */
+  private stopClock(): void {
+    if (this.evaluation?.timer !== undefined) clearInterval(this.evaluation.timer)
+    this.evaluation = undefined
+  }
+
+  /** End the live line and any clock. */
   done(): void {
-    if (this.tty && this.lastLine !== "") process.stdout.write("\n")
+    this.stopClock()
+    if (this.output.tty) this.endLive()
   }
 }

@@ -32,6 +32,11 @@ export const writeRunReport = async (outDir: string): Promise<string> => {
     .then((t) => JSON.parse(t) as { name?: string })
     .catch(() => null)
   const name = results?.recipe ?? recipe?.name ?? path.basename(outDir)
+  // The held-out curve starts at the starting weights (step 0); runs written before the
+  // "before" evaluation was logged have it only in results.json.
+  const hasStart = records.some((r) => r.phase === "eval" && r.step === 0)
+  const before = results?.before
+  if (!hasStart && before !== undefined && Object.keys(before).length > 0) records.unshift({ step: 0, phase: "eval", metrics: before })
   const tables: Array<ReportTable> = []
   if (results?.after !== undefined) {
     tables.push({

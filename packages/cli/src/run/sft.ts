@@ -18,6 +18,7 @@ import { recipes } from "@turnwise/recipes"
 import { demonstrationSequence } from "./data.js"
 import { runTask } from "./task-source.js"
 import { openRun, runWith } from "./context.js"
+import { autoInit } from "./init.js"
 import type { RunConfig } from "./RunConfig.js"
 
 /** Settings of a warm-start. */
@@ -40,8 +41,10 @@ export interface SftResult {
 }
 
 /** Train on demonstrations and save a checkpoint under `outDir/checkpoints`. */
-export const runSft = async (options: SftOptions): Promise<SftResult> => {
+export const runSft = async (given: SftOptions): Promise<SftResult> => {
   const started = performance.now()
+  // sft makes warm starts: "auto" (the shipped warm start for train) means the initial weights here.
+  const options = given.run.model.init === autoInit ? { ...given, run: { ...given.run, model: { ...given.run.model, init: "" } } } : given
   const { demonstrations } = runTask(options.run, recipes.gtpo!)
   const pool = createSandboxPool({ size: options.run.sandboxWorkers })
   const demos = await demonstrations(pool, options.run.train.seed).finally(() => pool.close())

@@ -12,13 +12,13 @@ import { promises as fs } from "node:fs"
 import * as path from "node:path"
 import { recipes } from "@turnwise/recipes"
 import type { Io } from "../io.js"
+import { autoInit, shippedWarmStart } from "./init.js"
 import { defaultRunConfig, resolveRun } from "./resolve.js"
 import type { RunConfig } from "./RunConfig.js"
 import { runSft } from "./sft.js"
 import { runTrain } from "./train.js"
 
-/** The warm-start checkpoint shipped with the repository. */
-export const shippedWarmStart = path.join("assets", "warm-start")
+export { shippedWarmStart }
 
 /**
  * The schedule that produced the shipped warm start (what `turnwise sft` runs by
@@ -33,7 +33,8 @@ export const warmStartStages = [
 
 /** Run the warm-start schedule; returns the final checkpoint directory (`outDir/checkpoints`). */
 export const runWarmStart = async (run: RunConfig, outDir: string, log: (line: string) => void): Promise<string> => {
-  let init = run.model.init
+  // A warm start is what "auto" would pick, so it starts from the initial weights unless told otherwise.
+  let init = run.model.init === autoInit ? "" : run.model.init
   for (const [k, stage] of warmStartStages.entries()) {
     const last = k === warmStartStages.length - 1
     log(`warm start, stage ${k + 1} of ${warmStartStages.length}: ${stage.steps} steps at lr ${stage.lr}`)

@@ -1,0 +1,62 @@
+/**
+ * Checks of a run's inputs that need the file system or the loaded data: the run
+ * directory (a new run must not overwrite one; `--resume` needs one), and the
+ * problems a data set leaves to train on. They run before the run directory is
+ * created, so a rejected run leaves nothing behind.
+ *
+ * @category constructors
+ */
+import { promises as fs } from "node:fs"
+import * as path from "node:path"
+import { Data } from "effect"
+import type { RunConfig } from "./RunConfig.js"
+
+/** A run's input (directory, data set) cannot be used; names it and the problem. */
+export class RunInputError extends Data.TaggedError("RunInputError")<{ readonly path: string; readonly problem: string }> {
+  override get message(): string {
+    return `${this.path}: ${this.problem}`
+  }
+}
+
+const statOf = (p: string) => fs.stat(p).catch((error: NodeJS.ErrnoException) => (error.code === "ENOENT" ? null : Promise.reject(error)))
+
+/**
+ * Check the run directory: with `resume`, it must be a run directory an earlier run
+ * made (it has config.json); without, it must not hold checkpoints already.
+ *
+ * @example
+ * await checkRunDirectory("runs/g1", { resume: true }) // RunInputError when runs/g1 does not exist
+ */
+export const checkRunDirectory = async (outDir: string, options: { readonly resume: boolean }): Promise<void> => {
+  const dir = await statOf(outDir)
+  if (dir !== null && !dir.isDirectory()) throw new RunInputError({ path: outDir, problem: "is a file, not a run directory" })
+  if (options.resume) {
+    if (dir === null) throw new RunInputError({ path: outDir, problem: "does not exist, so there is no run to resume (leave out --resume to start a new run there)" })
+    if ((await statOf(path.join(outDir, "config.json"))) === null) {
+      throw new RunInputError({ path: outDir, problem: "is not a run directory (it has no config.json), so there is no run to resume" })
+    }
+    return
+  }
+  const checkpoints = await fs.readdir(path.join(outDir, "checkpoints")).catch(() => [])
+  if (checkpoints.length > 0) throw new RunInputError({ path: outDir, problem: "already holds checkpoints; pass --resume to continue it or choose another --out" })
+}
+
+/**
+ * Check that the task leaves problems to train on and to evaluate (a data set's last
+ * `evalCount` rows are held out, so a short file can leave none for training).
+ *
+ * @example
+ * checkRunProblems(run, train, heldout)
+ */
+export const checkRunProblems = (run: RunConfig, train: ReadonlyArray<unknown>, heldout: ReadonlyArray<unknown>): void => {
+  const source = run.task.jsonl === "" ? "the task generator" : run.task.jsonl
+  const where = run.task.jsonl === "" ? "task" : run.task.jsonl
+  if (heldout.length === 0) throw new RunInputError({ path: where, problem: `${source} gave no held-out problems` })
+  if (train.length === 0 && run.train.steps > 0) {
+    const rows = train.length + heldout.length
+    throw new RunInputError({
+      path: where,
+      problem: `${rows} problem(s), all held out for evaluation (task.evalCount ${run.task.evalCount}), none left to train on; lower task.evalCount or add rows`,
+    })
+  }
+}
