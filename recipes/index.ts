@@ -6,7 +6,8 @@ import drGrpo from "./dr-grpo.js"
 import gtpo from "./gtpo.js"
 import grpo from "./grpo.js"
 
-export const recipes: Readonly<Record<string, RecipeType>> = {
+/** The shipped recipes, keyed by their names. */
+export const recipes = {
   gtpo,
   grpo,
   "dr-grpo": drGrpo,
@@ -14,4 +15,13 @@ export const recipes: Readonly<Record<string, RecipeType>> = {
   "gtpo-no-shaping": gtpoNoShaping,
   "gtpo-gamma1": gtpoGamma1,
   "gtpo-trajectory-reward": gtpoTrajectoryReward,
-}
+} as const satisfies Readonly<Record<string, RecipeType>>
+
+/** The name of a shipped recipe. */
+export type ShippedRecipeName = keyof typeof recipes
+
+/** The names of the shipped recipes, in the order above. */
+export const shippedRecipeNames = Object.keys(recipes) as ReadonlyArray<ShippedRecipeName>
+
+/** True when `name` names a shipped recipe. */
+export const isShippedRecipe = (name: string): name is ShippedRecipeName => Object.hasOwn(recipes, name)

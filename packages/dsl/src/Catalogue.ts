@@ -20,17 +20,15 @@ import {
 } from "@turnwise/core"
 import type { AdvantageEstimator, Level, PolicyLoss, ReturnEstimator, RewardAssigner, SampleFilter, Shaper } from "@turnwise/core"
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
 /** Entries of every kind, by name. */
 export interface Catalogue {
-  readonly reward: Readonly<Record<string, RewardAssigner<Level, any>>>
-  readonly shaper: Readonly<Record<string, Shaper<Level, any>>>
-  readonly returns: Readonly<Record<string, ReturnEstimator<Level, Level, any>>>
-  readonly advantage: Readonly<Record<string, AdvantageEstimator<Level, Level, any>>>
-  readonly filter: Readonly<Record<string, SampleFilter<any>>>
-  readonly loss: Readonly<Record<string, PolicyLoss<any>>>
+  readonly reward: Readonly<Record<string, RewardAssigner<Level, unknown>>>
+  readonly shaper: Readonly<Record<string, Shaper<Level, unknown>>>
+  readonly returns: Readonly<Record<string, ReturnEstimator<Level, Level, unknown>>>
+  readonly advantage: Readonly<Record<string, AdvantageEstimator<Level, Level, unknown>>>
+  readonly filter: Readonly<Record<string, SampleFilter<unknown>>>
+  readonly loss: Readonly<Record<string, PolicyLoss<unknown>>>
 }
-/* eslint-enable @typescript-eslint/no-explicit-any */
 
 /** A stage kind. */
 export type StageKind = keyof Catalogue

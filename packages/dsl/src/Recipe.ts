@@ -21,7 +21,6 @@ import { defaultOptimizer, defaultRollout, OptimizerConfig, RolloutConfig } from
 import { ConfigError, decodeOptions, decodeSection, encodeStage } from "./Stage.js"
 import type { EncodedStage, Use } from "./Stage.js"
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
 /**
  * A training algorithm. The type parameters are the levels flowing between stages:
  * R (rewards, also the shaper's), T (returns), A (advantages).
@@ -29,16 +28,15 @@ import type { EncodedStage, Use } from "./Stage.js"
 export interface Recipe<R extends Level = Level, T extends Level = Level, A extends Level = Level> {
   readonly name: string
   readonly description: string
-  readonly reward: Use<RewardAssigner<R, any>>
-  readonly shaper: Use<Shaper<R, any>>
-  readonly returns: Use<ReturnEstimator<R, T, any>>
-  readonly advantage: Use<AdvantageEstimator<T, A, any>>
-  readonly filter: Use<SampleFilter<any>>
-  readonly loss: Use<PolicyLoss<any>>
+  readonly reward: Use<RewardAssigner<R, unknown>>
+  readonly shaper: Use<Shaper<R, unknown>>
+  readonly returns: Use<ReturnEstimator<R, T, unknown>>
+  readonly advantage: Use<AdvantageEstimator<T, A, unknown>>
+  readonly filter: Use<SampleFilter<unknown>>
+  readonly loss: Use<PolicyLoss<unknown>>
   readonly rollout: RolloutConfig
   readonly optimizer: OptimizerConfig
 }
-/* eslint-enable @typescript-eslint/no-explicit-any */
 
 /** What {@link make} accepts: stages are required, settings may be partial. */
 export interface RecipeSpec<R extends Level, T extends Level, A extends Level>

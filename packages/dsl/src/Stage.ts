@@ -13,16 +13,15 @@ import { Data, Effect, Schema } from "effect"
 import { AlgorithmInputError } from "@turnwise/core"
 import type { Component } from "@turnwise/core"
 
-/** Any catalogue entry. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type AnyComponent = Component<any, any, any>
+/** Any catalogue entry (its `run` is a method, so any input type fits `never`). */
+export type AnyComponent = Component<never, unknown, unknown>
 
 /** The options type of an entry. */
-export type OptionsOf<E> = E extends Component<any, any, infer O> ? O : never
+export type OptionsOf<E> = E extends Component<never, unknown, infer O> ? O : never
 /** The input type of an entry. */
-export type InputOf<E> = E extends Component<infer I, any, any> ? I : never
+export type InputOf<E> = E extends Component<infer I, unknown, unknown> ? I : never
 /** The output type of an entry. */
-export type OutputOf<E> = E extends Component<any, infer Out, any> ? Out : never
+export type OutputOf<E> = E extends Component<never, infer Out, unknown> ? Out : never
 
 /** An entry with its options fixed. */
 export interface Use<E extends AnyComponent> {
@@ -97,7 +96,7 @@ export const use = <E extends AnyComponent>(entry: E, options?: Partial<OptionsO
  */
 export const runStage = <E extends AnyComponent>(stage: Use<E>, input: InputOf<E>): Effect.Effect<OutputOf<E>, StageError> =>
   Effect.try({
-    try: () => stage.entry.run(input, stage.options) as OutputOf<E>,
+    try: () => (stage.entry as Component<InputOf<E>, OutputOf<E>, OptionsOf<E>>).run(input, stage.options),
     catch: (error) =>
       new StageError({
         stage: stage.name,

@@ -12,7 +12,7 @@ import * as path from "node:path"
 import { pathToFileURL } from "node:url"
 import { ConfigError, Recipe } from "@turnwise/dsl"
 import type { RecipeType } from "@turnwise/dsl"
-import { recipes } from "@turnwise/recipes"
+import { isShippedRecipe, recipes } from "@turnwise/recipes"
 import { decodeRunConfig, defaultRunConfig, runConfigKeys } from "./RunConfig.js"
 import type { RunConfig } from "./RunConfig.js"
 
@@ -21,7 +21,7 @@ const isRecipe = (value: unknown): value is RecipeType =>
 
 /** Load a recipe by shipped name, module path or JSON path. */
 export const loadRecipe = async (ref: string): Promise<RecipeType> => {
-  const shipped = Object.hasOwn(recipes, ref) ? recipes[ref] : undefined
+  const shipped = isShippedRecipe(ref) ? recipes[ref] : undefined
   if (shipped !== undefined) return shipped
   const file = path.resolve(ref)
   const exists = await fs.stat(file).then(
