@@ -80,15 +80,37 @@ export const trainStep = <P extends TaskProblem>(
     const started = performance.now()
     const rolled = yield* Effect.scoped(multiTurnRollout.run(recipe.rollout, { task, problems, seed: options.seed, step: options.step }))
     const rolledAt = performance.now()
+    const result = yield* trainOnBatch(recipe, rolled)
+    const finished = performance.now()
+    const timed: Record<string, number> = { ...result.metrics, "time/rollout_s": (rolledAt - started) / 1000 }
+    if (result.report.reason === everyGroupDropped) return { ...result, metrics: timed }
+    timed["time/train_s"] = (finished - rolledAt) / 1000
+    timed["time/step_s"] = (finished - started) / 1000
+    timed["tokens_per_s"] = result.metrics["tokens/policy"]! / Math.max(1e-9, (finished - started) / 1000)
+    return { ...result, metrics: timed }
+  })
+
+const everyGroupDropped = "the sample filter dropped every group"
+
+/**
+ * The stages after the rollout, on a batch of trajectories however they were
+ * produced (the built-in rollout, or episodes recorded by a served endpoint): sample
+ * filter, rewards, shaping, returns, advantages and the policy update. The metrics
+ * are those of {@link trainStep} without its timings.
+ *
+ * @example
+ * const result = yield* trainOnBatch(gtpo, recordedBatch)
+ */
+export const trainOnBatch = (recipe: Recipe, rolled: Batch): Effect.Effect<StepResult, RunError, Policy> =>
+  Effect.gen(function* () {
     const filtered = yield* runStage(recipe.filter, { batch: rolled })
     const batch = applyKeep(rolled, filtered.keep)
     const metrics: Record<string, number> = {
       ...batchMetrics(rolled),
       "filter/dropped_groups": rolled.groups.length - batch.groups.length,
-      "time/rollout_s": (rolledAt - started) / 1000,
     }
     if (batch.groups.length === 0) {
-      const report: TrainReport = { skipped: true, reason: "the sample filter dropped every group", metrics: {} }
+      const report: TrainReport = { skipped: true, reason: everyGroupDropped, metrics: {} }
       return { batch: rolled, report, metrics: { ...metrics, "train/skipped": 1 } }
     }
     const rewards = yield* runStage(recipe.reward, { batch })
@@ -106,7 +128,6 @@ export const trainStep = <P extends TaskProblem>(
       temperature: recipe.rollout.temperature,
       accumulation: (recipe.loss.options as { readonly aggregation?: unknown }).aggregation === "token-mean" ? "tokens" : "sequences",
     })
-    const finished = performance.now()
     return {
       batch: rolled,
       report,
@@ -117,9 +138,6 @@ export const trainStep = <P extends TaskProblem>(
         "reward/mean": mean(sumPerTrajectory(rewards)),
         "reward/shaped_mean": mean(sumPerTrajectory(shaped)),
         "train/skipped": report.skipped ? 1 : 0,
-        "time/train_s": (finished - rolledAt) / 1000,
-        "time/step_s": (finished - started) / 1000,
-        "tokens_per_s": metrics["tokens/policy"]! / Math.max(1e-9, (finished - started) / 1000),
       },
     }
   })
