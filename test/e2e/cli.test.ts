@@ -115,3 +115,19 @@ describe("turnwise exec", () => {
     expect(JSON.parse(loop.stdout)).toMatchObject({ ok: false, kind: "timeout" })
   }, 60_000)
 })
+
+describe("turnwise eval", () => {
+  it("prints a readable table of the metrics on stderr, the same numbers as its JSON line on stdout", async () => {
+    const result = await cli(["eval", "--checkpoint", "assets/warm-start", "--set", "task.evalCount=2"])
+    expect(result.code, result.stderr).toBe(0)
+    const line = JSON.parse(result.stdout) as { metrics: Record<string, number> }
+    expect(result.stderr).toMatch(/held-out evaluation of assets\/warm-start: 2 problems, temperature 0/)
+    const names = Object.keys(line.metrics)
+    expect(names.length).toBeGreaterThan(3)
+    for (const name of names) {
+      const value = line.metrics[name]!
+      const shown = Number.isInteger(value) ? String(value) : value.toFixed(3)
+      expect(result.stderr, name).toMatch(new RegExp(`^ {2}${name.replace(/[/.+]/g, "\\$&")} +${shown.replace(/[.+-]/g, "\\$&")}$`, "m"))
+    }
+  }, 120_000)
+})
