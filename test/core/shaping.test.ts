@@ -57,7 +57,6 @@ describe("code-similarity credits", () => {
   })
 
   it("rejects alpha or maxSimilarity outside [0, 1) and a misbehaving embedder", () => {
-    const { embed } = recording()
     // options are checked once, by the entry's Schema, where a recipe is decoded
     const decode = Schema.decodeUnknownSync(shapers["code-similarity"].options)
     expect(() => decode({ ...codeSimilarityDefaults, alpha: 1 })).toThrow(/alpha/)

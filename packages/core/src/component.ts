@@ -13,7 +13,6 @@
 import type * as tf from "@tensorflow/tfjs-core"
 import type { Schema } from "effect"
 import type { Batch } from "./model.js"
-import type { TrainingSequence } from "./sequence.js"
 import type { PerTrajectory, PerTurn, Quantity } from "./values.js"
 
 /** Per turn or per trajectory. */
@@ -92,7 +91,7 @@ export interface FilterResult {
 
 /**
  * Token-aligned tensors for one (micro-)batch of B sequences padded to length T,
- * aligned like {@link TrainingSequence}: entry k is about token k (its logprob comes
+ * aligned like a `TrainingSequence`: entry k is about token k (its logprob comes
  * from the logits at position k - 1; entry 0 is always masked).
  */
 export interface LossInputs {

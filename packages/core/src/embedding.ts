@@ -53,7 +53,6 @@ export interface CharNgramOptions {
  * cosine(a, b) // high
  */
 export const charNgramEmbedding = (options: CharNgramOptions): Embedder => {
-  const fn = "charNgramEmbedding"
   const { n, dims } = options
   return (codes) =>
     codes.map((code) => {
