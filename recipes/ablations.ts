@@ -1,5 +1,5 @@
 /**
- * The GTPO ablations of the comparison (issue 6): each removes one of GTPO's parts.
+ * The GTPO ablations compared in docs/RESULTS.md: each removes one of GTPO's parts.
  */
 import { returnEstimators, rewardAssigners, shapers } from "@turnwise/core"
 import { Recipe, use } from "@turnwise/dsl"

@@ -1,5 +1,5 @@
 /**
- * GTPO (Group Turn Policy Optimization), with the defaults of ../shared/GTPO.md:
+ * GTPO (Group Turn Policy Optimization), with the paper's defaults:
  * turn-level rewards (accuracy on the last turn, -0.1 format penalties), partial
  * credit for failed trajectories from code similarity (alpha 0.5), discounted returns
  * (gamma 0.9) normalised over the group, clipped surrogate with token-mean.

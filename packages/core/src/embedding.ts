@@ -7,7 +7,7 @@
  * UTF-8 bytes into one of `dims` buckets, and the bucket holds the gram's count.
  * {@link cosine} compares two such vectors.
  *
- * The policy's own embedding (the "self-supervised" choice of GTPO.md) lives in the
+ * The policy's own embedding (the paper's "self-supervised" choice) lives in the
  * runtime, which has the model; it plugs into shaping through the same
  * {@link Embedder} type.
  *

@@ -15,7 +15,7 @@
  * are left as they are.
  *
  * Because maxSimilarity < 1, credit < alpha: a failure never earns as much as a
- * success that earns 1 (GTPO.md's alpha < 1 argument, made strict even for code
+ * success that earns 1 (the paper's alpha < 1 argument, made strict even for code
  * identical to a success's). A trajectory that ran no code has similarity 0 to
  * everything and is never passed to the embedder, so a model-based embedder is not
  * asked to embed the empty string.
