@@ -37,8 +37,17 @@ const settingRows = (help: string): Map<string, string> => {
 }
 
 describe("turnwise <command> --help", () => {
-  it("covers every shipped command", () => {
-    expect(subcommands.map((c) => c.name).sort()).toEqual(Object.keys(expectedOptions).sort())
+  it("the tree holds every shipped command", () => {
+    expect(subcommands.map((c) => c.name)).toEqual(expect.arrayContaining(Object.keys(expectedOptions)))
+  })
+
+  it("every command in the tree, shipped or added later, answers --help with exit 0 on stdout", async () => {
+    for (const command of subcommands) {
+      const result = await run([command.name, "--help"])
+      expect(result.code, command.name).toBe(0)
+      expect(result.stdout, command.name).toMatch(new RegExp(`^USAGE\\n {2}turnwise ${command.name}\\b`, "m"))
+      expect(result.stderr, command.name).toBe("")
+    }
   })
 
   for (const name of Object.keys(expectedOptions)) {

@@ -14,7 +14,8 @@
  *   turnwise compare <recipeA> <recipeB> ... [--seeds N] [--out dir] [--set k=v]...
  *   turnwise exec --lang js|python [--timeout-ms N] [--memory-mb N] [--session]   (code on stdin)
  *
- * A new command is one module under commands/ and one entry in {@link cli}.
+ * A new command is one module under commands/ (its flags, handler, description and
+ * `withUsage` line) and one entry in {@link cli}.
  *
  * @category constructors
  */
