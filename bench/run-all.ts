@@ -2,15 +2,17 @@
  * `npm run bench`: every benchmark in one run, so ratios compare figures measured on
  * the same machine in the same minutes.
  *
- * 1. The sgemm ceiling (numpy, ../shared/tools/sgemm-peak.py).
+ * 1. The sgemm ceiling (numpy, the shared tools' sgemm-peak.py beside the checkout).
  * 2. Training throughput for the small and medium presets (bench/training.ts), with
  *    the achieved GFLOP/s as a fraction of the ceiling.
  * 3. Where a medium training step's time goes (bench/profile.ts): the step summary,
  *    the kernels taking at least 1% of the step, and the matrix products by shape
  *    class, each with its fraction of the ceiling (about 11 s with `--quick`; run
  *    bench/profile.ts itself for the per-shape lines).
- * 4. Sampling with and without the KV cache (bench/sampling.ts).
- * 5. Sandbox executions per second (bench/sandbox.ts).
+ * 4. Kernel dispatches per medium training step and per decoded token per layer
+ *    (bench/dispatches.ts).
+ * 5. Sampling with and without the KV cache (bench/sampling.ts).
+ * 6. Sandbox executions per second (bench/sandbox.ts).
  *
  * Prints JSON lines. Pass `--quick` for a shorter run (fewer steps and calls).
  */
@@ -53,5 +55,6 @@ for (const result of run("profile.ts", ceiling === null ? profileArgs : [...prof
   const wanted = result.kind === "step" || result.kind === "matmul-class" || (result.kind === "kernel" && typeof result.share === "number" && result.share >= 0.01)
   if (wanted) console.log(JSON.stringify(result))
 }
+for (const result of run("dispatches.ts", [])) console.log(JSON.stringify({ ...result, trainTop: undefined, decodeTop: undefined }))
 for (const result of run("sampling.ts", quick ? ["--sizes", "small"] : [])) console.log(JSON.stringify(result))
 for (const result of run("sandbox.ts", [quick ? "50" : "200"])) console.log(JSON.stringify(result))
