@@ -17,10 +17,14 @@
  * comes through `embedding` alone) in packages/runtime/src/model/linear.ts, and core's
  * `stopGradient` (GSPO's sequence ratio, and a direct check below).
  *
- * wasm and cpu are always here. tensorflow, tensorflow-gpu and webgpu are optional
- * packages; an absent one gets a test named after the reason it is absent, which checks
- * that it fails with BackendUnavailableError (and prints the reason), instead of a
- * silent skip.
+ * wasm and cpu are always here. tensorflow and tensorflow-gpu are optional packages; an
+ * absent one gets a test named after the reason it is absent, which checks that it fails
+ * with BackendUnavailableError (and prints the reason), instead of a silent skip.
+ *
+ * webgpu is a devDependency and is always compared: on the GPU when Dawn finds a hardware
+ * adapter, otherwise on Mesa's software OpenGL (packages/runtime/src/webgpu/software-gpu.ts).
+ * Where neither works (Mesa's EGL missing) its test fails with the reason, unless
+ * TURNWISE_SKIP_WEBGPU=1 says to skip it (then the test is named after the reason, as above).
  */
 import * as tf from "@tensorflow/tfjs"
 import type { TrainingSequence } from "@turnwise/core"
@@ -54,12 +58,15 @@ const tolerance: Record<BackendName, number> = { wasm: 0, cpu: 1e-4, tensorflow:
 
 const optionalBackends: ReadonlyArray<BackendName> = ["tensorflow", "tensorflow-gpu", "webgpu"]
 
+/** webgpu may be skipped only when asked to; otherwise its absence is a failure. */
+const skipWebGpu = process.env["TURNWISE_SKIP_WEBGPU"] === "1"
+
 // Probed before collection, so an absent backend's reason can be its test's name.
 const probes = new Map<BackendName, BackendUnavailableError | undefined>()
 for (const name of optionalBackends) {
   probes.set(
     name,
-    await setBackend(name).then(
+    await setBackend(name, { softwareGpu: "fallback" }).then(
       () => undefined,
       (error: unknown) => {
         if (error instanceof BackendUnavailableError) return error
@@ -227,6 +234,12 @@ describe("the wasm reference", () => {
 for (const name of optionalBackends) {
   const error = probes.get(name)
   if (error === undefined) continue
+  if (name === "webgpu" && !skipWebGpu) {
+    it("webgpu: runs here, on a GPU or on the software GPU (set TURNWISE_SKIP_WEBGPU=1 to skip)", () => {
+      throw new Error(`webgpu could not be started, so it was not compared with wasm: ${error.message}`)
+    })
+    continue
+  }
   it(`${name}: not present here, so not compared (${error.message})`, () => {
     console.info(`backends.test: ${error.message}`)
     expect(error).toBeInstanceOf(BackendUnavailableError)

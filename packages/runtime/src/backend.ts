@@ -26,6 +26,7 @@ import { createRequire } from "node:module"
 import * as tf from "@tensorflow/tfjs"
 import "@tensorflow/tfjs-backend-wasm"
 import { Data } from "effect"
+import { hardwareAdapterPresent, installSoftwareGpu, SoftwareGpuUnavailableError } from "./webgpu/software-gpu.js"
 
 /** Backends Turnwise knows how to start (see {@link setBackend}). */
 export type BackendName = "wasm" | "cpu" | "tensorflow" | "tensorflow-gpu" | "webgpu"
@@ -94,13 +95,43 @@ const resolvable = (pkg: string): boolean => {
 }
 
 /**
+ * How `webgpu` may use a software GPU (Dawn on Mesa's OpenGL, ./webgpu/software-gpu.ts):
+ * `never` (the default: a machine without a GPU adapter fails), `fallback` (only when no
+ * hardware adapter is found; tests and benchmarks use it), `always`.
+ */
+export type SoftwareGpuMode = "never" | "fallback" | "always"
+
+/** Options of {@link setBackend}. */
+export interface SetBackendOptions {
+  readonly softwareGpu?: SoftwareGpuMode
+}
+
+const useSoftwareGpu = async (mode: SoftwareGpuMode): Promise<void> => {
+  if (mode === "never") return
+  const scope = globalThis as { navigator?: { gpu?: { requestAdapter?: () => Promise<unknown> } } }
+  try {
+    if (mode === "fallback") {
+      const current = scope.navigator?.gpu
+      const found = current?.requestAdapter !== undefined ? (await current.requestAdapter()) !== null : await hardwareAdapterPresent()
+      if (found) return
+    }
+    await installSoftwareGpu()
+  } catch (error) {
+    if (error instanceof SoftwareGpuUnavailableError) {
+      throw new BackendUnavailableError({ backend: "webgpu", install: undefined, reason: `${mode === "fallback" ? "no hardware WebGPU adapter, and " : ""}${error.message}` })
+    }
+    throw error
+  }
+}
+
+/**
  * Get webgpu ready to register: name every missing package at once, then give Node a
  * `navigator.gpu` from the `webgpu` package, unless something (a browser, Deno, or a
  * host app choosing Dawn options) already provides one.
  */
-const prepareWebGpu = async (): Promise<void> => {
+const prepareWebGpu = async (softwareGpu: SoftwareGpuMode): Promise<void> => {
   const scope = globalThis as { navigator?: { gpu?: unknown } }
-  const needsDawn = scope.navigator?.gpu === undefined
+  const needsDawn = scope.navigator?.gpu === undefined || softwareGpu !== "never"
   const missing = [optional.webgpu.pkg, ...(needsDawn ? ["webgpu"] : [])].filter((pkg) => !resolvable(pkg))
   if (missing.length > 0) {
     throw new BackendUnavailableError({
@@ -109,6 +140,7 @@ const prepareWebGpu = async (): Promise<void> => {
       reason: `${missing.join(" and ")} ${missing.length > 1 ? "are" : "is"} not installed${needsDawn ? " (in Node, navigator.gpu comes from the webgpu package: Dawn's bindings)" : ""}`,
     })
   }
+  if (softwareGpu !== "never") return useSoftwareGpu(softwareGpu)
   if (!needsDawn) return
   const dawn = (await importOptional("webgpu", "webgpu", "Node has no navigator.gpu and the webgpu package (Dawn) provides it; ")) as Partial<DawnNode>
   if (typeof dawn.create !== "function" || typeof dawn.globals !== "object") {
@@ -127,18 +159,20 @@ const prepareWebGpu = async (): Promise<void> => {
 
 /**
  * Start a backend and make it the active one; resolves to the active backend's name
- * (print it at start). Rejects with {@link BackendUnavailableError}.
+ * (print it at start). Rejects with {@link BackendUnavailableError}. `softwareGpu`
+ * applies to `webgpu` only, and only the first time it starts in a process.
  *
  * @example
  * const name = await setBackend("wasm")
  * console.log(`backend: ${name}`)
+ * await setBackend("webgpu", { softwareGpu: "fallback" }) // Mesa's llvmpipe where there is no GPU
  */
-export const setBackend = async (name: BackendName = "wasm"): Promise<string> => {
+export const setBackend = async (name: BackendName = "wasm", options: SetBackendOptions = {}): Promise<string> => {
   let tfName: string = name
   if (name === "tensorflow" || name === "tensorflow-gpu" || name === "webgpu") {
     const entry = optional[name]
     // Before the backend package loads: it registers itself only when navigator.gpu exists.
-    if (name === "webgpu") await prepareWebGpu()
+    if (name === "webgpu") await prepareWebGpu(options.softwareGpu ?? "never")
     await importOptional(name, entry.pkg)
     tfName = entry.registers
   }
