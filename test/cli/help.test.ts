@@ -70,6 +70,13 @@ describe("turnwise <command> --help", () => {
     }
   })
 
+  it("turnwise help [command] is turnwise [command] --help", async () => {
+    expect(await run(["help", "sample"])).toEqual(await run(["sample", "--help"]))
+    const root = await run(["help"])
+    expect(root.code).toBe(0)
+    expect(root.stdout).toContain("COMMAND LINES")
+  })
+
   it("turnwise --help lists every command's command line", async () => {
     const result = await run(["--help"])
     expect(result.code).toBe(0)

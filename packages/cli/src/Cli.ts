@@ -4,15 +4,8 @@
  * answers `--help`; the help of a command that takes `--set` lists every settable key
  * with its default and accepted values.
  *
- *   turnwise start                                  the main job (warm start, GTPO, before/after table)
- *   turnwise train <recipe> [--config f.json] [--set k=v]... [--out dir] [--resume]
- *   turnwise eval  --checkpoint dir [--config f.json] [--set k=v]...
- *   turnwise sample --checkpoint dir --question "12*34=?" [--n 4] [--temperature 1]
- *   turnwise report <run-dir>
- *   turnwise sft [--out dir] [--steps N] [--batch N] [--lr x] [--set k=v]...
- *   turnwise export --checkpoint dir --out dir [--set model.path=src] [--dtype float32|bfloat16]
- *   turnwise compare <recipeA> <recipeB> ... [--seeds N] [--out dir] [--set k=v]...
- *   turnwise exec --lang js|python [--timeout-ms N] [--memory-mb N] [--session]   (code on stdin)
+ * Commands: start, train, eval, sample, report, sft, export, compare, exec;
+ * `turnwise --help` prints each one's command line.
  *
  * A new command is one module under commands/ (its flags, handler, description and
  * `withUsage` line) and one entry in {@link cli}.
@@ -50,16 +43,17 @@ export const cli = Command.make("turnwise").pipe(
 
 const version = (createRequire(import.meta.url)("../package.json") as { readonly version: string }).version
 
+const runTree = runCommand(cli, { version, extraHelp: extraHelp(cli, recipes.gtpo!) })
+
 /**
  * Run the command line `argv` (the words after `turnwise`); succeeds with the exit code.
+ * `turnwise help [command]` is `turnwise [command] --help`.
  *
  * @example
  * process.exitCode = await Effect.runPromise(runCli(["train", "--help"]).pipe(Effect.provide(Layer.merge(cliPlatform, CommandIo.layerNode))))
  */
-export const runCli: (argv: ReadonlyArray<string>) => Effect.Effect<number, never, Command.Environment | CommandIo> = runCommand(cli, {
-  version,
-  extraHelp: extraHelp(cli, recipes.gtpo!),
-})
+export const runCli = (argv: ReadonlyArray<string>): Effect.Effect<number, never, Command.Environment | CommandIo> =>
+  runTree(argv[0] === "help" ? [...argv.slice(1), "--help"] : argv)
 
 /**
  * Run the CLI in-process with the given streams; resolves with the exit code.
