@@ -9,11 +9,30 @@ describe("turnwise compare", () => {
     const result = await cli(["compare", "grpo", "gtpo", "--seeds", "2", "--out", out, ...tinyRun, "--set", "train.steps=1", "--set", "model.init=assets/warm-start"])
     expect(result.code, result.stderr).toBe(0)
     const summary = JSON.parse(readFileSync(path.join(out, "compare.json"), "utf8")) as {
-      summaries: Array<{ recipe: string; seeds: number; accuracy: { values: Array<number> } }>
+      summaries: Array<{
+        recipe: string
+        seeds: number
+        problems: number
+        accuracy: { mean: number; values: Array<number> }
+        interval: { mean: number; lo: number; hi: number; level: number }
+        difference?: { mean: number; lo: number; hi: number; against: string }
+      }>
       entries: Array<{ recipe: string; run: { model: { init: string }; train: { seed: number; steps: number } } }>
     }
     expect(summary.summaries.map((s) => s.recipe)).toEqual(["grpo", "gtpo"])
     expect(summary.summaries.every((s) => s.seeds === 2 && s.accuracy.values.length === 2)).toBe(true)
+    for (const s of summary.summaries) {
+      // The per-problem re-evaluation reproduces the run's own held-out accuracy.
+      expect(s.problems).toBe(3)
+      expect(s.interval.mean).toBeCloseTo(s.accuracy.mean, 10)
+      expect(s.interval.level).toBe(0.95)
+      expect(s.interval.lo).toBeLessThanOrEqual(s.interval.mean)
+      expect(s.interval.hi).toBeGreaterThanOrEqual(s.interval.mean)
+    }
+    const [grpo, gtpo] = summary.summaries
+    expect(grpo?.difference).toBeUndefined()
+    expect(gtpo?.difference?.against).toBe("grpo")
+    expect(gtpo?.difference?.mean).toBeCloseTo((gtpo?.interval.mean ?? 0) - (grpo?.interval.mean ?? 0), 10)
     // Same warm start, same step count, same seeds for both recipes.
     expect(new Set(summary.entries.map((e) => JSON.stringify({ init: e.run.model.init, train: e.run.train }))).size).toBe(1)
     for (const recipe of ["grpo", "gtpo"]) {
@@ -24,8 +43,16 @@ describe("turnwise compare", () => {
     }
     expect(existsSync(path.join(out, "report.html"))).toBe(true)
     expect(readFileSync(path.join(out, "report.html"), "utf8")).toMatch(/grpo[\s\S]*gtpo/)
-    expect(result.stdout).toMatch(/gtpo\s+\d\.\d{3} ± \d\.\d{3}/)
-  }, 240_000)
+    expect(result.stdout).toMatch(/gtpo\s+\d\.\d{3} \[\d\.\d{3}, \d\.\d{3}\]\s+[+-]\d\.\d{3} \[[+-]\d\.\d{3}, [+-]\d\.\d{3}\]/)
+  }, 480_000)
+
+  it("refuses --seeds 0 instead of printing an empty summary", async () => {
+    const out = tempDir("seeds0")
+    const result = await cli(["compare", "grpo", "gtpo", "--seeds", "0", "--out", out])
+    expect(result.code).not.toBe(0)
+    expect(result.stderr).toMatch(/seeds/)
+    expect(existsSync(path.join(out, "compare.json"))).toBe(false)
+  })
 
   it("refuses two recipes with the same name", async () => {
     const result = await cli(["compare", "gtpo", "gtpo", "--out", tempDir("dup")])
