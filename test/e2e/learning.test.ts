@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs"
 import * as path from "node:path"
 import { describe, expect, it } from "vitest"
-import { cli, tempDir } from "./helpers.js"
+import { cli, tempDir, tinyRun } from "./helpers.js"
 
 const STEPS = 16
 const MARGIN = 0.1
@@ -43,3 +43,34 @@ describe("GTPO learns", () => {
     expect(last - first, `reward by step: ${reward.map((r) => r.toFixed(3)).join(" ")}`).toBeGreaterThanOrEqual(MARGIN)
   }, 300_000)
 })
+
+describe("a KL penalty towards the warm start", () => {
+  it("trains with klBeta > 0 and reports a finite, non-zero KL to the reference every step", async () => {
+    const out = tempDir("kl")
+    const result = await cli([
+      "train", "gtpo", "--out", out, ...tinyRun,
+      "--set", "model.init=assets/warm-start",
+      "--set", "train.steps=2",
+      "--set", "loss.options.klBeta=0.1",
+      "--set", "optimizer.lr=1e-3",
+    ])
+    expect(result.code, result.stderr).toBe(0)
+    const train = readFileSync(path.join(out, "metrics.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line) as Record_)
+      .filter((r) => r.phase === "train")
+    expect(train).toHaveLength(2)
+    for (const record of train) {
+      expect(record.metrics["train/skipped"]).toBe(0)
+      // Measured after the update: the policy has left the warm start, by a finite amount.
+      expect(record.metrics["kl/reference"]).toBeGreaterThan(0)
+      expect(Number.isFinite(record.metrics["kl/reference"])).toBe(true)
+      expect(record.metrics["kl/behaviour"]).toBeGreaterThan(0)
+    }
+    // The penalty itself (measured before the second step's update, against the moved policy).
+    expect(train[1]!.metrics["actor/kl"]).toBeGreaterThan(0)
+    expect(Number.isFinite(train[1]!.metrics["actor/kl"])).toBe(true)
+  }, 300_000)
+})
+
