@@ -93,8 +93,8 @@ const mismatchOf = (turn: RecordedTurn, branch: Branch, request: ChatRequest): s
   const previous = turn.messages
   const m = request.messages
   if (!sameTools(branch.tools, request.tools)) return "the tools differ from the episode's"
+  for (let i = 0; i < Math.min(previous.length, m.length); i++) if (!sameMessage(m[i]!, previous[i]!)) return `messages[${i}] differs from the episode's`
   if (m.length < previous.length + 2) return `the request has ${m.length} messages; extending the episode needs its last ${previous.length}, the reply and at least one more`
-  for (let i = 0; i < previous.length; i++) if (!sameMessage(m[i]!, previous[i]!)) return `messages[${i}] differs from the episode's`
   if (!sameMessage(m[previous.length]!, turn.reply)) return `messages[${previous.length}] is not the reply the episode recorded`
   const injected = m.findIndex((x, i) => i > previous.length && x.role === "assistant")
   if (injected >= 0) return `messages[${injected}] is an assistant message the policy did not write`
