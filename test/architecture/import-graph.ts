@@ -14,7 +14,8 @@ export const layering: Readonly<Record<string, ReadonlyArray<string>>> = {
   runtime: ["core", "dsl"],
   sandbox: ["core", "dsl"],
   tasks: ["core", "dsl"],
-  cli: ["core", "dsl", "recipes", "runtime", "sandbox", "tasks"],
+  cluster: ["core", "dsl", "runtime", "sandbox", "tasks"],
+  cli: ["core", "dsl", "recipes", "runtime", "sandbox", "tasks", "cluster"],
 }
 
 /** Where each package's sources live, relative to the repository root. */
@@ -25,6 +26,7 @@ export const sourceRoots: Readonly<Record<string, string>> = {
   runtime: "packages/runtime/src",
   sandbox: "packages/sandbox/src",
   tasks: "packages/tasks/src",
+  cluster: "packages/cluster/src",
   cli: "packages/cli/src",
 }
 
