@@ -1,17 +1,27 @@
 /**
  * A pool of sandbox workers, and its plain Promise API.
  *
- * Each language has up to `size` worker threads (started on first use, or by
+ * Each language has up to `size` worker threads (started when a call needs one, or by
  * `warm`). A request waits for an idle worker; a session is pinned to the worker
  * that holds its state. The host owns the deadline: at `timeoutMs` it raises the
  * interrupt in a Python worker (QuickJS interrupts itself), and `graceMs` later it
- * terminates a worker that is still busy and starts a replacement. A worker that
- * dies (uncaught error, JS heap exhausted) is replaced the same way; its caller gets
- * an observation of kind "crash" (or "memory"), never a rejected promise. Either way
- * the observation keeps what the guest printed before the worker stopped: each worker
- * writes its output into memory it shares with the host. Promises
- * reject only with {@link SandboxError}, when the sandbox itself cannot serve
- * (a worker that cannot start, a closed pool, a session used with the wrong language).
+ * terminates a worker that is still busy. A worker that dies (uncaught error, JS heap
+ * exhausted, its thread exited) is taken out the same way; its caller gets an
+ * observation of kind "crash" (or "memory"), never a rejected promise, and a
+ * replacement starts as soon as a call waits for one. Either way the observation keeps
+ * what reached the host's shared output before the worker stopped. Promises reject only
+ * with {@link SandboxError}, when the sandbox itself cannot serve (a worker that cannot
+ * start, a closed pool, a session used with the wrong language, a session closed while
+ * its call waited).
+ *
+ * Every call settles: one function ({@link stop}) takes a worker out of service, and it
+ * answers the worker's call, fails a start in progress, clears the worker's timers and
+ * terminates its thread, exactly once, whichever of the deadline, a crash, an exit,
+ * a failed start or `close` got there first. Events a stopped worker sends afterwards
+ * are ignored. `close` settles every call and returns once the threads have exited (or,
+ * for a thread stuck in native code, after `closeTimeoutMs`, leaving it unreferenced so
+ * it cannot keep the process alive). Idle workers are unreferenced: an idle pool never
+ * keeps a process alive, and a busy or starting one always does while a call waits.
  *
  * When a worker holding sessions is replaced, those sessions continue on a fresh
  * interpreter state, like a notebook whose kernel restarted.
@@ -37,6 +47,13 @@ export interface SandboxPoolOptions {
   readonly startTimeoutMs?: number
   /** JS heap of each worker thread, in MiB (`resourceLimits.maxOldGenerationSizeMb`; default 512). */
   readonly workerHeapMb?: number
+  /** How long `close` waits for the worker threads to exit, in ms (default 10 000). */
+  readonly closeTimeoutMs?: number
+  /**
+   * The module each worker thread runs (a `file:` URL; default this package's worker).
+   * Tests give a worker that misbehaves on purpose; it must speak protocol.ts.
+   */
+  readonly workerEntry?: string
 }
 
 /** The Promise API shared by the Effect service and non-Effect callers. */
@@ -45,12 +62,22 @@ export interface SandboxPool {
   readonly run: (request: SandboxRequest) => Promise<Observation>
   /** Open a session for a language; returns its id. */
   readonly openSession: (language: Language) => string
-  /** Dispose a session's state; unknown ids are ignored. */
+  /** Dispose a session's state; unknown ids are ignored. A call of the session still waiting for a worker rejects. */
   readonly closeSession: (session: string) => void
   /** Start the workers of a language now and wait until they are loaded. */
   readonly warm: (language: Language) => Promise<void>
-  /** Terminate every worker; pending and later calls reject with {@link SandboxError}. */
+  /** Terminate every worker; pending and later calls reject with {@link SandboxError}. Resolves once the threads are gone. */
   readonly close: () => Promise<void>
+  /** What the pool holds now (for tests and diagnostics). */
+  readonly stats: () => PoolStats
+}
+
+/** A snapshot of a pool: its workers by state, its waiting calls, the threads still exiting. */
+export interface PoolStats {
+  readonly workers: Readonly<Record<Language, ReadonlyArray<"starting" | "idle" | "busy">>>
+  readonly queued: number
+  readonly exiting: number
+  readonly closed: boolean
 }
 
 interface Job {
@@ -79,8 +106,20 @@ interface Slot {
   readonly output: OutputCapture
   state: "starting" | "idle" | "busy" | "dead"
   active: Active | null
+  /** Settles when the worker is loaded (or can never be). */
   readonly ready: Promise<void>
+  readonly settleStart: (error: SandboxError | null) => void
+  startTimer: NodeJS.Timeout | null
+  /** Resolves on the thread's `exit` event, whoever stopped it. */
+  readonly exited: Promise<void>
 }
+
+/** Why a worker is taken out of service, and what its call (if any) gets. */
+type Stop =
+  | { readonly type: "died"; readonly kind: "timeout" | "memory" | "crash"; readonly error: string }
+  | { readonly type: "start-failed"; readonly error: SandboxError }
+  | { readonly type: "closed"; readonly error: SandboxError }
+  | { readonly type: "retired" }
 
 // Bootstraps a worker: import the entry directly (compiled JS, or TypeScript when the
 // host already runs under tsx), else register tsx inside the worker and retry.
@@ -124,14 +163,19 @@ export const createSandboxPool = (options: SandboxPoolOptions = {}): SandboxPool
   const limits: SandboxLimits = { ...defaultLimits, ...options.limits }
   const size = Math.max(1, Math.floor(options.size ?? 2))
   const startTimeoutMs = options.startTimeoutMs ?? 60_000
+  const closeTimeoutMs = options.closeTimeoutMs ?? 10_000
   const workerHeapMb = options.workerHeapMb ?? 512
   const tsx = tsxApi()
+  const entry = options.workerEntry ?? workerEntry
   const slots: Record<Language, Array<Slot>> = { js: [], python: [] }
   const queues: Record<Language, Array<Job>> = { js: [], python: [] }
   const sessions = new Map<string, { readonly language: Language; slot: Slot | null }>()
+  /** Stopped workers whose thread has not exited yet (close waits for them too). */
+  const exiting = new Set<Slot>()
   let nextId = 1
   let nextSession = 1
   let closed = false
+  let closing: Promise<void> | null = null
 
   const spawn = (language: Language): Slot => {
     const interruptBuffer = new SharedArrayBuffer(4)
@@ -146,7 +190,7 @@ export const createSandboxPool = (options: SandboxPoolOptions = {}): SandboxPool
     }
     const worker = new Worker(bootstrap, {
       eval: true,
-      workerData: { ...init, entry: workerEntry, tsx },
+      workerData: { ...init, entry, tsx },
       env: {}, // the guest's thread never sees the host's environment
       stdout: true, // worker console output is drained, never shown on the host's stdout
       stderr: true,
@@ -154,79 +198,121 @@ export const createSandboxPool = (options: SandboxPoolOptions = {}): SandboxPool
     })
     worker.stdout.resume()
     worker.stderr.resume()
-    let markReady: () => void = () => undefined
-    let markFailed: (error: SandboxError) => void = () => undefined
+    let settleStart: (error: SandboxError | null) => void = () => undefined
     const ready = new Promise<void>((resolve, reject) => {
-      markReady = resolve
-      markFailed = reject
+      settleStart = (error) => (error === null ? resolve() : reject(error))
     })
-    ready.catch(() => undefined) // observed through failStart; avoid an unhandled rejection
-    const slot: Slot = { language, worker, interrupt: new Int32Array(interruptBuffer), output, state: "starting", active: null, ready }
-    const startTimer = setTimeout(() => {
-      failStart(slot, `the ${language} worker did not load within ${startTimeoutMs} ms`)
-    }, startTimeoutMs)
-
-    const failStart = (s: Slot, reason: string): void => {
-      if (s.state !== "starting") return
-      clearTimeout(startTimer)
-      const error = new SandboxError({ reason: `cannot start a ${language} worker: ${reason}` })
-      retire(s)
-      markFailed(error)
-      // No worker of this language is left to serve: fail the waiting calls instead of hanging.
-      if (slots[language].length === 0) for (const job of queues[language].splice(0)) job.reject(error)
+    ready.catch(() => undefined) // observed by warm(); a start nobody waits for must not be an unhandled rejection
+    let markExited: () => void = () => undefined
+    const exited = new Promise<void>((resolve) => {
+      markExited = resolve
+    })
+    const slot: Slot = {
+      language,
+      worker,
+      interrupt: new Int32Array(interruptBuffer),
+      output,
+      state: "starting",
+      active: null,
+      ready,
+      settleStart,
+      startTimer: null,
+      exited,
     }
+    slot.startTimer = setTimeout(() => startFailed(slot, `the ${language} worker did not load within ${startTimeoutMs} ms`), startTimeoutMs)
 
     worker.on("message", (message: WorkerMessage) => {
+      if (slot.state === "dead") return // a late message from a worker already taken out
       if (message.type === "ready") {
-        clearTimeout(startTimer)
+        if (slot.state !== "starting") return
+        if (slot.startTimer !== null) clearTimeout(slot.startTimer)
+        slot.startTimer = null
         slot.state = "idle"
         worker.unref()
-        markReady()
+        slot.settleStart(null)
         dispatch(language)
       } else if (message.type === "start-failed") {
-        failStart(slot, message.error)
+        startFailed(slot, message.error)
       } else {
         finish(slot, message.id, message.outcome, message.retire)
       }
     })
     worker.on("error", (error: Error & { code?: string }) => {
-      if (slot.state === "starting") return failStart(slot, error.message)
+      if (slot.state === "starting") return startFailed(slot, error.message)
       const memory = error.code === "ERR_WORKER_OUT_OF_MEMORY"
       died(slot, memory ? "memory" : "crash", memory ? `the guest exhausted its worker's memory (${error.message})` : `the worker crashed: ${error.message}`)
     })
     worker.on("exit", (code) => {
-      if (slot.state === "starting") return failStart(slot, `the worker exited with code ${code}`)
-      died(slot, "crash", `the worker exited with code ${code}`)
+      markExited()
+      exiting.delete(slot)
+      if (slot.state === "starting") startFailed(slot, `the worker exited with code ${code}`)
+      else died(slot, "crash", `the worker exited with code ${code}`)
     })
     slots[language].push(slot)
     return slot
   }
 
-  /** Remove a slot from service and terminate its thread. */
-  const retire = (slot: Slot): void => {
-    if (slot.state === "dead") return
+  /**
+   * Take a worker out of service, once: answer its call, settle its start, clear its
+   * timers, unpin its sessions and terminate its thread. Returns false if it was out already.
+   */
+  const stop = (slot: Slot, why: Stop): boolean => {
+    if (slot.state === "dead") return false
+    const wasStarting = slot.state === "starting"
     slot.state = "dead"
+    if (slot.startTimer !== null) clearTimeout(slot.startTimer)
+    slot.startTimer = null
     const list = slots[slot.language]
     const at = list.indexOf(slot)
     if (at >= 0) list.splice(at, 1)
     for (const entry of sessions.values()) if (entry.slot === slot) entry.slot = null
-    void slot.worker.terminate()
-  }
-
-  /** A busy worker died or was killed: answer its caller, replace it, move on. */
-  const died = (slot: Slot, kind: "timeout" | "memory" | "crash", error: string): void => {
-    if (slot.state === "dead") return
     const active = slot.active
     slot.active = null
-    retire(slot)
     if (active !== null) {
       for (const timer of active.timers) clearTimeout(timer)
-      active.job.resolve({ ok: false, kind, error, stdout: slot.output.text(), durationMs: now() - active.startedAt })
+      if (why.type === "died") {
+        active.job.resolve({ ok: false, kind: why.kind, error: why.error, stdout: slot.output.text(), durationMs: now() - active.startedAt })
+      } else if (why.type === "closed" || why.type === "start-failed") {
+        active.job.reject(why.error)
+      } else {
+        // Retired between calls never has a call; if one were here it must not hang.
+        active.job.reject(new SandboxError({ reason: `the ${slot.language} worker was retired while a call ran` }))
+      }
     }
-    if (!closed) {
-      ensureSlots(slot.language)
-      dispatch(slot.language)
+    if (wasStarting) {
+      const error = why.type === "start-failed" || why.type === "closed" ? why.error : new SandboxError({ reason: `the ${slot.language} worker stopped while it loaded` })
+      slot.settleStart(error)
     }
+    exiting.add(slot)
+    slot.exited.then(() => exiting.delete(slot), () => undefined)
+    // Node keeps a terminating worker referenced until it exits; its 'exit' event settles `exited`.
+    slot.worker.terminate().catch(() => undefined)
+    return true
+  }
+
+  /** Start replacements when calls wait for a worker of this language, then hand out work. */
+  const replenish = (language: Language): void => {
+    if (closed) return
+    if (queues[language].length > 0) ensureSlots(language)
+    dispatch(language)
+  }
+
+  const startFailed = (slot: Slot, reason: string): void => {
+    const error = new SandboxError({ reason: `cannot start a ${slot.language} worker: ${reason}` })
+    if (!stop(slot, { type: "start-failed", error })) return
+    // No worker of this language is left to serve: fail the waiting calls instead of
+    // starting workers that fail again. The next call tries again.
+    if (slots[slot.language].length === 0) {
+      for (const job of queues[slot.language].splice(0)) job.reject(error)
+      return
+    }
+    dispatch(slot.language)
+  }
+
+  /** A worker died or was killed: answer its caller, move on. */
+  const died = (slot: Slot, kind: "timeout" | "memory" | "crash", error: string): void => {
+    if (!stop(slot, { type: "died", kind, error })) return
+    replenish(slot.language)
   }
 
   const finish = (slot: Slot, id: number, outcome: GuestOutcome, retireAfter: boolean): void => {
@@ -249,14 +335,13 @@ export const createSandboxPool = (options: SandboxPoolOptions = {}): SandboxPool
       observation = { ok: false, kind: outcome.kind, error, stdout: outcome.stdout, durationMs }
     }
     if (retireAfter) {
-      retire(slot)
-      if (!closed) ensureSlots(slot.language)
+      stop(slot, { type: "retired" })
     } else {
       slot.state = "idle"
       slot.worker.unref()
     }
     active.job.resolve(observation)
-    dispatch(slot.language)
+    replenish(slot.language)
   }
 
   const ensureSlots = (language: Language): void => {
@@ -299,17 +384,21 @@ export const createSandboxPool = (options: SandboxPoolOptions = {}): SandboxPool
     slot.active = active
     active.timers.push(
       setTimeout(() => {
-        if (job.language === "python") {
+        if (job.language === "python" && slot.active === active) {
           active.interrupted = true
           Atomics.store(slot.interrupt, 0, 2) // SIGINT: KeyboardInterrupt at the next bytecode check
         }
       }, job.timeoutMs),
       setTimeout(() => {
-        died(slot, "timeout", `execution exceeded the ${job.timeoutMs} ms deadline; the worker was terminated`)
+        if (slot.active === active) died(slot, "timeout", `execution exceeded the ${job.timeoutMs} ms deadline; the worker was terminated`)
       }, job.timeoutMs + limits.graceMs),
     )
     const message: HostMessage = { type: "run", id: active.id, code: job.code, session: job.session, timeoutMs: job.timeoutMs, memoryMb: job.memoryMb }
-    slot.worker.postMessage(message)
+    try {
+      slot.worker.postMessage(message)
+    } catch (cause) {
+      died(slot, "crash", `the worker could not take the call: ${cause instanceof Error ? cause.message : String(cause)}`)
+    }
   }
 
   const openSession = (language: Language): string => {
@@ -351,6 +440,14 @@ export const createSandboxPool = (options: SandboxPoolOptions = {}): SandboxPool
     const entry = sessions.get(session)
     if (entry === undefined) return
     sessions.delete(session)
+    // A call of this session still waiting would otherwise wait forever (no worker holds it now).
+    const queue = queues[entry.language]
+    const waiting = queue.filter((job) => job.session === session)
+    if (waiting.length > 0) {
+      queues[entry.language] = queue.filter((job) => job.session !== session)
+      const error = new SandboxError({ reason: `run: session "${session}" was closed while its call waited for a worker` })
+      for (const job of waiting) job.reject(error)
+    }
     if (entry.slot !== null && entry.slot.state !== "dead") {
       const message: HostMessage = { type: "close-session", session }
       entry.slot.worker.postMessage(message)
@@ -363,25 +460,34 @@ export const createSandboxPool = (options: SandboxPoolOptions = {}): SandboxPool
     await Promise.all(slots[language].map((s) => s.ready))
   }
 
-  const close = async (): Promise<void> => {
-    if (closed) return
-    closed = true
-    const error = new SandboxError({ reason: "the sandbox pool was closed while the call waited" })
-    const all = [...slots.js, ...slots.python]
-    for (const language of ["js", "python"] as const) for (const job of queues[language].splice(0)) job.reject(error)
-    for (const slot of all) {
-      const active = slot.active
-      slot.active = null
-      if (active !== null) {
-        for (const timer of active.timers) clearTimeout(timer)
-        active.job.reject(error)
-      }
-      slot.state = "dead"
-    }
-    slots.js = []
-    slots.python = []
-    await Promise.all(all.map((s) => s.worker.terminate()))
+  /** Wait until every stopped thread has exited, or `closeTimeoutMs`; unreference the stragglers. */
+  const awaitExits = async (): Promise<void> => {
+    const pending = [...exiting]
+    if (pending.length === 0) return
+    let timer: NodeJS.Timeout | null = null
+    const timedOut = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, closeTimeoutMs)
+    })
+    await Promise.race([Promise.all(pending.map((s) => s.exited)), timedOut])
+    if (timer !== null) clearTimeout(timer)
+    // A thread stuck in native code must not keep the process alive after close.
+    for (const slot of exiting) slot.worker.unref()
   }
 
-  return { run, openSession, closeSession, warm, close }
+  const close = (): Promise<void> => {
+    if (closing !== null) return closing
+    closed = true
+    const error = new SandboxError({ reason: "the sandbox pool was closed while the call waited" })
+    for (const language of ["js", "python"] as const) for (const job of queues[language].splice(0)) job.reject(error)
+    for (const slot of [...slots.js, ...slots.python]) stop(slot, { type: "closed", error })
+    closing = awaitExits()
+    return closing
+  }
+
+  const stats = (): PoolStats => {
+    const states = (language: Language) => slots[language].flatMap((s) => (s.state === "dead" ? [] : [s.state]))
+    return { workers: { js: states("js"), python: states("python") }, queued: queues.js.length + queues.python.length, exiting: exiting.size, closed }
+  }
+
+  return { run, openSession, closeSession, warm, close, stats }
 }
