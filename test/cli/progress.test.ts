@@ -12,13 +12,16 @@ afterEach(() => {
 const evalRecord = (step: number) => ({ step, phase: "eval" as const, metrics: { "outcome/accuracy": 0.25, "finish/answer_rate": 0.5, "turns/mean": 1.5, "tool/error_rate": 0 } })
 
 describe("Progress", () => {
-  it("on a terminal, ticks a clock while an evaluation runs and prints its result on its own line", () => {
+  it("on a terminal, shows problems done and a clock while an evaluation runs, and prints its result on its own line", () => {
     vi.useFakeTimers({ toFake: ["setInterval", "clearInterval", "performance"] })
     let screen = ""
     const progress = new Progress(10, { tty: true, log: () => {}, write: (text) => void (screen += text) }, { evalEvery: 5, heldout: 200 })
     progress.startEvaluation("before training")
-    vi.advanceTimersByTime(3000)
-    expect(screen).toMatch(/evaluating 200 held-out problems before training {2}0m03s/)
+    vi.advanceTimersByTime(1000)
+    progress.sessionClosed(64)
+    vi.advanceTimersByTime(2000)
+    expect(screen).toMatch(/evaluating 200 held-out problems before training {2}0\/200 {2}0m01s/)
+    expect(screen).toMatch(/evaluating 200 held-out problems before training {2}64\/200 {2}0m03s/)
     progress.record(evalRecord(0))
     expect(screen).toMatch(/\rheld-out accuracy before training: 0\.250 {2}answer rate 0\.500 {2}turns 1\.50 {2}tool errors 0\.000 {2}\(3 s\)\s*\n$/)
     const after = screen

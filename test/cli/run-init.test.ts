@@ -22,7 +22,7 @@ describe("model.init", () => {
     for (const sets of [["model.preset=tiny"], ["model.preset=small"], ["task.kind=program", "task.levels=[1]"]]) {
       const { run, description } = await resolveInit(runWith(...sets))
       expect(run.model.init, sets.join(" ")).toBe("")
-      expect(description).toMatch(/^starting from the initial weights of preset \w+ \(seed 0\): the shipped warm start .* was made for another/)
+      expect(description).toMatch(/^starting from the initial weights of preset \w+ \(seed 0\): the shipped warm start assets\/warm-start is for preset compact and task kind arithmetic/)
     }
     const pretrained = await resolveInit(runWith("model.path=models/q"))
     expect(pretrained.run.model.init).toBe("")

@@ -9,7 +9,7 @@
 import { promises as fs } from "node:fs"
 import * as path from "node:path"
 import { Effect, Layer } from "effect"
-import { CheckpointError, MetricsSink } from "@turnwise/dsl"
+import { CheckpointError, MetricsSink, Policy as PolicyService } from "@turnwise/dsl"
 import type { CheckpointStore, OptimizerConfig, Policy, RecipeType, Sandbox as DslSandbox, Tokenizer } from "@turnwise/dsl"
 import { setBackend } from "@turnwise/runtime"
 import { FileCheckpointStore } from "@turnwise/runtime"
@@ -100,6 +100,23 @@ export const loadTokenizer = async (run: RunConfig, model: Transformer): Promise
   return loadHfTokenizer(run.model.path, { vocabSize: model.vocabSize, config })
 }
 
+/**
+ * The Policy service of `inner`, calling `onSessionClosed(rows)` each time a sampling
+ * session of `rows` sequences is released (a rollout or an evaluation chunk finished).
+ */
+const observedPolicy = (inner: Layer.Layer<Policy>, onSessionClosed: (rows: number) => void): Layer.Layer<Policy> =>
+  Layer.effect(
+    PolicyService,
+    Effect.gen(function* () {
+      const policy = yield* PolicyService
+      return {
+        ...policy,
+        session: (rows: number, seed: number) =>
+          policy.session(rows, seed).pipe(Effect.tap(() => Effect.addFinalizer(() => Effect.sync(() => onSessionClosed(rows))))),
+      }
+    }),
+  ).pipe(Layer.provide(inner))
+
 /** Services of a training run. */
 export type RunLayer = Layer.Layer<Policy | DslSandbox | Tokenizer | MetricsSink | CheckpointStore>
 
@@ -130,6 +147,8 @@ export const openRun = async (options: {
   readonly weightsOnly?: boolean
   /** Where metrics go (default: appended to `outDir/metrics.jsonl`). */
   readonly metricsSink?: Layer.Layer<MetricsSink>
+  /** Told the size of each sampling session when it ends (progress of evaluations). */
+  readonly onSessionClosed?: (rows: number) => void
 }): Promise<RunContext> => {
   const backend = await setBackend(options.run.backend)
   options.log?.(`backend: ${backend}`)
@@ -145,7 +164,7 @@ export const openRun = async (options: {
     throw error
   })
   const layer = Layer.mergeAll(
-    policyLayer(runtime),
+    options.onSessionClosed === undefined ? policyLayer(runtime) : observedPolicy(policyLayer(runtime), options.onSessionClosed),
     tokenizerLayer(tokenizer),
     Sandbox.layer({ size: options.run.sandboxWorkers }),
     options.metricsSink ?? MetricsSink.jsonl(path.join(options.outDir, "metrics.jsonl")),

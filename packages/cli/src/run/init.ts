@@ -79,9 +79,10 @@ export const resolveInit = async (run: RunConfig, warmStart: string = shippedWar
   if (fit === null) return { run: withInit(""), description: `starting from ${initial}: no warm start at ${warmStart}` }
   const preset = modelKey({ ...presets[run.model.preset], seed: run.model.seed })
   if (fit.model !== preset || fit.taskKind !== run.task.kind) {
+    const madeFor = Object.entries(presets).find(([, config]) => modelKey({ ...config, seed: 0 }) === fit.model)?.[0]
     return {
       run: withInit(""),
-      description: `starting from ${initial}: the shipped warm start ${warmStart} was made for another model preset or task kind (${fit.taskKind}); --set model.init=DIR picks a checkpoint`,
+      description: `starting from ${initial}: the shipped warm start ${warmStart} is for ${madeFor === undefined ? "another model" : `preset ${madeFor}`} and task kind ${fit.taskKind} (--set model.init=DIR picks a checkpoint)`,
     }
   }
   return {

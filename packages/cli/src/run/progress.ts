@@ -30,7 +30,9 @@ export class Progress {
   private readonly started = performance.now()
   private readonly write: (text: string) => void
   private lastLine = ""
-  private evaluation: { readonly label: string; readonly started: number; readonly timer: ReturnType<typeof setInterval> | undefined } | undefined
+  private evaluation:
+    | { readonly label: string; readonly text: string; readonly started: number; readonly timer: ReturnType<typeof setInterval> | undefined; finished: number }
+    | undefined
 
   constructor(
     private readonly total: number,
@@ -71,15 +73,28 @@ export class Progress {
     const text = `evaluating ${this.schedule.heldout} held-out problems ${label}`
     if (!this.output.tty) {
       this.output.log(`${text} ...`)
-      this.evaluation = { label, started, timer: undefined }
+      this.evaluation = { label, text, started, timer: undefined, finished: 0 }
       return
     }
     this.endLive()
-    this.live(`${text}  ${clock(0)}`)
-    const timer = setInterval(() => this.live(`${text}  ${clock((performance.now() - started) / 1000)}`), 1000)
     // The clock must never keep the process alive on its own.
+    const timer = setInterval(() => this.drawEvaluation(), 1000)
     timer.unref()
-    this.evaluation = { label, started, timer }
+    this.evaluation = { label, text, started, timer, finished: 0 }
+    this.drawEvaluation()
+  }
+
+  /** A sampling session of `rows` sequences ended: during an evaluation, that many problems are done. */
+  sessionClosed(rows: number): void {
+    if (this.evaluation === undefined) return
+    this.evaluation.finished = Math.min(this.schedule.heldout, this.evaluation.finished + rows)
+    if (this.output.tty) this.drawEvaluation()
+  }
+
+  private drawEvaluation(): void {
+    const e = this.evaluation
+    if (e === undefined) return
+    this.live(`${e.text}  ${e.finished}/${this.schedule.heldout}  ${clock((performance.now() - e.started) / 1000)}`)
   }
 
   /** A metrics record arrived: an evaluation's result is printed. */

@@ -103,7 +103,7 @@ export const runTrain = async (options: TrainOptions): Promise<TrainResult> => {
   })
 
   // Loads and checks the starting weights (and a pretrained model) before anything is written.
-  const context = await openRun({ run, optimizer: recipe.optimizer, outDir, totalSteps: Math.max(1, run.train.steps), encodedRecipe: encoded, log: options.log, metricsSink })
+  const context = await openRun({ run, optimizer: recipe.optimizer, outDir, totalSteps: Math.max(1, run.train.steps), encodedRecipe: encoded, log: options.log, metricsSink, onSessionClosed: (rows) => progress.sessionClosed(rows) })
   try {
     if (options.resume) {
       await cutMetricsLog(metricsFile, resumeStep)
