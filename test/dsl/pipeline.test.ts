@@ -130,6 +130,13 @@ describe("trainStep", () => {
     expect(result.metrics["outcome/accuracy"]).toBeCloseTo(0.25)
     expect(result.metrics["tool/calls_per_trajectory"]).toBeCloseTo((1 + 1 + 1 + 3) / 4)
     expect(result.metrics["tool/error_rate"]).toBeCloseTo(1 / 6)
+    // Group "a" is mixed, group "b" all wrong: half the groups have all-equal outcomes.
+    expect(result.metrics["groups/all_equal_frac"]).toBe(0.5)
+    // Per-turn-index advantage statistics of what was trained on: turn 1's tokens are the first advantage of each sequence.
+    const firstTurn = sequences.map((sq) => sq.advantages[sq.mask.indexOf(1)]!)
+    const mean = firstTurn.reduce((a, b) => a + b, 0) / firstTurn.length
+    expect(result.metrics["advantage/turn1_mean"]).toBeCloseTo(mean, 10)
+    expect(result.metrics["advantage/turn1_std"]).toBeCloseTo(Math.sqrt(firstTurn.reduce((a, v) => a + (v - mean) ** 2, 0) / firstTurn.length), 10)
   })
 
   it("GRPO gives every policy token of a trajectory the same advantage", async () => {

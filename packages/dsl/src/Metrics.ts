@@ -1,9 +1,27 @@
 /**
- * Stable metric names computed from a rolled-out batch.
+ * Stable metric names. Reports, comparisons and users' dashboards read these names;
+ * renaming one is a breaking change.
  *
- * `outcome/accuracy` is the fraction of trajectories whose final answer is correct;
- * `tool/error_rate` the fraction of tool calls that were malformed or failed in the
- * sandbox. Reports and comparisons read these names.
+ * From a rolled-out batch ({@link batchMetrics}): `outcome/accuracy` (fraction of
+ * trajectories whose final answer is correct), `outcome/score`, `turns/mean`,
+ * `tool/calls_per_trajectory`, `tool/error_rate` (fraction of tool calls that were
+ * malformed or failed in the sandbox), `finish/answer_rate`, `tokens/policy`,
+ * `batch/trajectories`.
+ *
+ * From the advantages ({@link advantageMetrics}): `advantage/turn{j}_mean`,
+ * `advantage/turn{j}_std`, `groups/all_equal_frac`, `groups/zero_advantage_frac`.
+ *
+ * From the policy update (the tfjs trainer):
+ * - `train/loss`, `train/grad_norm` (global norm before clipping, mean over the step's
+ *   updates), `train/grad_norm_max`, `train/lr`, `train/tokens`,
+ *   `train/tokens_per_update`, `train/updates`, `train/skipped` (this step skipped an
+ *   update), `train/skipped_updates` (skipped updates so far in the run);
+ * - measured after the step's updates: `kl/behaviour` (KL(pi_old || pi_new)),
+ *   `kl/reference` (KL(pi_new || pi_ref), with a reference policy), `policy/entropy`;
+ * - from the loss, before each update and averaged over them: `actor/pg_loss`,
+ *   `actor/clip_frac` (0 by construction with one update per step),
+ *   `actor/clip_frac_last` (the step's last update), `actor/approx_kl`,
+ *   `actor/ratio_mean`, `actor/kl` (the KL penalty's estimate, with klBeta > 0).
  *
  * @category models
  */
