@@ -128,6 +128,7 @@ describe("a resumed run", () => {
     const lastElapsed = Math.max(...firstRecords.map((r) => r.elapsedSeconds))
     const second = await train(["train.steps=3", "train.evalEvery=1"], out, true)
     expect(second.lines.join("\n")).toMatch(/recorded in metrics\.jsonl before this run resumed/)
+    expect(second.lines.filter((line) => line.startsWith("resuming with a changed setting"))).toEqual(["resuming with a changed setting: train.steps 2 -> 3"])
     expect(second.lines.join("\n")).not.toMatch(/evaluating 2 held-out problems before training/)
     expect(second.result.before).toEqual(first.result.before)
     expect(Object.keys(second.result.before).length).toBeGreaterThan(0)

@@ -60,3 +60,40 @@ export const checkRunProblems = (run: RunConfig, train: ReadonlyArray<unknown>, 
     })
   }
 }
+
+const flatten = (value: unknown, prefix: string, out: Map<string, string>): Map<string, string> => {
+  if (typeof value === "object" && value !== null && !Array.isArray(value)) {
+    for (const [key, inner] of Object.entries(value)) flatten(inner, prefix === "" ? key : `${prefix}.${key}`, out)
+  } else {
+    out.set(prefix, JSON.stringify(value))
+  }
+  return out
+}
+
+/**
+ * The settings a resumed run changes against what its directory recorded (config.json
+ * and recipe.json), as `key old -> new` lines; [] when nothing changed or nothing was
+ * recorded. A resume with other settings is allowed (a longer run, say), but it no
+ * longer ends where the uninterrupted run would, so the run says so.
+ *
+ * @example
+ * await resumedSettingChanges("runs/g1", { run, recipe: Recipe.encode(recipe) }) // ["train.steps 2 -> 3"]
+ */
+export const resumedSettingChanges = async (outDir: string, current: { readonly run: unknown; readonly recipe: unknown }): Promise<Array<string>> => {
+  const read = (file: string) =>
+    fs.readFile(path.join(outDir, file), "utf8").then(
+      (text) => JSON.parse(text) as unknown,
+      () => undefined,
+    )
+  const changes: Array<string> = []
+  for (const [file, now] of [["config.json", current.run], ["recipe.json", current.recipe]] as const) {
+    const before = await read(file).catch(() => undefined)
+    if (before === undefined) continue
+    const old = flatten(before, "", new Map())
+    const next = flatten(JSON.parse(JSON.stringify(now)) as unknown, "", new Map())
+    for (const key of new Set([...old.keys(), ...next.keys()])) {
+      if (old.get(key) !== next.get(key)) changes.push(`${key} ${old.get(key) ?? "(unset)"} -> ${next.get(key) ?? "(unset)"}`)
+    }
+  }
+  return changes
+}

@@ -19,7 +19,7 @@ import { openRun, runWith } from "./context.js"
 import { resolveInit } from "./init.js"
 import { cutMetricsLog, metricsLogLayer, readMetricsLog } from "./metrics-log.js"
 import type { LoggedRecord } from "./metrics-log.js"
-import { checkRunDirectory, checkRunProblems } from "./preflight.js"
+import { checkRunDirectory, checkRunProblems, resumedSettingChanges } from "./preflight.js"
 import { Progress } from "./progress.js"
 import { writeRunReport } from "./report.js"
 import type { RunConfig } from "./RunConfig.js"
@@ -106,6 +106,7 @@ export const runTrain = async (options: TrainOptions): Promise<TrainResult> => {
   const context = await openRun({ run, optimizer: recipe.optimizer, outDir, totalSteps: Math.max(1, run.train.steps), encodedRecipe: encoded, log: options.log, metricsSink, onSessionClosed: (rows) => progress.sessionClosed(rows) })
   try {
     if (options.resume) {
+      for (const change of await resumedSettingChanges(outDir, { run, recipe: encoded })) options.log(`resuming with a changed setting: ${change}`)
       await cutMetricsLog(metricsFile, resumeStep)
       options.log(`resuming ${outDir} after step ${resumeStep} (${kept.length} metrics records kept)`)
     } else {
