@@ -65,7 +65,8 @@ const main = async (): Promise<void> => {
       backend: { type: "string", default: "wasm" },
     },
   })
-  const backend = await setBackend(args.backend as BackendName)
+  // Kernel counts do not depend on the device, so webgpu falls back to the software GPU where there is none.
+  const backend = await setBackend(args.backend as BackendName, { softwareGpu: "fallback" })
   const config = benchSize(args.size!)
   const model = createTransformer({ ...config, seed: 1 })
   const rng = Rng.fromSeed(1)

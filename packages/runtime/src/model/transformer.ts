@@ -19,6 +19,10 @@ import { Data } from "effect"
 import { Rng } from "@turnwise/core"
 import { decodeModelConfig, type ModelConfig, type RopeScaling } from "./config.js"
 import { attentionMatMul } from "./batched-matmul.js"
+import { rmsNorm } from "./kernels/rms-norm.js"
+import { rope } from "./kernels/rope.js"
+import { swiGlu } from "./kernels/swiglu.js"
+import { tokenLogprobsFromLogits } from "./kernels/token-logprobs.js"
 import { embedding, linear } from "./linear.js"
 import type { TrainableModel } from "./types.js"
 
@@ -147,18 +151,15 @@ export class Transformer implements TrainableModel {
     return linear(x, w, b)
   }
 
+  // RMSNorm, rotary positions, SwiGLU and the log-prob head run as fused shaders on webgpu
+  // and as tfjs's composite ops elsewhere (./kernels/).
   private rmsNorm(x: tf.Tensor2D, weight: string): tf.Tensor2D {
-    const ms = tf.mean(tf.square(x), -1, true) // [N, 1]
-    return tf.mul(tf.mul(x, tf.rsqrt(tf.add(ms, this.config.normEps))), this.w(weight)) // [N, D]
+    return rmsNorm(x, this.w(weight) as tf.Variable<tf.Rank.R1>, this.config.normEps) // [N, D]
   }
 
   /** x * cos + rotate_half(x) * sin, rotate_half(x) = [-x2, x1]. */
   private rope(x: tf.Tensor4D, ctx: ForwardContext): tf.Tensor4D {
-    const [B, T, H, Dh] = x.shape
-    const x1 = tf.slice(x, [0, 0, 0, 0], [B, T, H, Dh / 2]) // [B, T, H, Dh/2]
-    const x2 = tf.slice(x, [0, 0, 0, Dh / 2], [B, T, H, Dh / 2]) // [B, T, H, Dh/2]
-    const rotated = tf.concat([tf.neg(x2), x1], 3) // [B, T, H, Dh]
-    return tf.add(tf.mul(x, ctx.cos), tf.mul(rotated, ctx.sin)) // [B, T, H, Dh]
+    return rope(x, ctx.cos, ctx.sin) // [B, T, H, Dh]
   }
 
   private attention(x: tf.Tensor2D, B: number, T: number, i: number, ctx: ForwardContext): tf.Tensor2D {
@@ -187,7 +188,7 @@ export class Transformer implements TrainableModel {
     const p = `model.layers.${i}.mlp`
     const gate = this.proj(`${p}.gate_proj`, x) // [N, F]
     const up = this.proj(`${p}.up_proj`, x) // [N, F]
-    const act = tf.mul<tf.Tensor2D>(tf.mul(gate, tf.sigmoid(gate)), up) // SiLU(gate) * up: [N, F]
+    const act = swiGlu(gate, up) // SiLU(gate) * up: [N, F]
     return this.proj(`${p}.down_proj`, act) // [N, D]
   }
 
@@ -262,14 +263,7 @@ export class Transformer implements TrainableModel {
       const [B, T] = tokens.shape
       if (T < 2) return tf.zeros<tf.Rank.R2>([B, T])
       const scale = temperature > 0 ? 1 / temperature : 1
-      const logits = this.logits(tokens) // [B, T, V]
-      const prev = tf.slice(logits, [0, 0, 0], [B, T - 1, this.vocabSize]) // [B, T-1, V]
-      const logp = tf.logSoftmax(tf.mul(prev, scale)) // [B, T-1, V]
-      const next = tf.slice(tokens, [0, 1], [B, T - 1]) // [B, T-1]
-      // A one-hot product rather than gather: gather's gradient lacks a wasm kernel. The cast
-      // matters: wasm's OneHot ignores a float dtype and writes int32 bits.
-      const picked = tf.sum<tf.Tensor2D>(tf.mul(logp, tf.cast(tf.oneHot(next, this.vocabSize), "float32")), -1) // [B, T-1]
-      return tf.concat([tf.zeros<tf.Rank.R2>([B, 1]), picked], 1) // [B, T]
+      return tokenLogprobsFromLogits(this.logits(tokens), tokens, scale) // [B, T]
     })
   }
 

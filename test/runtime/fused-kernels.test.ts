@@ -1,0 +1,133 @@
+/**
+ * Every fused WebGPU kernel against the composite tfjs ops it replaces, on the webgpu
+ * backend (Mesa's software GPU where there is no hardware adapter): the forward value
+ * and the gradient with respect to every differentiable input, under a random upstream
+ * gradient. Shapes are tiny (the software GPU is slow) but chosen to hit the edges:
+ * rows shorter and longer than a workgroup, column counts that are not multiples of it,
+ * and rotary tables shared by the batch or given per row.
+ *
+ * Tolerance: max |fused - composite| / max |composite| <= 1e-4. Both are float32; they
+ * differ only in summation order (the fused reductions sum in a tree over 64 threads).
+ *
+ * webgpu must start here; where it cannot (no GPU and no Mesa EGL), the suite fails with
+ * the reason unless TURNWISE_SKIP_WEBGPU=1.
+ */
+import * as tf from "@tensorflow/tfjs"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { setBackend } from "../../packages/runtime/src/backend.js"
+import { compositeRmsNorm, fusedRmsNorm, rmsNorm } from "../../packages/runtime/src/model/kernels/rms-norm.js"
+import { compositeRope, fusedRope } from "../../packages/runtime/src/model/kernels/rope.js"
+import { compositeSwiGlu, fusedSwiGlu } from "../../packages/runtime/src/model/kernels/swiglu.js"
+import { compositeTokenLogprobs, fusedTokenLogprobs } from "../../packages/runtime/src/model/kernels/token-logprobs.js"
+import { ropeTables } from "../../packages/runtime/src/model/transformer.js"
+
+const tolerance = 1e-4
+const skip = process.env["TURNWISE_SKIP_WEBGPU"] === "1"
+
+const started = await setBackend("webgpu", { softwareGpu: "fallback" }).then(
+  () => undefined,
+  (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
+)
+await setBackend("wasm")
+
+/** max |a - b| / max |b|; Infinity on a length mismatch or NaN. */
+const relDiff = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
+  if (a.length !== b.length) return Infinity
+  let diff = 0
+  let scale = 0
+  for (let i = 0; i < a.length; i++) {
+    diff = Math.max(diff, Math.abs((a[i] ?? NaN) - (b[i] ?? NaN)))
+    scale = Math.max(scale, Math.abs(b[i] ?? NaN))
+  }
+  const r = diff / Math.max(scale, 1e-12)
+  return Number.isNaN(r) ? Infinity : r
+}
+
+const read = async (t: tf.Tensor): Promise<Float32Array> => Float32Array.from(await t.data())
+
+/** The value of f and its gradients with respect to `xs`, under the upstream gradient `upstream`. */
+const valueAndGrads = async (f: (...xs: Array<tf.Tensor>) => tf.Tensor, xs: Array<tf.Tensor>, upstream: tf.Tensor) => {
+  const value = f(...xs)
+  const grads = tf.grads((...ys: Array<tf.Tensor>) => tf.sum(tf.mul(f(...ys), upstream)))(xs)
+  const out = { value: await read(value), grads: await Promise.all(grads.map(read)) }
+  tf.dispose([value, ...grads])
+  return out
+}
+
+/** Fused and composite agree on the value and every gradient; returns the largest difference. */
+const compare = async (fused: (...xs: Array<tf.Tensor>) => tf.Tensor, composite: (...xs: Array<tf.Tensor>) => tf.Tensor, xs: Array<tf.Tensor>, upstream: tf.Tensor) => {
+  const got = await valueAndGrads(fused, xs, upstream)
+  const want = await valueAndGrads(composite, xs, upstream)
+  expect(relDiff(got.value, want.value), "forward").toBeLessThanOrEqual(tolerance)
+  want.grads.forEach((g, i) => expect(relDiff(got.grads[i]!, g), `gradient ${i}`).toBeLessThanOrEqual(tolerance))
+  // The reference is not degenerate: values and gradients are not all zero.
+  expect(Math.max(...want.value.map(Math.abs))).toBeGreaterThan(0)
+  for (const g of want.grads) expect(Math.max(...g.map(Math.abs))).toBeGreaterThan(0)
+  return got
+}
+
+const normal = (shape: Array<number>, seed: number) => tf.randomNormal(shape, 0, 1, "float32", seed)
+
+describe.runIf(started === undefined)("fused webgpu kernels against the composite ops", () => {
+  beforeAll(async () => {
+    await setBackend("webgpu")
+  })
+  afterAll(async () => {
+    await setBackend("wasm")
+  })
+
+  it.each([
+    [5, 70],
+    [3, 130],
+    [2, 16],
+  ])("RMSNorm [%i, %i]: value, dx and dw", async (rows, cols) => {
+    const x = normal([rows, cols], 1)
+    const w = tf.add(normal([cols], 2), 1)
+    await compare((a, b) => fusedRmsNorm(a as tf.Tensor2D, b as tf.Tensor1D, 1e-5), (a, b) => compositeRmsNorm(a as tf.Tensor2D, b as tf.Tensor1D, 1e-5), [x, w], normal([rows, cols], 3))
+  })
+
+  it("RMSNorm: a wrong epsilon is caught (the comparison has teeth)", async () => {
+    const x = tf.mul(normal([2, 16], 1), 0.01) // small values, so epsilon matters
+    const w = normal([16], 2)
+    const got = await read(fusedRmsNorm(x as tf.Tensor2D, w as tf.Tensor1D, 1e-3))
+    const want = await read(compositeRmsNorm(x as tf.Tensor2D, w as tf.Tensor1D, 1e-5))
+    expect(relDiff(got, want)).toBeGreaterThan(100 * tolerance)
+  })
+
+  it("SwiGLU [4, 10]: value, d gate and d up", async () => {
+    await compare((g, u) => fusedSwiGlu(g as tf.Tensor2D, u as tf.Tensor2D), (g, u) => compositeSwiGlu(g as tf.Tensor2D, u as tf.Tensor2D), [tf.mul(normal([4, 10], 4), 3), normal([4, 10], 5)], normal([4, 10], 6))
+  })
+
+  it.each([
+    ["shared by the batch", 1],
+    ["per row", 2],
+  ])("rotary positions, tables %s: value and dx", async (_name, tableRows) => {
+    const [B, T, H, Dh] = [2, 3, 2, 8]
+    // Per-row tables use different positions in each row, as the KV-cached decode does.
+    const positions = Array.from({ length: tableRows * T }, (_, i) => 3 * i + 1)
+    const { cos, sin } = ropeTables(positions, tableRows, T, Dh, 10000)
+    await compare((x) => fusedRope(x as tf.Tensor4D, cos, sin), (x) => compositeRope(x as tf.Tensor4D, cos, sin), [normal([B, T, H, Dh], 7)], normal([B, T, H, Dh], 8))
+  })
+
+  it.each([
+    [2, 4, 70, 1],
+    [1, 3, 130, 1 / 0.7],
+  ])("token log-probs, logits [%i, %i, %i], scale %d: value and dlogits", async (B, T, V, scale) => {
+    const tokens = tf.randomUniform([B, T], 0, V, "int32", 9) as tf.Tensor2D
+    const got = await compare((l) => fusedTokenLogprobs(l as tf.Tensor3D, tokens, scale), (l) => compositeTokenLogprobs(l as tf.Tensor3D, tokens, scale), [tf.mul(normal([B, T, V], 10), 2)], normal([B, T], 11))
+    // Position 0 has no previous logits: exactly 0.
+    for (let b = 0; b < B; b++) expect(got.value[b * T]).toBe(0)
+  })
+
+  it("the model's entry points pick the fused kernel on webgpu", async () => {
+    const x = normal([2, 16], 1) as tf.Tensor2D
+    const w = normal([16], 2) as tf.Tensor1D
+    const info = await tf.profile(() => rmsNorm(x, w, 1e-5))
+    // The unnamed entry is the custom-gradient wrapper, which launches nothing itself.
+    expect(info.kernels.map((k) => k.name).filter((name) => name !== "")).toEqual(["TurnwiseRmsNorm"])
+  })
+})
+
+it.runIf(started !== undefined)(`webgpu ${skip ? "is skipped (TURNWISE_SKIP_WEBGPU=1)" : "must start here (set TURNWISE_SKIP_WEBGPU=1 to skip)"}: ${started?.message}`, () => {
+  if (!skip) throw started
+})
