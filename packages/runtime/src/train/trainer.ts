@@ -306,12 +306,16 @@ export const createUpdateEngine = (model: TrainableModel, options: UpdateOptions
     ...(options.microBatchTokens === undefined ? {} : { maxTokens: options.microBatchTokens }),
   }
 
-  /** Micro-batches of the listed sequences, as indices into the whole batch. */
-  const planFor = (indices: ReadonlyArray<number>, lengths: ReadonlyArray<number>): Array<Array<number>> =>
+  /**
+   * Micro-batches of the listed sequences, as indices into the whole batch; shuffled
+   * for updates, in order for scoring (where order cannot matter and the Rng is kept
+   * for the updates).
+   */
+  const planFor = (indices: ReadonlyArray<number>, lengths: ReadonlyArray<number>, shuffle = true): Array<Array<number>> =>
     planMicroBatches(
       indices.map((i) => lengths[i] ?? 0),
       limits,
-      options.rng,
+      shuffle ? options.rng : undefined,
     ).map((group) => group.map((k) => indices[k] ?? 0))
 
   const padGroup = (sequences: ReadonlyArray<TrainingSequence>, group: ReadonlyArray<number>, refs: ReadonlyArray<ReadonlyArray<number>> | undefined) =>
@@ -344,7 +348,7 @@ export const createUpdateEngine = (model: TrainableModel, options: UpdateOptions
     const lengths = sequences.map((s) => s.tokens.length)
     const out: Array<Array<number>> = sequences.map(() => [])
     await withReferenceWeights(referenceWeights, async () => {
-      for (const group of planFor(lengths.map((_, i) => i), lengths)) {
+      for (const group of planFor(lengths.map((_, i) => i), lengths, false)) {
         const batch = padGroup(sequences, group, undefined)
         const logprobs = tf.tidy(() => tokenLogprobs(model.logits(batch.tokens), batch.tokens, temperature)) // [B, T]
         disposeBatch(batch)
@@ -448,7 +452,7 @@ export const createUpdateEngine = (model: TrainableModel, options: UpdateOptions
     let reference = 0
     let entropy = 0
     let count = 0
-    for (const group of planFor(lengths.map((_, i) => i), lengths)) {
+    for (const group of planFor(lengths.map((_, i) => i), lengths, false)) {
       const batch = padGroup(sequences, group, refs)
       const sums = tf.tidy(() => {
         const logits = model.logits(batch.tokens) // [B, T, V]
