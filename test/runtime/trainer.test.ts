@@ -10,7 +10,11 @@ import { createTransformer } from "../../packages/runtime/src/model/transformer.
 import { presets } from "../../packages/runtime/src/model/config.js"
 import { byteTokenizer } from "../../packages/runtime/src/tokenizer.js"
 import { makePolicyRuntime } from "../../packages/runtime/src/layers/PolicyRuntime.js"
-import { policyLayer } from "../../packages/runtime/src/layers/layers.js"
+import { carryOptimizerState, policyLayer } from "../../packages/runtime/src/layers/layers.js"
+import { FileCheckpointStore } from "../../packages/runtime/src/checkpoint/store.js"
+import { mkdtempSync } from "node:fs"
+import { tmpdir } from "node:os"
+import * as path from "node:path"
 import { defaultOptimizer, Policy } from "../../packages/dsl/src/index.js"
 import { Effect } from "effect"
 import { clippedSurrogate, createTinyModel, maxDiff, sequence, snapshot, type TinyModel, useBackend } from "./fixtures/tiny-model.js"
@@ -367,17 +371,23 @@ describe("createTrainer", () => {
 })
 
 describe("policy runtime from a recipe's optimizer section", () => {
-  const trainOnce = async (optimizer: typeof defaultOptimizer, sequences: ReadonlyArray<TrainingSequence>) => {
-    const model = createTransformer({ ...presets.tiny, dModel: 16, nLayers: 1, nHeads: 2, nKvHeads: 1, dFf: 24, maxSeqLen: 32, seed: 3 })
-    const runtime = makePolicyRuntime(model, byteTokenizer, optimizer, { seed: 1, totalSteps: 10 })
-    const before = snapshot(model.variables)
-    const report = await Effect.runPromise(
+  const newRuntime = (optimizer: typeof defaultOptimizer) =>
+    makePolicyRuntime(createTransformer({ ...presets.tiny, dModel: 16, nLayers: 1, nHeads: 2, nKvHeads: 1, dFf: 24, maxSeqLen: 32, seed: 3 }), byteTokenizer, optimizer, {
+      seed: 1,
+      totalSteps: 10,
+    })
+  const train = (runtime: ReturnType<typeof newRuntime>, sequences: ReadonlyArray<TrainingSequence>) =>
+    Effect.runPromise(
       Effect.gen(function* () {
         const policy = yield* Policy
         return yield* policy.train(sequences, { loss: clippedSurrogate(), temperature: 1, accumulation: "tokens" })
       }).pipe(Effect.provide(policyLayer(runtime))),
     )
-    const moved = maxDiff(before, snapshot(model.variables))
+  const trainOnce = async (optimizer: typeof defaultOptimizer, sequences: ReadonlyArray<TrainingSequence>) => {
+    const runtime = newRuntime(optimizer)
+    const before = snapshot(runtime.model.variables)
+    const report = await train(runtime, sequences)
+    const moved = maxDiff(before, snapshot(runtime.model.variables))
     runtime.dispose()
     return { report, moved }
   }
@@ -401,5 +411,31 @@ describe("policy runtime from a recipe's optimizer section", () => {
     expect(moved).toBe(0)
     const healthy = await trainOnce({ ...defaultOptimizer, lr: 1e-2 }, batch())
     expect(healthy.moved).toBeGreaterThan(0)
+  })
+
+  it("carries optimizer state over from a warm start that saved it, and restarts the schedule", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "turnwise-carry-"))
+    const warm = newRuntime({ ...defaultOptimizer, lr: 1e-3 })
+    for (let i = 0; i < 3; i++) await train(warm, batch())
+    const store = new FileCheckpointStore(dir)
+    await store.save({ weights: warm.model.variables, optimizer: warm.engine.optimizer.state(), rngState: warm.rng.state(), step: 3, config: {} })
+    const savedMoments = snapshot(warm.engine.optimizer.state().tensors)
+    warm.dispose()
+
+    const runtime = newRuntime({ ...defaultOptimizer, lr: 1e-3, warmupSteps: 4, carryOptimizerState: true })
+    await carryOptimizerState(runtime, dir)
+    expect(runtime.engine.optimizer.step).toBe(3)
+    expect(maxDiff(savedMoments, snapshot(runtime.engine.optimizer.state().tensors))).toBe(0)
+    const report = await train(runtime, batch())
+    // The run's own schedule starts at its first warm-up update, not at update 4.
+    expect(report.metrics["train/lr"]).toBeCloseTo(1e-3 / 4, 12)
+    expect(runtime.engine.optimizer.step).toBe(4)
+    runtime.dispose()
+
+    const weightsOnly = mkdtempSync(path.join(tmpdir(), "turnwise-carry-"))
+    const bare = newRuntime(defaultOptimizer)
+    await new FileCheckpointStore(weightsOnly).save({ weights: bare.model.variables, optimizer: { step: 0, tensors: new Map() }, rngState: bare.rng.state(), step: 1, config: {} })
+    await expect(carryOptimizerState(bare, weightsOnly)).rejects.toThrow(/saved no optimizer moments/)
+    bare.dispose()
   })
 })
