@@ -86,9 +86,23 @@ describe("a training run killed with SIGKILL and resumed", () => {
       "latest-pointer:1",
     ]
 
+    // What each kill left behind, looked at before the next resume.
+    const aftermath: Record<string, { torn: Array<string>; latest: string | null; newest: string | undefined }> = {}
+    const look = (kill: string) => {
+      const dir = path.join(faulty, "checkpoints")
+      const names = existsSync(dir) ? readdirSync(dir) : []
+      const torn = names
+        .filter((name) => name.startsWith(".tmp-step-"))
+        .map((name) => readdirSync(path.join(dir, name)).sort().join(","))
+      const latest = names.includes("latest") ? readFileSync(path.join(dir, "latest"), "utf8").trim() : null
+      aftermath[kill.split(":")[0]!] = { torn, latest, newest: names.filter((name) => name.startsWith("step-")).sort().at(-1) }
+    }
     const chain = async (): Promise<Array<Exit>> => {
       const exits: Array<Exit> = []
-      for (const [k, kill] of kills.entries()) exits.push(await train(faulty, { resume: k > 0, kill }))
+      for (const [k, kill] of kills.entries()) {
+        exits.push(await train(faulty, { resume: k > 0, kill }))
+        look(kill)
+      }
       exits.push(await train(faulty, { resume: true }))
       return exits
     }
@@ -96,6 +110,10 @@ describe("a training run killed with SIGKILL and resumed", () => {
 
     expect(reference.code, reference.stderr).toBe(0)
     exits.slice(0, kills.length).forEach((exit, k) => expect(exit.signal, `${kills[k]} did not kill the run:\n${exit.stderr}`).toBe("SIGKILL"))
+    // The kills hit where they were meant to: a checkpoint's temporary directory with a
+    // partial optimizer file and no state.json; a newer checkpoint than `latest` names.
+    expect(aftermath["checkpoint-write"]!.torn).toEqual(["model.safetensors,optimizer.safetensors"])
+    expect(aftermath["latest-pointer"]!.newest).not.toBe(aftermath["latest-pointer"]!.latest)
     const last = exits.at(-1)!
     expect(last.code, last.stderr).toBe(0)
     expect(last.stderr).toMatch(/starting from the shipped warm start/)
