@@ -25,7 +25,7 @@ import type { ChatTool, ServeHandle } from "@turnwise/cli"
 
 const addTool: OpenAI.ChatCompletionTool = {
   type: "function",
-  function: { name: "add", description: "Add two integers", parameters: { type: "object", properties: { a: { type: "integer" }, b: { type: "integer" } }, required: ["a", "b"] } },
+  function: { name: "add", description: "Add two integers", parameters: { type: "object", properties: { a: { type: "integer" }, b: { type: "integer" } } } },
 }
 
 /** Ask `question`, run any `add` calls, return the final answer (null when none came). */
@@ -62,7 +62,7 @@ export const problems = (count: number, seed: number): Array<{ readonly question
 
 const chatTools: Array<ChatTool> = [{ name: "add", description: addTool.function.description ?? "", parameters: addTool.function.parameters }]
 
-/** Supervised steps on demonstrations of the format: call add with the question's numbers, then answer with the tool's output. */
+/** Supervised steps (at most `steps`, fewer once 97% of target tokens are predicted) on demonstrations of the format: call add with the question's numbers, then answer with the tool's output. */
 export const teachFormat = async (server: ServeHandle, demos: ReturnType<typeof problems>, steps: number): Promise<number> => {
   const sequences = demos.map((p) => {
     const prompt = [byteTokenizer.bos, ...byteTokenizer.encode(byteChatFormat.prompt([{ role: "user", content: p.question, toolCalls: [], toolCallId: null }], chatTools))]
@@ -75,7 +75,7 @@ export const teachFormat = async (server: ServeHandle, demos: ReturnType<typeof 
   })
   const sft = createSupervisedTrainer(server.runtime.model, { schedule: constantSchedule(3e-3), microBatchSize: 8, rng: Rng.fromSeed(2), padId: byteTokenizer.pad })
   let accuracy = 0
-  for (let step = 0; step < steps; step++) accuracy = (await sft.step(sequences)).accuracy
+  for (let step = 0; step < steps && accuracy < 0.97; step++) accuracy = (await sft.step(sequences)).accuracy
   sft.dispose()
   return accuracy
 }
@@ -93,11 +93,13 @@ export const main = async (options: { readonly rounds: number; readonly tasksPer
   const log = options.log ?? (() => {})
   const recipe = Recipe.derive(recipes.grpo!, { name: "grpo-openai-agent", rollout: { temperature: 1 }, optimizer: { lr: 1e-3 } })
   const server = await serve({ port: 0, model: { preset: "compact", seed: 7 }, recipe, maxNewTokens: 32 })
+  const t0 = performance.now()
   try {
-    const sftAccuracy = await teachFormat(server, problems(32, 1), options.sftSteps)
-    log(JSON.stringify({ phase: "format", sftTokenAccuracy: sftAccuracy }))
+    const sftAccuracy = await teachFormat(server, problems(12, 1), options.sftSteps)
+    log(JSON.stringify({ phase: "format", sftTokenAccuracy: sftAccuracy, seconds: Math.round((performance.now() - t0) / 1000) }))
     const client = new OpenAI({ baseURL: server.url, apiKey: "unused", maxRetries: 0 })
     const rounds: Array<Round> = []
+    const started = performance.now()
     for (let round = 0; round < options.rounds; round++) {
       let correct = 0
       let total = 0
@@ -114,7 +116,7 @@ export const main = async (options: { readonly rounds: number; readonly tasksPer
       const trained = await client.post<{ policy_version: number; skipped: boolean }>("/train")
       const result = { round, policyVersion: trained.policy_version, successRate: correct / total }
       rounds.push(result)
-      log(JSON.stringify(result))
+      log(JSON.stringify({ ...result, seconds: Math.round((performance.now() - started) / 1000) }))
     }
     return rounds
   } finally {
@@ -124,5 +126,5 @@ export const main = async (options: { readonly rounds: number; readonly tasksPer
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const rounds = Number(process.argv[2] ?? 6)
-  await main({ rounds, tasksPerRound: 4, groupSize: 4, sftSteps: 40, log: console.log })
+  await main({ rounds, tasksPerRound: 2, groupSize: 4, sftSteps: 80, log: console.log })
 }
