@@ -10,10 +10,15 @@
  * `decodeTokenPerLayer`: kernels of one KV-cached decode step of a batch, divided by
  * the number of layers (the embedding, final norm and head are shared out with it).
  * Kernels that only relabel a tensor (Reshape, Identity) are counted apart, as
- * `shapeOnly`, because no backend launches work for them.
+ * `shapeOnly`, because no backend launches work for them; so are custom-gradient
+ * wrappers (`tf.customGrad` scopes, which the profiler lists under their scope's name,
+ * "unnamed scope" or ""), as `scopes`: their inner kernels are counted. On webgpu,
+ * `trainStepGpuPrograms` and `decodeTokenGpuPrograms` also count the shader programs
+ * the backend really ran (some tfjs kernels run several, small ones run on the CPU).
  *
  * Usage: npx tsx bench/dispatches.ts [--size medium] [--batch 8] [--seq 128] [--micro 4]
  *        [--rows 16] [--prompt 16] [--tokens 8] [--backend wasm|cpu|webgpu|...]
+ * webgpu runs on the GPU if Dawn finds one, else on Mesa's software GPU (counts are the same).
  * Prints one JSON line:
  * {"bench":"dispatches","backend":...,"trainStep":N,"decodeTokenPerLayer":M,...}
  */
@@ -35,21 +40,40 @@ const shapeOnlyKernels = new Set(["Reshape", "Identity"])
 export interface KernelCount {
   readonly kernels: number
   readonly shapeOnly: number
+  /** Custom-gradient wrappers: profiler entries that are not kernels of the backend. */
+  readonly scopes: number
+  /** Shader programs the webgpu backend ran; undefined on other backends. */
+  readonly gpuPrograms: number | undefined
   /** The most frequent kernels, most frequent first. */
   readonly top: ReadonlyArray<readonly [string, number]>
 }
 
 /** Count the kernels `work` runs (awaited inside the profiler). */
 export const countKernels = async (work: () => Promise<void>): Promise<KernelCount> => {
-  const info = await tf.profile(async () => {
-    await work()
-    return tf.scalar(0)
-  })
+  const backend = tf.backend() as unknown as { runWebGPUProgram?: (...args: Array<unknown>) => unknown }
+  const run = backend.runWebGPUProgram
+  let gpuPrograms = 0
+  if (run !== undefined) {
+    backend.runWebGPUProgram = (...args: Array<unknown>) => {
+      gpuPrograms++
+      return run.apply(backend, args)
+    }
+  }
+  let info: Awaited<ReturnType<typeof tf.profile>>
+  try {
+    info = await tf.profile(async () => {
+      await work()
+      return tf.scalar(0)
+    })
+  } finally {
+    if (run !== undefined) backend.runWebGPUProgram = run
+  }
   const byName = new Map<string, number>()
   for (const kernel of info.kernels) byName.set(kernel.name, (byName.get(kernel.name) ?? 0) + 1)
   const shapeOnly = info.kernels.filter((k) => shapeOnlyKernels.has(k.name)).length
+  const scopes = info.kernels.filter((k) => !shapeOnlyKernels.has(k.name) && tf.getKernel(k.name, tf.getBackend()) === undefined).length
   const top = [...byName.entries()].sort((a, b) => b[1] - a[1]).slice(0, 12)
-  return { kernels: info.kernels.length - shapeOnly, shapeOnly, top }
+  return { kernels: info.kernels.length - shapeOnly - scopes, shapeOnly, scopes, gpuPrograms: run === undefined ? undefined : gpuPrograms, top }
 }
 
 const main = async (): Promise<void> => {
@@ -106,9 +130,12 @@ const main = async (): Promise<void> => {
       microBatchSize: Number(args.micro),
       trainStep: train.kernels,
       trainStepShapeOnly: train.shapeOnly,
+      trainStepScopes: train.scopes,
+      trainStepGpuPrograms: train.gpuPrograms,
       decodeRows: rows,
       decodeTokenPerLayer: Number((decode.kernels / tokens / config.nLayers).toFixed(2)),
       decodeTokenShapeOnly: Number((decode.shapeOnly / tokens).toFixed(2)),
+      decodeTokenGpuPrograms: decode.gpuPrograms === undefined ? undefined : Number((decode.gpuPrograms / tokens / config.nLayers).toFixed(2)),
       trainTop: train.top,
       decodeTop: decode.top,
     }),

@@ -20,6 +20,7 @@ import { compositeRope, fusedRope } from "../../packages/runtime/src/model/kerne
 import { compositeSwiGlu, fusedSwiGlu } from "../../packages/runtime/src/model/kernels/swiglu.js"
 import { compositeTokenLogprobs, fusedTokenLogprobs } from "../../packages/runtime/src/model/kernels/token-logprobs.js"
 import { ropeTables } from "../../packages/runtime/src/model/transformer.js"
+import { AdamW } from "../../packages/runtime/src/train/adamw.js"
 
 const tolerance = 1e-4
 const skip = process.env["TURNWISE_SKIP_WEBGPU"] === "1"
@@ -67,6 +68,28 @@ const compare = async (fused: (...xs: Array<tf.Tensor>) => tf.Tensor, composite:
 }
 
 const normal = (shape: Array<number>, seed: number) => tf.randomNormal(shape, 0, 1, "float32", seed)
+
+/**
+ * Three AdamW steps (weight decay on the matrix, not on the vector) on the active
+ * backend from fixed values; returns each parameter's total change and the kernels the
+ * last step ran.
+ */
+const adamWChanges = async () => {
+  const start = { "layer.weight": normal([3, 5], 21), "layer.norm": normal([7], 22) }
+  const variables = new Map(Object.entries(start).map(([name, t]) => [name, tf.variable(t.clone(), true)]))
+  const optimizer = new AdamW(variables, { weightDecay: 0.1 })
+  let kernels: Array<string> = []
+  for (let step = 0; step < 3; step++) {
+    const grads = new Map([...variables].map(([name, v], i) => [name, normal(v.shape, 30 + 10 * step + i)]))
+    const info = await tf.profile(() => optimizer.apply(grads, 0.05))
+    kernels = info.kernels.map((k) => k.name)
+    tf.dispose([...grads.values()])
+  }
+  const changes = await Promise.all([...variables].map(async ([name, v]) => read(tf.sub(v, start[name as keyof typeof start]))))
+  optimizer.dispose()
+  tf.dispose([...variables.values(), ...Object.values(start)])
+  return { changes, kernels }
+}
 
 describe.runIf(started === undefined)("fused webgpu kernels against the composite ops", () => {
   beforeAll(async () => {
@@ -117,6 +140,19 @@ describe.runIf(started === undefined)("fused webgpu kernels against the composit
     const got = await compare((l) => fusedTokenLogprobs(l as tf.Tensor3D, tokens, scale), (l) => compositeTokenLogprobs(l as tf.Tensor3D, tokens, scale), [tf.mul(normal([B, T, V], 10), 2)], normal([B, T], 11))
     // Position 0 has no previous logits: exactly 0.
     for (let b = 0; b < B; b++) expect(got.value[b * T]).toBe(0)
+  })
+
+  it("AdamW: three steps on webgpu (fused) change the parameters as the composite update on wasm does", async () => {
+    const fused = await adamWChanges()
+    expect(new Set(fused.kernels)).toEqual(new Set(["TurnwiseAdamWFirstMoment", "TurnwiseAdamWSecondMoment", "TurnwiseAdamWParameter"]))
+    await setBackend("wasm")
+    const composite = await adamWChanges()
+    await setBackend("webgpu")
+    expect(composite.kernels).not.toContain("TurnwiseAdamWParameter")
+    composite.changes.forEach((c, i) => {
+      expect(Math.max(...c.map(Math.abs)), `parameter ${i} moves`).toBeGreaterThan(0)
+      expect(relDiff(fused.changes[i]!, c), `parameter ${i}`).toBeLessThanOrEqual(tolerance)
+    })
   })
 
   it("the model's entry points pick the fused kernel on webgpu", async () => {

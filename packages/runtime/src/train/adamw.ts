@@ -21,6 +21,8 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { Data } from "effect"
+import { fusedKernelsActive } from "../webgpu/program.js"
+import { fusedAdamWUpdate } from "./fused-adamw.js"
 
 /** Hyper-parameters of AdamW (the learning rate comes with each step). */
 export interface AdamWOptions {
@@ -123,6 +125,11 @@ export class AdamW {
       const m = this.m.get(name)
       const v = this.v.get(name)
       if (m === undefined || v === undefined) continue
+      // On webgpu: three fused shaders per parameter instead of about thirteen kernels.
+      if (fusedKernelsActive()) {
+        fusedAdamWUpdate(p, m, v, g, { lr, beta1, beta2, epsilon, bc1, bc2, decay: decay(name, p) && weightDecay !== 0 ? 1 - lr * weightDecay : 1 })
+        continue
+      }
       tf.tidy(() => {
         const decayed = decay(name, p) && weightDecay !== 0 ? p.mul(1 - lr * weightDecay) : p
         const m1 = m.mul(beta1).add(g.mul(1 - beta1))
