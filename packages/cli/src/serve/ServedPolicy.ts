@@ -219,11 +219,6 @@ const makeServedPolicy = (config: ServedPolicyConfig) =>
 
     const complete = (request: ChatRequest, where: RequestContext, onContent?: OnContent) =>
       Effect.gen(function* () {
-        const plan = yield* Effect.try({ try: () => store.plan(where.episodeId, request), catch: (e) => (e instanceof ServeRequestError ? e : serverError("plan_failed", e as Error)) })
-        const room = policy.maxSeqLen - plan.context.length
-        if (room < 1) {
-          return yield* invalidRequest("context_length_exceeded", `the conversation is ${plan.context.length} tokens; this model holds ${policy.maxSeqLen}, leaving no room for a reply`, "messages")
-        }
         const inEpisode = where.episodeId !== null
         const seed = request.seed ?? config.seed * 1_000_003 + requests++
         const clientStops = request.stop
@@ -237,9 +232,15 @@ const makeServedPolicy = (config: ServedPolicyConfig) =>
             shown = visible
           }
         }
-        const maxNewTokens = Math.min(room, config.maxNewTokens, request.maxTokens ?? config.maxNewTokens)
+        // Planning and recording happen under the lock, so two requests of one episode cannot both extend the same turn.
         return yield* lock.withPermits(1)(
           Effect.gen(function* () {
+            const plan = yield* Effect.try({ try: () => store.plan(where.episodeId, request), catch: (e) => (e instanceof ServeRequestError ? e : serverError("plan_failed", e as Error)) })
+            const room = policy.maxSeqLen - plan.context.length
+            if (room < 1) {
+              return yield* invalidRequest("context_length_exceeded", `the conversation is ${plan.context.length} tokens; this model holds ${policy.maxSeqLen}, leaving no room for a reply`, "messages")
+            }
+            const maxNewTokens = Math.min(room, config.maxNewTokens, request.maxTokens ?? config.maxNewTokens)
             const versionNow = version
             const out = yield* sample(
               plan.context,

@@ -119,7 +119,7 @@ const parseCalls = (
     end = m.index + m[0].length
   }
   if (calls.length === 0 || text.indexOf(open, end) >= 0) return { content: text, calls: [], malformed: "unterminated" }
-  return { content: text.slice(0, start).trimEnd(), calls, malformed: null }
+  return { content: text.slice(0, start), calls, malformed: null }
 }
 
 /**
