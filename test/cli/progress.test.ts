@@ -30,6 +30,23 @@ describe("Progress", () => {
     progress.done()
   })
 
+  it("on a terminal, shows the running step's clock after the last step's figures", () => {
+    vi.useFakeTimers({ toFake: ["setInterval", "clearInterval", "performance"] })
+    let screen = ""
+    const progress = new Progress(10, { tty: true, log: () => {}, write: (text) => void (screen += text) }, { evalEvery: 5, heldout: 3 })
+    progress.stepStarted(1)
+    vi.advanceTimersByTime(2000)
+    expect(screen).toMatch(/\rstep 1 running 0m02s$/)
+    progress.update(1, { "reward/mean": 0.5 })
+    vi.advanceTimersByTime(4000)
+    expect(screen).toMatch(/\rstep 1\/10 {2}reward 0\.500 .* {2}\| {2}step 2 running 0m04s$/)
+    progress.update(5, { "reward/mean": 0.5 })
+    progress.record(evalRecord(5))
+    vi.advanceTimersByTime(1000)
+    expect(screen).toMatch(/held-out accuracy at step 5: 0\.250[^\r]*\n\rstep 6 running 0m00s\rstep 6 running 0m01s$/)
+    progress.done()
+  })
+
   it("starts the evaluation display after a step that is followed by one, and prints mid-run results", () => {
     const lines: Array<string> = []
     const progress = new Progress(10, { tty: false, log: (line) => void lines.push(line) }, { evalEvery: 5, heldout: 3 })

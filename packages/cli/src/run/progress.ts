@@ -27,12 +27,13 @@ export interface ProgressOutput {
 
 /** Step, reward, accuracy, tokens/s and ETA; evaluations with a clock and their result. */
 export class Progress {
-  private readonly started = performance.now()
   private readonly write: (text: string) => void
   private lastLine = ""
-  private evaluation:
-    | { readonly label: string; readonly text: string; readonly started: number; readonly timer: ReturnType<typeof setInterval> | undefined; finished: number }
-    | undefined
+  /** When the first step of this process began (the ETA's base). */
+  private trainingStarted: number | undefined
+  /** The clock of a running step or evaluation on a terminal. */
+  private timer: ReturnType<typeof setInterval> | undefined
+  private evaluation: { readonly label: string; readonly text: string; readonly started: number; finished: number } | undefined
 
   constructor(
     private readonly total: number,
@@ -52,9 +53,32 @@ export class Progress {
     this.lastLine = ""
   }
 
+  /** Redraw with `draw` every second until {@link Progress.stopClock}; never keeps the process alive on its own. */
+  private startClock(draw: () => void): void {
+    this.stopClock()
+    draw()
+    this.timer = setInterval(draw, 1000)
+    this.timer.unref()
+  }
+
+  private stopClock(): void {
+    if (this.timer !== undefined) clearInterval(this.timer)
+    this.timer = undefined
+  }
+
+  /** A training step began: on a terminal, the live line gets the running step's clock. */
+  stepStarted(step: number): void {
+    this.trainingStarted ??= performance.now()
+    if (!this.output.tty) return
+    const started = performance.now()
+    const last = this.lastLine
+    this.startClock(() => this.live(`${last === "" ? "" : `${last}  |  `}step ${step} running ${clock((performance.now() - started) / 1000)}`))
+  }
+
   /** Report a finished step; starts the evaluation display when one follows this step. */
   update(step: number, metrics: Readonly<Record<string, number>>): void {
-    const elapsed = (performance.now() - this.started) / 1000
+    this.stopClock()
+    const elapsed = (performance.now() - (this.trainingStarted ?? performance.now())) / 1000
     const done = step - (this.schedule.firstStep ?? 0)
     const eta = done > 0 ? (elapsed / done) * (this.total - step) : 0
     const line =
@@ -64,24 +88,20 @@ export class Progress {
     else this.output.log(line)
     const due = (this.schedule.evalEvery > 0 && step % this.schedule.evalEvery === 0) || step === this.total
     if (due) this.startEvaluation(step === this.total ? `after training (step ${step})` : `at step ${step}`)
+    else this.stepStarted(step + 1)
   }
 
   /** Show that a held-out evaluation is running (ends with {@link Progress.record} of its result). */
   startEvaluation(label: string): void {
     this.stopClock()
-    const started = performance.now()
     const text = `evaluating ${this.schedule.heldout} held-out problems ${label}`
+    this.evaluation = { label, text, started: performance.now(), finished: 0 }
     if (!this.output.tty) {
       this.output.log(`${text} ...`)
-      this.evaluation = { label, text, started, timer: undefined, finished: 0 }
       return
     }
     this.endLive()
-    // The clock must never keep the process alive on its own.
-    const timer = setInterval(() => this.drawEvaluation(), 1000)
-    timer.unref()
-    this.evaluation = { label, text, started, timer, finished: 0 }
-    this.drawEvaluation()
+    this.startClock(() => this.drawEvaluation())
   }
 
   /** A sampling session of `rows` sequences ended: during an evaluation, that many problems are done. */
@@ -103,6 +123,7 @@ export class Progress {
     const label = this.evaluation?.label ?? (record.step === 0 ? "before training" : `at step ${record.step}`)
     const seconds = this.evaluation === undefined ? undefined : (performance.now() - this.evaluation.started) / 1000
     this.stopClock()
+    this.evaluation = undefined
     const m = record.metrics
     const line =
       `held-out accuracy ${label}: ${fmt(m["outcome/accuracy"])}  answer rate ${fmt(m["finish/answer_rate"])}` +
@@ -113,16 +134,14 @@ export class Progress {
     } else {
       this.output.log(line)
     }
-  }
-
-  private stopClock(): void {
-    if (this.evaluation?.timer !== undefined) clearInterval(this.evaluation.timer)
-    this.evaluation = undefined
+    // A mid-run evaluation: training goes on with the next step.
+    if (record.step > 0 && record.step < this.total) this.stepStarted(record.step + 1)
   }
 
   /** End the live line and any clock. */
   done(): void {
     this.stopClock()
+    this.evaluation = undefined
     if (this.output.tty) this.endLive()
   }
 }

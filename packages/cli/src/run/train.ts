@@ -133,6 +133,7 @@ export const runTrain = async (options: TrainOptions): Promise<TrainResult> => {
         options.log(`held-out accuracy before training: ${(before["outcome/accuracy"] ?? Number.NaN).toFixed(3)} (recorded in metrics.jsonl before this run resumed)`)
       }
       if (run.train.steps > 0) {
+        if (resumeStep < run.train.steps) progress.stepStarted(resumeStep + 1)
         yield* trainLoop(recipe, task, {
           trainProblems: train,
           evalProblems: heldout,
