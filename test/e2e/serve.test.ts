@@ -12,6 +12,7 @@ import { Rng } from "@turnwise/core"
 import { byteTokenizer, constantSchedule, createSupervisedTrainer } from "@turnwise/runtime"
 import { byteChatFormat, serve } from "@turnwise/cli"
 import type { ChatMessage, ChatTool, EpisodeView, ServeHandle } from "@turnwise/cli"
+import { writeHfFixture } from "../runtime/fixtures/hf-model.js"
 
 const addTool = {
   type: "function" as const,
@@ -43,17 +44,6 @@ const teach = async (handle: ServeHandle) => {
   sft.dispose()
 }
 
-beforeAll(async () => {
-  const recipe = Recipe.derive(recipes.grpo!, { name: "grpo-served", rollout: { temperature }, optimizer: { lr: 1e-3 } })
-  server = await serve({ port: 0, apiKey: "test-key", model: { preset: "compact", seed: 3 }, recipe, maxNewTokens: 40 })
-  client = new OpenAI({ baseURL: server.url, apiKey: "test-key", maxRetries: 0 })
-  await teach(server)
-}, 300_000)
-
-afterAll(async () => {
-  await server?.close()
-})
-
 const episodeHeaders = (id: string) => ({ headers: { "x-turnwise-episode": id, "x-turnwise-group": "add-2-3" } })
 
 interface TurnwiseField {
@@ -81,6 +71,17 @@ const runEpisode = async (id: string) => {
 }
 
 describe("serve: an OpenAI-compatible endpoint over the training policy", () => {
+  beforeAll(async () => {
+    const recipe = Recipe.derive(recipes.grpo!, { name: "grpo-served", rollout: { temperature }, optimizer: { lr: 1e-3 } })
+    server = await serve({ port: 0, apiKey: "test-key", model: { preset: "compact", seed: 3 }, recipe, maxNewTokens: 40 })
+    client = new OpenAI({ baseURL: server.url, apiKey: "test-key", maxRetries: 0 })
+    await teach(server)
+  }, 300_000)
+
+  afterAll(async () => {
+    await server?.close()
+  })
+
   it("lists the served model and refuses a wrong API key with a 401 error body", async () => {
     const models = await client.models.list()
     expect(models.data.map((m) => m.id)).toEqual(["turnwise"])
@@ -204,5 +205,37 @@ describe("serve: an OpenAI-compatible endpoint over the training policy", () => 
     expect(await refused(client.post("/episodes/exact-1/reward", { body: { reward: [1, 2, 3] } }))).toMatchObject({ status: 400, code: "invalid_reward" })
     const ok = await client.chat.completions.create({ model: "turnwise", messages: [{ role: "user", content: "still there?" }], max_tokens: 4 })
     expect(ok.choices[0]!.message.role).toBe("assistant")
+  })
+})
+
+describe("serve: a Hugging Face model's chat template", () => {
+  let hf: ServeHandle
+  let hfClient: OpenAI
+
+  beforeAll(async () => {
+    const fixture = await writeHfFixture()
+    hf = await serve({ port: 0, model: { path: fixture.dir }, recipe: "grpo", maxNewTokens: 6 })
+    hfClient = new OpenAI({ baseURL: hf.url, apiKey: "unused", maxRetries: 0 })
+  }, 120_000)
+
+  afterAll(async () => {
+    await hf?.close()
+  })
+
+  it("renders the conversation with the template and extends an episode by the template's own continuation", async () => {
+    const messages: Array<OpenAI.ChatCompletionMessageParam> = [{ role: "user", content: "Hi" }]
+    const first = await hfClient.chat.completions.create({ model: "turnwise", messages }, { headers: { "x-turnwise-episode": "hf-1" } })
+    messages.push(first.choices[0]!.message as OpenAI.ChatCompletionMessageParam, { role: "user", content: "And now?" })
+    const second = await hfClient.chat.completions.create({ model: "turnwise", messages }, { headers: { "x-turnwise-episode": "hf-1" } })
+    const episode = await hfClient.get<EpisodeView>("/episodes/hf-1")
+    expect(episode.branches).toHaveLength(1)
+    const [branch] = episode.branches
+    const tokenizer = hf.runtime.tokenizer
+    // The fixture's ChatML template adds a system message before a first user message.
+    expect(branch!.promptTokens).toEqual([tokenizer.bos, ...tokenizer.encode("<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")])
+    const sampled = turnwiseOf(first).token_ids
+    expect(branch!.turns.map((t) => t.policyTokens)).toEqual([sampled, turnwiseOf(second).token_ids])
+    const closing = sampled[sampled.length - 1] === tokenizer.eos ? "" : "<|im_end|>"
+    expect(branch!.turns[0]!.feedbackTokens).toEqual(tokenizer.encode(`${closing}\n<|im_start|>user\nAnd now?<|im_end|>\n<|im_start|>assistant\n`))
   })
 })
