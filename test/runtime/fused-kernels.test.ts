@@ -15,11 +15,12 @@
 import * as tf from "@tensorflow/tfjs"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { setBackend } from "../../packages/runtime/src/backend.js"
+import { compositeCausalAttention, fusedCausalAttention } from "../../packages/runtime/src/model/kernels/attention.js"
 import { compositeRmsNorm, fusedRmsNorm, rmsNorm } from "../../packages/runtime/src/model/kernels/rms-norm.js"
 import { compositeRope, fusedRope } from "../../packages/runtime/src/model/kernels/rope.js"
 import { compositeSwiGlu, fusedSwiGlu } from "../../packages/runtime/src/model/kernels/swiglu.js"
 import { compositeTokenLogprobs, fusedTokenLogprobs } from "../../packages/runtime/src/model/kernels/token-logprobs.js"
-import { ropeTables } from "../../packages/runtime/src/model/transformer.js"
+import { MASKED, ropeTables } from "../../packages/runtime/src/model/transformer.js"
 import { AdamW } from "../../packages/runtime/src/train/adamw.js"
 
 const tolerance = 1e-4
@@ -140,6 +141,23 @@ describe.runIf(started === undefined)("fused webgpu kernels against the composit
     const got = await compare((l) => fusedTokenLogprobs(l as tf.Tensor3D, tokens, scale), (l) => compositeTokenLogprobs(l as tf.Tensor3D, tokens, scale), [tf.mul(normal([B, T, V], 10), 2)], normal([B, T], 11))
     // Position 0 has no previous logits: exactly 0.
     for (let b = 0; b < B; b++) expect(got.value[b * T]).toBe(0)
+  })
+
+  it.each([
+    ["grouped (H 4 over Hkv 2)", 2, 5, 4, 2, 8],
+    ["one kv head per query head", 1, 3, 2, 2, 4],
+  ])("causal attention, %s: value, dq, dk and dv", async (_name, B, T, H, Hkv, Dh) => {
+    const m = new Float32Array(T * T)
+    for (let t = 0; t < T; t++) for (let s = t + 1; s < T; s++) m[t * T + s] = MASKED
+    const mask = tf.tensor4d(m, [1, 1, T, T])
+    // Scores spread over a few units, so the softmax is neither flat nor one-hot.
+    const inputs = [tf.mul(normal([B, T, H, Dh], 12), 1.5), tf.mul(normal([B, T, Hkv, Dh], 13), 1.5), normal([B, T, Hkv, Dh], 14)]
+    await compare(
+      (q, k, v) => fusedCausalAttention(q as tf.Tensor4D, k as tf.Tensor4D, v as tf.Tensor4D),
+      (q, k, v) => compositeCausalAttention(q as tf.Tensor4D, k as tf.Tensor4D, v as tf.Tensor4D, mask),
+      inputs,
+      normal([B, T, H, Dh], 15),
+    )
   })
 
   it("AdamW: three steps on webgpu (fused) change the parameters as the composite update on wasm does", async () => {

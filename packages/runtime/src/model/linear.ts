@@ -12,9 +12,13 @@
  * - {@link embedding}: `gather`'s gradient needs the UnsortedSegmentSum kernel, which
  *   wasm lacks; the gradient here is a one-hot matmul (dE = onehot(ids)^T dy).
  *
+ * On webgpu the transposes are the matMul's own flags instead: there a kernel costs a
+ * dispatch, and tfjs-webgpu's transposed products are not slower.
+ *
  * @category combinators
  */
 import * as tf from "@tensorflow/tfjs"
+import { fusedKernelsActive } from "../webgpu/program.js"
 import { attentionMatMul } from "./batched-matmul.js"
 
 /**
@@ -29,13 +33,14 @@ export const matmul = (a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D => attention
 const linearWithGrad = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
   const [x, w, save] = args as [tf.Tensor2D, tf.Tensor2D, tf.GradSaveFunc]
   save([x, w])
+  const flags = fusedKernelsActive()
   return {
-    value: tf.matMul(x, tf.transpose(w)), // [N, in] @ [in, out] -> [N, out]
+    value: flags ? tf.matMul(x, w, false, true) : tf.matMul(x, tf.transpose(w)), // [N, in] @ [in, out] -> [N, out]
     gradFunc: (dy: tf.Tensor, saved: Array<tf.Tensor>) => {
       const [sx, sw] = saved as [tf.Tensor2D, tf.Tensor2D]
       return [
         tf.matMul(dy, sw), // [N, out] @ [out, in] -> [N, in]
-        tf.matMul(tf.transpose(dy), sx), // [out, N] @ [N, in] -> [out, in]
+        flags ? tf.matMul(dy, sx, true, false) : tf.matMul(tf.transpose(dy), sx), // [out, N] @ [N, in] -> [out, in]
       ]
     },
   }
@@ -70,8 +75,9 @@ export const embedding = (table: tf.Tensor2D, ids: tf.Tensor1D): tf.Tensor2D => 
       gradFunc: (dy: tf.Tensor, saved: Array<tf.Tensor>) => {
         const [sids] = saved as [tf.Tensor1D]
         // The cast matters: wasm's OneHot ignores a float dtype and writes int32 bits.
-        const oneHotT = tf.transpose(tf.cast(tf.oneHot(sids, vocab), "float32")) // [V, N]
-        return [tf.matMul(oneHotT, dy)] // [V, N] @ [N, D] -> [V, D]
+        const oneHot = tf.cast(tf.oneHot(sids, vocab), "float32") // [N, V]
+        if (fusedKernelsActive()) return [tf.matMul(oneHot, dy, true, false)] // [V, N] @ [N, D] -> [V, D]
+        return [tf.matMul(tf.transpose(oneHot), dy)] // [V, N] @ [N, D] -> [V, D]
       },
     }
   })

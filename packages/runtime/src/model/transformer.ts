@@ -18,7 +18,7 @@ import * as tf from "@tensorflow/tfjs"
 import { Data } from "effect"
 import { Rng } from "@turnwise/core"
 import { decodeModelConfig, type ModelConfig, type RopeScaling } from "./config.js"
-import { attentionMatMul } from "./batched-matmul.js"
+import { causalAttention } from "./kernels/attention.js"
 import { rmsNorm } from "./kernels/rms-norm.js"
 import { rope } from "./kernels/rope.js"
 import { swiGlu } from "./kernels/swiglu.js"
@@ -165,22 +165,13 @@ export class Transformer implements TrainableModel {
   private attention(x: tf.Tensor2D, B: number, T: number, i: number, ctx: ForwardContext): tf.Tensor2D {
     const { nHeads: H, nKvHeads: Hkv, qkvBias } = this.config
     const Dh = this.dHead
-    const G = H / Hkv
     const p = `model.layers.${i}.self_attn`
     const q = this.rope(tf.reshape(this.proj(`${p}.q_proj`, x, qkvBias), [B, T, H, Dh]), ctx) // [B, T, H, Dh]
     const k = this.rope(tf.reshape(this.proj(`${p}.k_proj`, x, qkvBias), [B, T, Hkv, Dh]), ctx) // [B, T, Hkv, Dh]
     const v = tf.reshape<tf.Rank.R4>(this.proj(`${p}.v_proj`, x, qkvBias), [B, T, Hkv, Dh]) // [B, T, Hkv, Dh]
-    const kT = tf.transpose(k, [0, 2, 3, 1]) // [B, Hkv, Dh, T]
-    const vh = tf.transpose(v, [0, 2, 1, 3]) // [B, Hkv, T, Dh]
-    // Query head h uses key/value head floor(h / G) (HF repeat_kv), so the G query heads of
-    // one kv head are stacked along the query axis instead of repeating keys and values.
-    const qh = tf.reshape<tf.Rank.R3>(tf.transpose(tf.mul(q, 1 / Math.sqrt(Dh)), [0, 2, 1, 3]), [B * Hkv, G * T, Dh]) // [B*Hkv, G*T, Dh]
-    // Both products (and their gradients) run as 2-D products on wasm: ./batched-matmul.ts.
-    const scores = attentionMatMul(qh, tf.reshape<tf.Rank.R3>(kT, [B * Hkv, Dh, T])) // [B*Hkv, G*T, T]
-    const masked = tf.add<tf.Tensor4D>(tf.reshape(scores, [B, H, T, T]), ctx.mask) // [B, H, T, T]
-    const probs = tf.softmax(tf.reshape<tf.Rank.R3>(masked, [B * Hkv, G * T, T])) // [B*Hkv, G*T, T]
-    const y = attentionMatMul(probs, tf.reshape<tf.Rank.R3>(vh, [B * Hkv, T, Dh])) // [B*Hkv, G*T, Dh]
-    const merged = tf.reshape<tf.Rank.R2>(tf.transpose(tf.reshape(y, [B, H, T, Dh]), [0, 2, 1, 3]), [B * T, H * Dh]) // [B*T, D]
+    // Flash-style fused shaders on webgpu; transposes, batched products and softmax elsewhere (./kernels/attention.ts).
+    const y = causalAttention(q, k, v, ctx.mask) // [B, T, H, Dh]
+    const merged = tf.reshape<tf.Rank.R2>(y, [B * T, H * Dh]) // [B*T, D]
     return this.proj(`${p}.o_proj`, merged) // [B*T, D]
   }
 
