@@ -78,13 +78,26 @@ describe("QuickJS sandbox", () => {
     expect(await js("console.log('next'); 1")).toMatchObject({ ok: true, stdout: "next\n", value: "1" })
   })
 
+  it("keeps every line the guest's buffered console printed, in order, however the call ends", async () => {
+    const lines = Array.from({ length: 300 }, (_, i) => `line ${i}`).join("\n") + "\n"
+    const printed = "for (let i = 0; i < 300; i++) console.log('line', i)"
+    expect(await js(`${printed}; console.info(true, null, [1]); 7`)).toMatchObject({ ok: true, stdout: lines + "true null [1]\n", value: "7" })
+    expect(failure(await js(`${printed}; throw new Error("late")`))).toMatchObject({ kind: "error", stdout: lines })
+    expect(failure(await js(`${printed}; while (true) {}`))).toMatchObject({ kind: "timeout", stdout: lines })
+    expect(failure(await js(`${printed}; const a = []; while (true) a.push(new Float64Array(1e6))`, { memoryMb: 32, timeoutMs: 20_000 }))).toMatchObject({ kind: "memory", stdout: lines })
+    expect(await js("Promise.resolve().then(() => console.log('from a callback')); console.log('first')")).toMatchObject({ stdout: "first\nfrom a callback\n" })
+    // A guest that replaces the built-ins its console uses only changes its own output.
+    expect(await js("Array.prototype.join = () => 'hijacked'; Date.now = () => 0; console.log('still', 1); 2")).toMatchObject({ ok: true, stdout: "still 1\n", value: "2" })
+  })
+
   it("bounds recursion with a catchable error", async () => {
     expect(failure(await js("function f(n) { return f(n + 1) + 1 }; f(0)")).error).toMatch(/stack overflow/)
     expect(await js("function g(n) { return n === 0 ? 0 : 1 + g(n - 1) }; g(1000)")).toMatchObject({ ok: true, value: "1000" })
   })
 
   it("truncates 10 MB of output with a marker", async () => {
-    const obs = await js("for (let i = 0; i < 10000; i++) console.log('x'.repeat(999))")
+    // A deadline far above what this takes, so that a busy machine cannot fail it: speed is bench/sandbox.ts's.
+    const obs = await js("for (let i = 0; i < 10000; i++) console.log('x'.repeat(999))", { timeoutMs: 30_000 })
     expect(obs.ok).toBe(true)
     expect(obs.stdout.length).toBeLessThan(4200)
     expect(obs.stdout).toMatch(/…\[truncated 9995904 bytes\]$/)

@@ -29,6 +29,8 @@ interface Vm {
   readonly context: QuickJSContext
   /** The in-realm value formatter (see formatValueSource). */
   readonly formatter: QuickJSHandle
+  /** Sends what the guest's console holds to the host's output (see consoleSource). */
+  readonly drain: QuickJSHandle
 }
 
 // Formats the completion value inside the guest realm, like a REPL would, so that
@@ -40,6 +42,56 @@ const formatValueSource = `(v) => {
   if (typeof v === "symbol" || v === null || typeof v !== "object") return String(v)
   if (v instanceof Error) return String(v)
   try { const s = JSON.stringify(v); return s === undefined ? String(v) : s } catch (e) { return String(v) }
+}`
+
+/** Bytes of guest output held in the guest before they are sent to the host at once. */
+export const guestOutputChunkChars = 8192
+/** A print that comes this long (guest time, ms) after the last send goes to the host at once. */
+export const guestOutputQuietMs = 2
+
+// The guest's console, built inside its realm: a call to the host costs tens of
+// microseconds, so console.log formats and appends to a string here and hands the host
+// one chunk per guestOutputChunkChars characters, or at once when the previous send is
+// guestOutputQuietMs old (so a line printed after a pause reaches the host even if the
+// guest then wedges its worker). The host drains the rest when the call returns. The
+// function it returns is that drain; `send` is the host's writer, reachable only from
+// these closures. Built-ins are bound now, so a guest that replaces them changes only
+// how its own values print.
+const consoleSource = `(send, format) => {
+  const now = Date.now
+  const join = Array.prototype.join
+  let parts = []
+  let count = 0
+  let chars = 0
+  let sentAt = -Infinity
+  const flush = () => {
+    const chunk = join.call(parts, "")
+    parts = []
+    count = 0
+    chars = 0
+    sentAt = now()
+    send(chunk)
+  }
+  const log = function (...args) {
+    for (let i = 0; i < args.length; i++) {
+      const a = args[i]
+      let text
+      if (typeof a === "string") text = a
+      else if (typeof a === "number" || typeof a === "boolean") text = "" + a
+      else {
+        try { text = format(a) } catch (e) { text = "[unprintable]" }
+      }
+      if (i > 0) parts[count++] = " "
+      parts[count++] = text
+      chars += text.length + 1
+    }
+    parts[count++] = "\\n"
+    if (chars >= ${guestOutputChunkChars} || now() - sentAt >= ${guestOutputQuietMs}) flush()
+  }
+  const console = {}
+  for (const method of ["log", "info", "warn", "error", "debug"]) console[method] = log
+  globalThis.console = console
+  return () => { if (count > 0) flush() }
 }`
 
 const classify = (message: string): FailureKind =>
@@ -78,24 +130,20 @@ export const quickJsEngine = async (options: {
     runtime.setMaxStackSize(options.jsStackBytes)
     const context = runtime.newContext()
     const formatter = context.unwrapResult(context.evalCode(formatValueSource, "format.js"))
-    const vm: Vm = { runtime, context, formatter }
-    const consoleHandle = context.newObject()
-    for (const method of ["log", "info", "warn", "error", "debug"]) {
-      const fn = context.newFunction(method, (...args: Array<QuickJSHandle>) => {
-        const parts = args.map((a) => (context.typeof(a) === "string" ? context.getString(a) : stringify(vm, a)))
-        output.write(parts.join(" ") + "\n")
-      })
-      context.setProp(consoleHandle, method, fn)
-      fn.dispose()
-    }
-    context.setProp(context.global, "console", consoleHandle)
-    consoleHandle.dispose()
-    return vm
+    const install = context.unwrapResult(context.evalCode(consoleSource, "console.js"))
+    const send = context.newFunction("send", (chunk: QuickJSHandle) => {
+      if (context.typeof(chunk) === "string") output.write(context.getString(chunk))
+    })
+    const drain = context.unwrapResult(context.callFunction(install, context.undefined, send, formatter))
+    install.dispose()
+    send.dispose()
+    return { runtime, context, formatter, drain }
   }
 
   const dispose = (vm: Vm): boolean => {
     try {
       vm.formatter.dispose()
+      vm.drain.dispose()
       vm.context.dispose()
       vm.runtime.dispose()
       return true
@@ -124,6 +172,7 @@ export const quickJsEngine = async (options: {
         // QuickJS throws null when it cannot even allocate the exception object.
         const exhausted = thrownNull && (ceiling.refused() || memoryUsed(vm) >= 0.9 * limitBytes)
         if (exhausted) message = "InternalError: out of memory"
+        drainGuestOutput(vm)
         outcome = { ok: false, kind: exhausted ? "memory" : classify(message), error: message, stdout: output.text() }
       } else {
         const value = result.value
@@ -133,6 +182,7 @@ export const quickJsEngine = async (options: {
         const text = vm.context.typeof(value) === "undefined" ? null : stringify(vm, value)
         ceiling.lift()
         value.dispose()
+        drainGuestOutput(vm)
         outcome = { ok: true, stdout: output.text(), value: text === null ? null : capText(text, options.outputLimitBytes) }
       }
     } catch (cause) {
@@ -155,6 +205,19 @@ export const quickJsEngine = async (options: {
   }
 
   return { run, closeSession }
+}
+
+/**
+ * Send what the guest's console still holds to the host's output. Runs after the call,
+ * without its deadline or memory limit (both may be spent), so the guest's last lines
+ * are never lost to them.
+ */
+const drainGuestOutput = (vm: Vm): void => {
+  vm.runtime.removeInterruptHandler()
+  vm.runtime.setMemoryLimit(-1)
+  const result = vm.context.callFunction(vm.drain, vm.context.undefined)
+  if (result.error !== undefined) result.error.dispose()
+  else result.value.dispose()
 }
 
 /** Bytes the runtime has allocated (the limit is lifted while measuring, since measuring allocates). */
