@@ -10,7 +10,7 @@ import { Recipe } from "@turnwise/dsl"
 import { recipes } from "@turnwise/recipes"
 import { Rng } from "@turnwise/core"
 import { byteTokenizer, constantSchedule, createSupervisedTrainer } from "@turnwise/runtime"
-import { byteChatFormat, serve } from "@turnwise/cli"
+import { byteChatFormat, runServe, serve, serveOptionsFromSets } from "@turnwise/cli"
 import type { ChatMessage, ChatTool, EpisodeView, ServeHandle } from "@turnwise/cli"
 import { writeHfFixture } from "../runtime/fixtures/hf-model.js"
 
@@ -238,4 +238,23 @@ describe("serve: a Hugging Face model's chat template", () => {
     const closing = sampled[sampled.length - 1] === tokenizer.eos ? "" : "<|im_end|>"
     expect(branch!.turns[0]!.feedbackTokens).toEqual(tokenizer.encode(`${closing}\n<|im_start|>user\nAnd now?<|im_end|>\n<|im_start|>assistant\n`))
   })
+})
+
+describe("runServe (the `turnwise serve` command)", () => {
+  it("serves with the decoded settings until aborted, then closes", async () => {
+    const lines: Array<string> = []
+    const io = { log: (line: string) => void lines.push(line), stdout: () => {}, readStdin: async () => "", tty: false }
+    const abort = new AbortController()
+    const options = serveOptionsFromSets(["port=0", "model.preset=tiny", "apiKey=sesame", "modelName=mini", "maxNewTokens=4"])
+    const done = runServe(options, io, abort.signal)
+    for (let tries = 0; tries < 600 && !lines.some((l) => l.startsWith("serving")); tries++) await new Promise((r) => setTimeout(r, 100))
+    const url = /at (http:\/\/127\.0\.0\.1:\d+\/v1)/.exec(lines.join("\n"))?.[1]
+    expect(url).toBeDefined()
+    const mini = new OpenAI({ baseURL: url, apiKey: "sesame", maxRetries: 0 })
+    const reply = await mini.chat.completions.create({ model: "mini", messages: [{ role: "user", content: "hi" }] })
+    expect(reply.usage?.completion_tokens).toBeLessThanOrEqual(4)
+    abort.abort()
+    expect(await done).toBe(0)
+    await expect(mini.models.list()).rejects.toBeInstanceOf(OpenAI.APIConnectionError)
+  }, 120_000)
 })

@@ -5,7 +5,7 @@
  * @category models
  */
 import { Schema } from "effect"
-import { decodeSection } from "@turnwise/dsl"
+import { decodeSection, Recipe } from "@turnwise/dsl"
 
 const PositiveInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
 const NonNegativeInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
@@ -77,3 +77,33 @@ export const decodeServeOptions = (overrides: unknown = {}): ServeOptions => {
   const model = typeof o.model === "object" && o.model !== null ? o.model : {}
   return decodeSection(ServeOptions, { ...defaultServeOptions, ...o, model: { ...defaultServeOptions.model, ...model } }, "serve")
 }
+
+/**
+ * Settings from `--set key=value` assignments (dotted keys, JSON values), as the
+ * command line gives them, over an optional config-file object.
+ *
+ * @example
+ * serveOptionsFromSets(["port=9000", "model.preset=tiny", "apiKey=secret"]).port // 9000
+ */
+export const serveOptionsFromSets = (sets: ReadonlyArray<string>, file: Readonly<Record<string, unknown>> = {}): ServeOptions =>
+  decodeServeOptions(Recipe.applyOverrides(file, sets))
+
+/** The settings with their defaults, one per line (for `turnwise serve --help`). */
+export const serveUsage = `turnwise serve [--set key=value]...
+
+  host=${defaultServeOptions.host}        interface to bind (127.0.0.1 keeps the endpoint on this machine)
+  port=${defaultServeOptions.port}             TCP port (0 picks a free one)
+  apiKey=""             bearer token clients must send ("" = none)
+  modelName=${defaultServeOptions.modelName}    model name clients pass and /v1/models lists
+  recipe=${defaultServeOptions.recipe}           recipe that trains the served policy (name, .ts module or recipe.json)
+  model.preset=${defaultServeOptions.model.preset}  preset used when model.path and model.init are ""
+  model.seed=${defaultServeOptions.model.seed}          seed of the preset's initial weights
+  model.init=""         checkpoint directory whose weights to serve
+  model.path=""         Hugging Face Llama/Qwen2 directory to serve
+  backend=${defaultServeOptions.backend}          tfjs backend
+  maxNewTokens=${defaultServeOptions.maxNewTokens}       most tokens in one reply
+  seed=${defaultServeOptions.seed}                sampling seed of requests that give none
+  trainEvery=${defaultServeOptions.trainEvery}          train once this many rewarded episodes wait (0 = only on POST /v1/train)
+  plannedSteps=${defaultServeOptions.plannedSteps}      training steps the learning-rate schedule is planned for
+  maxBodyBytes=${defaultServeOptions.maxBodyBytes}  largest request body
+`
