@@ -1,1 +1,13 @@
-export {}
+/**
+ * @turnwise/cluster: rollouts on Effect cluster runners. Rollout workers are
+ * cluster entities holding a policy copy and a sandbox pool; the learner publishes
+ * policy versions as safetensors and trains on the groups they return.
+ */
+export * from "./RolloutWorker.js"
+export * from "./PolicyVersions.js"
+export * from "./FileRunnerStorage.js"
+export * from "./ClusterSettings.js"
+export * from "./WorkerPolicy.js"
+export * from "./rolloutHandler.js"
+export * from "./LocalRunners.js"
+export * from "./ClusterStep.js"

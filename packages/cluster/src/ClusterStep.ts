@@ -1,0 +1,146 @@
+/**
+ * A training step whose rollouts run on cluster runners: publish the learner's
+ * weights as a new policy version, send every prompt of the step to a
+ * {@link RolloutWorker} entity, gather one group per prompt, and hand the batch to
+ * the pipeline's own `trainOnBatch` (filter, rewards, shaping, returns,
+ * advantages, update), exactly as the in-process step does.
+ *
+ * Synchronous mode: every group of a step is sampled with the version published at
+ * its start, so a step is "rollout on runners + the same update". Each prompt's
+ * sampling is seeded by its identity; {@link promptSeededRollout} runs the same
+ * per-prompt rollouts in this process, which is what a run with the same seed and
+ * no runners computes.
+ *
+ * Faults: a prompt whose runner dies is sent again to the same entity id; the engine
+ * places it on a live runner once the dead one's shard locks expire. Results are
+ * kept by prompt index, one slot each, so a prompt is never counted twice and the
+ * step does not finish until every slot holds a group.
+ *
+ * @category combinators
+ */
+import { Data, Effect, Layer, Schedule } from "effect"
+import type { Sharding } from "effect/cluster/Sharding"
+import { NodeClusterSocket } from "@effect/platform-node"
+import type { Batch, Group } from "@turnwise/core"
+import { rollout, trainOnBatch } from "@turnwise/dsl"
+import type { Policy, RecipeType, RolloutConfig, RunError, Sandbox, StepResult, Task, TaskProblem, Tokenizer } from "@turnwise/dsl"
+import type { Transformer } from "@turnwise/runtime"
+import { shardingSettings, storageLayer } from "./ClusterSettings.js"
+import type { ClusterDirs } from "./ClusterSettings.js"
+import { publishVersion, PolicyVersionError } from "./PolicyVersions.js"
+import { promptEntityId, promptSeed, RolloutWorker } from "./RolloutWorker.js"
+
+/** A prompt could not be rolled out on any runner. */
+export class ClusterRolloutError extends Data.TaggedError("ClusterRolloutError")<{ readonly step: number; readonly promptId: string; readonly reason: string }> {
+  override get message(): string {
+    return `cluster rollout of prompt "${this.promptId}" at step ${this.step} failed on every try: ${this.reason}`
+  }
+}
+
+/**
+ * The learner's connection to the cluster: a client-only member (it hosts no entities).
+ *
+ * @example
+ * program.pipe(Effect.provide(learnerClusterLayer(clusterDirs("runs/x"))))
+ */
+export const learnerClusterLayer = (dirs: ClusterDirs): Layer.Layer<Sharding, unknown> =>
+  NodeClusterSocket.layer({ clientOnly: true, storage: "byo", shardingConfig: shardingSettings }).pipe(Layer.provide(storageLayer(dirs)))
+
+/** A step's batch and where it came from. */
+export interface ClusterBatch {
+  readonly batch: Batch
+  /** The policy version of each group (all equal in synchronous mode). */
+  readonly versions: ReadonlyArray<number>
+  /** The runner that produced each group. */
+  readonly runners: ReadonlyArray<string>
+  /** How many prompt sends failed and were sent again. */
+  readonly resent: number
+}
+
+/**
+ * Roll the step's prompts out on the cluster's runners with policy `version`.
+ *
+ * @example
+ * const { batch } = yield* clusterRollout("arithmetic", problems, recipe.rollout, { step: 2, seed: 7, version: 2 })
+ */
+export const clusterRollout = <P extends TaskProblem>(
+  taskName: string,
+  problems: ReadonlyArray<P>,
+  config: RolloutConfig,
+  options: { readonly step: number; readonly seed: number; readonly version: number },
+): Effect.Effect<ClusterBatch, ClusterRolloutError, Sharding> =>
+  Effect.gen(function* () {
+    const client = yield* RolloutWorker.client
+    let resent = 0
+    const replies = yield* Effect.forEach(
+      problems,
+      (problem, index) => {
+        const send = client(promptEntityId(options.step, index)).RolloutPrompt({
+          step: options.step,
+          index,
+          seed: promptSeed(options.seed, problem.id),
+          version: options.version,
+          task: taskName,
+          problem: JSON.stringify(problem),
+          rollout: JSON.stringify(config),
+        })
+        // A dead runner shows up as a failure or a defect of the send, depending on when it died.
+        const once = Effect.catchCause(send, (cause) =>
+          Effect.sync(() => resent++).pipe(Effect.andThen(Effect.fail(new ClusterRolloutError({ step: options.step, promptId: problem.id, reason: String(cause) })))),
+        )
+        return Effect.retry(once, { schedule: Schedule.spaced("200 millis"), times: 150 })
+      },
+      { concurrency: "unbounded" },
+    )
+    const groups = replies.map((reply) => JSON.parse(reply.group) as Group)
+    return { batch: { groups }, versions: replies.map((r) => r.version), runners: replies.map((r) => r.runner), resent }
+  })
+
+/**
+ * The same per-prompt rollouts in this process (each prompt its own session, seeded by its identity).
+ *
+ * @example
+ * const batch = yield* promptSeededRollout(task, problems, recipe.rollout, { step: 0, seed: 7 })
+ */
+export const promptSeededRollout = <P extends TaskProblem>(
+  task: Task<P>,
+  problems: ReadonlyArray<P>,
+  config: RolloutConfig,
+  options: { readonly step: number; readonly seed: number },
+): Effect.Effect<Batch, RunError, Policy | Sandbox | Tokenizer> =>
+  Effect.forEach(problems, (problem) => Effect.scoped(rollout(task, [problem], config, { seed: promptSeed(options.seed, problem.id), step: options.step }))).pipe(
+    Effect.map((parts) => ({ groups: parts.flatMap((part) => part.groups) })),
+  )
+
+/** What a cluster step produced. */
+export interface ClusterStepResult extends StepResult {
+  readonly versions: ReadonlyArray<number>
+  readonly runners: ReadonlyArray<string>
+  readonly resent: number
+}
+
+/**
+ * One synchronous training step with rollouts on the runners: publish version `step`, roll out, update.
+ *
+ * @example
+ * const result = yield* clusterTrainStep(recipe, "arithmetic", problems, { step, seed, model: runtime.model, weightsDir })
+ */
+export const clusterTrainStep = <P extends TaskProblem>(
+  recipe: RecipeType,
+  taskName: string,
+  problems: ReadonlyArray<P>,
+  options: { readonly step: number; readonly seed: number; readonly model: Transformer; readonly weightsDir: string },
+): Effect.Effect<ClusterStepResult, RunError | ClusterRolloutError | PolicyVersionError, Policy | Sharding> =>
+  Effect.gen(function* () {
+    yield* Effect.tryPromise({
+      try: () => publishVersion(options.weightsDir, options.step, options.model),
+      catch: (error) =>
+        error instanceof PolicyVersionError
+          ? error
+          : new PolicyVersionError({ version: options.step, dir: options.weightsDir, problem: error instanceof Error ? error.message : String(error) }),
+    })
+    const rolled = yield* clusterRollout(taskName, problems, recipe.rollout, { step: options.step, seed: options.seed, version: options.step })
+    const result = yield* trainOnBatch(recipe, rolled.batch)
+    return { ...result, versions: rolled.versions, runners: rolled.runners, resent: rolled.resent }
+  })
+

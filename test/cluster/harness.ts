@@ -1,0 +1,61 @@
+/**
+ * A tiny learner for cluster tests: the tiny model preset, a short rollout, and the
+ * same services the in-process run uses.
+ */
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { Layer } from "effect"
+import type { RecipeType } from "@turnwise/dsl"
+import { byteTokenizer, createTransformer, makePolicyRuntime, policyLayer, presets, setBackend, tokenizerLayer } from "@turnwise/runtime"
+import type { PolicyRuntime } from "@turnwise/runtime"
+import { Sandbox } from "@turnwise/sandbox"
+import { generateProblems } from "@turnwise/tasks"
+import { Schema } from "effect"
+import { perTrajectory } from "@turnwise/core"
+import type { RewardAssigner } from "@turnwise/core"
+import { use } from "@turnwise/dsl"
+import grpo from "../../recipes/grpo.js"
+
+export const modelConfig = { ...presets.tiny, nLayers: 2, seed: 3 }
+
+/**
+ * A reward a random tiny model earns unevenly (how many of its sampled token ids are even), so
+ * advantages are not all zero and every update moves the weights.
+ */
+const evenTokensReward: RewardAssigner<"trajectory", {}> = {
+  name: "test-even-tokens",
+  summary: "even sampled token ids / 10",
+  level: "trajectory",
+  options: Schema.Struct({}),
+  defaults: {},
+  run: ({ batch }) => perTrajectory("reward", batch.groups.map((g) => g.trajectories.map((t) => t.turns.reduce((n, turn) => n + turn.policyTokens.filter((id) => id % 2 === 0).length, 0) / 10))),
+}
+
+export const recipe: RecipeType = {
+  ...grpo,
+  reward: use(evenTokensReward),
+  rollout: { ...grpo.rollout, groupSize: 2, maxTurns: 2, maxNewTokensPerTurn: 12, maxTokens: 48, temperature: 1 },
+}
+
+export const problems = generateProblems({ seed: 5, count: 12, split: "train", levels: [1] })
+
+/** The prompts of a step (a fixed slice; the order does not matter to the cluster). */
+export const problemsOfStep = (step: number, perStep: number) => problems.slice((step * perStep) % problems.length).concat(problems).slice(0, perStep)
+
+export const stepSeed = (step: number) => 11 * 1_000_003 + step
+
+export const tempRunDir = (): string => fs.mkdtempSync(path.join(os.tmpdir(), "turnwise-cluster-"))
+
+/** A fresh learner: the same initial weights every time. */
+export const makeLearner = async () => {
+  await setBackend("wasm")
+  const runtime = makePolicyRuntime(createTransformer(modelConfig), byteTokenizer, recipe.optimizer, { seed: 1, totalSteps: 4 })
+  return { runtime, layer: learnerLayer(runtime) }
+}
+
+const learnerLayer = (runtime: PolicyRuntime) => Layer.mergeAll(policyLayer(runtime), tokenizerLayer(byteTokenizer), Sandbox.layer({ size: 1 }))
+
+/** Metrics without wall-clock timings (they differ between any two runs). */
+export const withoutTimings = (metrics: Readonly<Record<string, number>>): Record<string, number> =>
+  Object.fromEntries(Object.entries(metrics).filter(([key]) => !key.startsWith("time/") && !key.includes("per_s") && !key.includes("seconds")))
