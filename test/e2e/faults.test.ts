@@ -1,7 +1,7 @@
 /**
- * Faults: a training process is killed with SIGKILL at seeded points (after the
- * "before" evaluation or a step's record, before any checkpoint; in the middle of a
- * checkpoint's write; between a checkpoint's rename and its `latest` pointer), resumed
+ * Faults: a training process is killed with SIGKILL at seeded points (in the middle of
+ * the first checkpoint's write, after the "before" evaluation and a step were logged;
+ * between a checkpoint's rename and its `latest` pointer), resumed
  * with --resume after each kill, and must end with exactly the weights, optimizer
  * state and metrics of an uninterrupted run.
  *
@@ -78,14 +78,13 @@ describe("a training run killed with SIGKILL and resumed", () => {
     // Where to kill, drawn once from a fixed seed; each point is one this run reaches.
     const rng = Rng.fromSeed(20261127)
     const kills = [
-      // After the "before" evaluation's record, or after step 1's too: no checkpoint yet.
-      `metrics-append:${1 + rng.int(2)}`,
-      // A torn optimizer.safetensors in a checkpoint's temporary directory (step 1 or 2).
-      `checkpoint-write:${1 + rng.int(steps - 1)}`,
-      // A checkpoint directory in place, `latest` still naming the one before.
-      "latest-pointer:1",
+      // A torn optimizer.safetensors in the first checkpoint's temporary directory: no
+      // checkpoint yet, but the "before" evaluation and step 1's records are logged.
+      "checkpoint-write:1",
+      // A checkpoint directory in place and `latest` still naming the one before
+      // (the second or third save of the resumed run, which starts from step 0).
+      `latest-pointer:${2 + rng.int(steps - 1)}`,
     ]
-
     // What each kill left behind, looked at before the next resume.
     const aftermath: Record<string, { torn: Array<string>; latest: string | null; newest: string | undefined }> = {}
     const look = (kill: string) => {
@@ -113,7 +112,11 @@ describe("a training run killed with SIGKILL and resumed", () => {
     // The kills hit where they were meant to: a checkpoint's temporary directory with a
     // partial optimizer file and no state.json; a newer checkpoint than `latest` names.
     expect(aftermath["checkpoint-write"]!.torn).toEqual(["model.safetensors,optimizer.safetensors"])
-    expect(aftermath["latest-pointer"]!.newest).not.toBe(aftermath["latest-pointer"]!.latest)
+    const pointer = aftermath["latest-pointer"]!
+    expect(pointer.latest).not.toBeNull()
+    expect(pointer.newest! > pointer.latest!).toBe(true)
+    // Resumed after the first kill, the run kept its "before" evaluation instead of redoing it.
+    expect(exits[1]!.stderr).toMatch(/held-out accuracy before training: .*recorded in metrics\.jsonl before this run resumed/)
     const last = exits.at(-1)!
     expect(last.code, last.stderr).toBe(0)
     expect(last.stderr).toMatch(/starting from the shipped warm start/)
