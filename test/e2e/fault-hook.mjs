@@ -3,7 +3,6 @@
 // exact point (timers would make the point depend on the machine's load).
 //
 // TURNWISE_TEST_KILL="<event>:<n>" kills at the n-th occurrence of <event>:
-//   metrics-append     right after a record is appended to metrics.jsonl
 //   checkpoint-write   while a checkpoint is written: part of optimizer.safetensors is
 //                      in the checkpoint's temporary directory, the rest never comes
 //   latest-pointer     after a checkpoint directory is in place, before `latest` names it
@@ -20,13 +19,6 @@ if (plan !== undefined && plan !== "") {
     process.kill(process.pid, "SIGKILL")
     // The signal is delivered at once; never run another instruction of the run meanwhile.
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0)
-  }
-
-  const appendFileSync = fs.appendFileSync
-  fs.appendFileSync = function (file, data, ...rest) {
-    const result = appendFileSync.call(this, file, data, ...rest)
-    if (String(file).endsWith("metrics.jsonl") && hit("metrics-append")) die()
-    return result
   }
 
   const open = fs.promises.open
