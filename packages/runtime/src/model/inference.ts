@@ -13,6 +13,9 @@
  *   slice/negate/concat; the attention scale 1/sqrt(Dh) folded into the query rows;
  * - when one token per row is fed (decoding), head transposes are reshapes.
  *
+ * On webgpu the norms, rotary combination, attention and SwiGLU gating are fused shaders
+ * (./kernels/), one dispatch each.
+ *
  * {@link decodeStep} feeds new tokens after `past` cached slots, with explicit
  * per-row positions and an additive mask over all slots (see ../sampler.ts for how
  * ragged rows share a cache).
@@ -20,7 +23,12 @@
  * @category models
  */
 import * as tf from "@tensorflow/tfjs"
+import { fusedKernelsActive } from "../webgpu/program.js"
 import { batchedProduct } from "./batched-matmul.js"
+import { fusedDecodeAttention } from "./kernels/decode-attention.js"
+import { fusedNormalize } from "./kernels/rms-norm.js"
+import { fusedRopeCombine } from "./kernels/rope.js"
+import { fusedSwiGlu } from "./kernels/swiglu.js"
 import { ropeTables, type Transformer } from "./transformer.js"
 
 /** Keys and values of one layer for every cached slot. k: [B, Hkv, Dh, S] (pre-transposed), v: [B, Hkv, S, Dh]. */
@@ -164,6 +172,8 @@ export const decodeStep = (
     const { nHeads: H, nKvHeads: Hkv, normEps, ropeTheta, ropeScaling } = model.config
     const Dh = model.dHead
     const G = H / Hkv
+    const fused = fusedKernelsActive()
+    const norm = (v: tf.Tensor2D) => (fused ? fusedNormalize(v, normEps) : normalize(v, normEps)) // [N, D]
     const [B, T] = tokens.shape
     const S = (past?.[0]?.k.shape[3] ?? 0) + T
     const rope = ropeTables(positions, B, T, Dh, ropeTheta, ropeScaling) // cos, sin: [B, T, 1, Dh]
@@ -171,11 +181,10 @@ export const decodeStep = (
     let x = tf.gather(weights.embed, tf.reshape(tokens, [B * T])) // [B*T, D]
     const cache: Array<LayerCache> = []
     weights.layers.forEach((L, i) => {
-      const h = normalize(x, normEps) // [B*T, D]
-      const qk = tf.reshape(affine(h, L.qk, L.qkBias), [B, T, H + Hkv, Dh]) // [B, T, H+Hkv, Dh]
-      const qkRot = tf.reshape(affine(h, L.qkRot, L.qkRotBias), [B, T, H + Hkv, Dh]) // [B, T, H+Hkv, Dh]
-      const roped = tf.add(tf.mul(qk, rope.cos), tf.mul(qkRot, rope.sin)) // [B, T, H+Hkv, Dh]
-      const q = tf.slice(roped, [0, 0, 0, 0], [B, T, H, Dh]) // [B, T, H, Dh] (already scaled by 1/sqrt(Dh))
+      const h = norm(x) // [B*T, D]
+      const qk = tf.reshape<tf.Rank.R4>(affine(h, L.qk, L.qkBias), [B, T, H + Hkv, Dh]) // [B, T, H+Hkv, Dh]
+      const qkRot = tf.reshape<tf.Rank.R4>(affine(h, L.qkRot, L.qkRotBias), [B, T, H + Hkv, Dh]) // [B, T, H+Hkv, Dh]
+      const roped = fused ? fusedRopeCombine(qk, qkRot, rope.cos, rope.sin) : tf.add<tf.Tensor4D>(tf.mul(qk, rope.cos), tf.mul(qkRot, rope.sin)) // [B, T, H+Hkv, Dh]
       const k = tf.slice(roped, [0, 0, H, 0], [B, T, Hkv, Dh]) // [B, T, Hkv, Dh]
       const v = tf.reshape(affine(h, L.v, L.vBias), [B, T, Hkv, Dh]) // [B, T, Hkv, Dh]
       const kNew = permute<tf.Rank.R4>(k, [0, 2, 3, 1], [B, Hkv, Dh, T], T) // [B, Hkv, Dh, T]
@@ -184,19 +193,26 @@ export const decodeStep = (
       const kAll = prev === undefined ? kNew : tf.concat([prev.k, kNew], 3) // [B, Hkv, Dh, S]
       const vAll = prev === undefined ? vNew : tf.concat([prev.v, vNew], 2) // [B, Hkv, S, Dh]
       cache.push({ k: kAll, v: vAll })
+      const merged = fused ? fusedDecodeAttention(roped, kAll, vAll, bias, H) : attend(roped, kAll, vAll)
+      x = tf.add(x, tf.matMul(merged, L.o)) // [B*T, D]
+      const n = norm(x) // [B*T, D]
+      const gate = tf.matMul<tf.Tensor2D>(n, L.gate) // [B*T, F]
+      const up = tf.matMul<tf.Tensor2D>(n, L.up) // [B*T, F]
+      const act = fused ? fusedSwiGlu(gate, up) : tf.mul(tf.mul(gate, tf.sigmoid(gate)), up) // SiLU(gate) * up: [B*T, F]
+      x = tf.add(x, tf.matMul(act, L.down)) // [B*T, D]
+    })
+    const rows = Int32Array.from({ length: B }, (_, b) => b * T + (pick[b] ?? 0))
+    const last = norm(tf.gather(x, rows)) // [B, D]
+    return { logits: tf.matMul(last, weights.head), cache } // [B, V]
+
+    /** The composite attention of one layer: [B*T, D]. */
+    function attend(roped: tf.Tensor4D, kAll: tf.Tensor4D, vAll: tf.Tensor4D): tf.Tensor2D {
+      const q = tf.slice(roped, [0, 0, 0, 0], [B, T, H, Dh]) // [B, T, H, Dh] (already scaled by 1/sqrt(Dh))
       const qh = permute<tf.Rank.R3>(q, [0, 2, 1, 3], [B * Hkv, G * T, Dh], T) // [B*Hkv, G*T, Dh]
       // Split into 2-D products on wasm when long enough (prefill); decoding steps stay batched.
       const scores = batchedProduct(qh, tf.reshape<tf.Rank.R3>(kAll, [B * Hkv, Dh, S])) // [B*Hkv, G*T, S]
       const probs = tf.softmax(tf.reshape<tf.Rank.R3>(tf.add(tf.reshape(scores, [B, H, T, S]), bias), [B * Hkv, G * T, S])) // [B*Hkv, G*T, S]
       const y = batchedProduct(probs, tf.reshape<tf.Rank.R3>(vAll, [B * Hkv, S, Dh])) // [B*Hkv, G*T, Dh]
-      const merged = permute<tf.Rank.R2>(tf.reshape(y, [B, H, T, Dh]), [0, 2, 1, 3], [B * T, H * Dh], T) // [B*T, D]
-      x = tf.add(x, tf.matMul(merged, L.o)) // [B*T, D]
-      const n = normalize(x, normEps) // [B*T, D]
-      const gate = tf.matMul(n, L.gate) // [B*T, F]
-      const act = tf.mul(tf.mul(gate, tf.sigmoid(gate)), tf.matMul(n, L.up)) // SiLU(gate) * up: [B*T, F]
-      x = tf.add(x, tf.matMul(act, L.down)) // [B*T, D]
-    })
-    const rows = Int32Array.from({ length: B }, (_, b) => b * T + (pick[b] ?? 0))
-    const last = normalize(tf.gather(x, rows), normEps) // [B, D]
-    return { logits: tf.matMul(last, weights.head), cache } // [B, V]
+      return permute<tf.Rank.R2>(tf.reshape(y, [B, H, T, Dh]), [0, 2, 1, 3], [B * T, H * Dh], T) // [B*T, D]
+    }
   })

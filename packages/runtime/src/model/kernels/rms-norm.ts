@@ -44,6 +44,9 @@ const forwardBody = `
     }
   }`
 
+// The decode folds the gain into the next projection, so it normalises only.
+const normalizeBody = forwardBody.replace(" * w[c]", "")
+
 const backwardXBody = `
   var<workgroup> sumSq : array<f32, ${WG}>;
   var<workgroup> sumGx : array<f32, ${WG}>;
@@ -89,6 +92,18 @@ const uniformValues = (eps: number, [rows, cols]: ReadonlyArray<number>) => [
 
 const forwardKernel = fusedKernel("TurnwiseRmsNorm", ({ x, w }, { eps }, backend) =>
   runFused(backend, { key: "rms_norm", inputs: ["x", "w"], outputShape: x!.shape, invocations: x!.shape[0]! * WG, workgroupSize: WG, uniforms, body: forwardBody }, [x!, w!], uniformValues(eps!, x!.shape)))
+
+const normalizeKernel = fusedKernel("TurnwiseNormalize", ({ x }, { eps }, backend) =>
+  runFused(backend, { key: "normalize", inputs: ["x"], outputShape: x!.shape, invocations: x!.shape[0]! * WG, workgroupSize: WG, uniforms, body: normalizeBody }, [x!], uniformValues(eps!, x!.shape)))
+
+/**
+ * `x * rsqrt(mean(x^2) + eps)` without a gain, one fused shader, no gradient (the
+ * KV-cached decode on webgpu).
+ *
+ * @example
+ * const h = fusedNormalize(x, 1e-6) // [N, D]
+ */
+export const fusedNormalize = (x: tf.Tensor2D, eps: number): tf.Tensor2D => normalizeKernel({ x }, { eps }) as tf.Tensor2D
 
 const backwardXKernel = fusedKernel("TurnwiseRmsNormGradX", ({ x, w, dy }, { eps }, backend) =>
   runFused(backend, { key: "rms_norm_dx", inputs: ["x", "w", "dy"], outputShape: x!.shape, invocations: x!.shape[0]! * WG, workgroupSize: WG, uniforms, body: backwardXBody }, [x!, w!, dy!], uniformValues(eps!, x!.shape)))

@@ -96,3 +96,40 @@ export const fusedRope = (x: tf.Tensor4D, cos: tf.Tensor4D, sin: tf.Tensor4D): t
  * const k = rope(kRaw, ctx.cos, ctx.sin) // [B, T, Hkv, Dh]
  */
 export const rope = (x: tf.Tensor4D, cos: tf.Tensor4D, sin: tf.Tensor4D): tf.Tensor4D => (fusedKernelsActive() ? fusedRope(x, cos, sin) : compositeRope(x, cos, sin))
+
+const combineKernel = fusedKernel("TurnwiseRopeCombine", ({ x, xRot, cosT, sinT }, _attrs, backend) => {
+  const [, steps, heads, dHead] = x!.shape as [number, number, number, number]
+  const n = tf.util.sizeFromShape(x!.shape)
+  return runFused(
+    backend,
+    {
+      key: "rope_combine",
+      inputs: ["x", "xRot", "cosT", "sinT"],
+      outputShape: x!.shape,
+      invocations: n,
+      uniforms: "n : i32, steps : i32, heads : i32, dHead : i32, tableRows : i32,",
+      body: `
+  fn main(index : i32) {
+    if (index < uniforms.n) {
+      let dh = uniforms.dHead;
+      let t = (index / (dh * uniforms.heads)) % uniforms.steps;
+      let b = index / (dh * uniforms.heads * uniforms.steps);
+      let table = ((b % uniforms.tableRows) * uniforms.steps + t) * dh + index % dh;
+      result[index] = x[index] * cosT[table] + xRot[index] * sinT[table];
+    }
+  }`,
+    },
+    [x!, xRot!, cosT!, sinT!],
+    [n, steps, heads, dHead, cosT!.shape[0]!].map((v) => ({ type: "int32" as const, data: [v] })),
+  )
+})
+
+/**
+ * `x * cos + xRot * sin` where xRot is rotate_half(x) already (the decode's projections
+ * produce it), one fused shader, no gradient (the KV-cached decode on webgpu).
+ *
+ * @example
+ * const roped = fusedRopeCombine(qk, qkRot, cos, sin) // [B, T, H+Hkv, Dh]
+ */
+export const fusedRopeCombine = (x: tf.Tensor4D, xRot: tf.Tensor4D, cos: tf.Tensor4D, sin: tf.Tensor4D): tf.Tensor4D =>
+  combineKernel({ x, xRot, cosT: cos, sinT: sin }) as tf.Tensor4D

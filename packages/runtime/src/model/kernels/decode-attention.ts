@@ -1,0 +1,69 @@
+/**
+ * Attention of the KV-cached decode (../inference.ts) as one fused webgpu shader:
+ * from the rotary-applied, pre-scaled stacked queries and keys `qk` [B, T, H + Hkv, Dh]
+ * (queries are heads 0..H-1), the cache `kAll` [B, Hkv, Dh, S] and `vAll` [B, Hkv, S, Dh],
+ * and the additive mask `bias` [B, 1, T, S], it returns softmax(q k^T + bias) v merged to
+ * [B * T, H * Dh]. One invocation per query row, online softmax, no [T, S] scores stored.
+ * It replaces a slice, two batched products, an add and a softmax. No gradient: sampling only.
+ *
+ * @category layers
+ */
+import * as tf from "@tensorflow/tfjs"
+import { fusedKernel, runFused } from "../../webgpu/program.js"
+
+const body = (heads: number, kvHeads: number, dHead: number) => `
+  const H = ${heads};
+  const HKV = ${kvHeads};
+  const G = ${heads / kvHeads};
+  const DH = ${dHead};
+  fn main(index : i32) {
+    if (index < uniforms.rows) {
+      let steps = uniforms.steps;
+      let slots = uniforms.slots;
+      let h = index % H;
+      let t = (index / H) % steps;
+      let b = index / (H * steps);
+      let kvHead = h / G;
+      let qBase = ((b * steps + t) * (H + HKV) + h) * DH;
+      let kBase = (b * HKV + kvHead) * DH * slots;
+      let biasBase = (b * steps + t) * slots;
+      var acc : array<f32, DH>;
+      var m = -3.402823e+38;
+      var l = 0.0;
+      for (var s = 0; s < slots; s++) {
+        var x = bias[biasBase + s];
+        for (var d = 0; d < DH; d++) { x += qk[qBase + d] * kAll[kBase + d * slots + s]; }
+        let mNew = max(m, x);
+        let correction = exp(m - mNew);
+        let p = exp(x - mNew);
+        l = l * correction + p;
+        for (var d = 0; d < DH; d++) { acc[d] = acc[d] * correction + p * vAll[kBase + s * DH + d]; }
+        m = mNew;
+      }
+      let out = ((b * steps + t) * H + h) * DH;
+      for (var d = 0; d < DH; d++) { result[out + d] = acc[d] / l; }
+    }
+  }`
+
+const kernel = fusedKernel("TurnwiseDecodeAttention", ({ qk, kAll, vAll, bias }, { heads }, backend) => {
+  const [batch, steps, stacked, dHead] = qk!.shape as [number, number, number, number]
+  const H = heads!
+  const kvHeads = stacked - H
+  const slots = kAll!.shape[3]!
+  const rows = batch * steps * H
+  return runFused(
+    backend,
+    { key: `decode_attention_${H}_${kvHeads}_${dHead}`, inputs: ["qk", "kAll", "vAll", "bias"], outputShape: [batch * steps, H * dHead], invocations: rows, uniforms: "rows : i32, steps : i32, slots : i32,", body: body(H, kvHeads, dHead) },
+    [qk!, kAll!, vAll!, bias!],
+    [rows, steps, slots].map((v) => ({ type: "int32" as const, data: [v] })),
+  )
+})
+
+/**
+ * Cached attention on webgpu; see the module comment for the layouts.
+ *
+ * @example
+ * const merged = fusedDecodeAttention(roped, kAll, vAll, bias, H) // [B*T, H*Dh]
+ */
+export const fusedDecodeAttention = (qk: tf.Tensor4D, kAll: tf.Tensor4D, vAll: tf.Tensor4D, bias: tf.Tensor4D, heads: number): tf.Tensor2D =>
+  kernel({ qk, kAll, vAll, bias }, { heads }) as tf.Tensor2D
