@@ -6,8 +6,9 @@
  * The trainer side serves a small built-in model with `serve`, teaches it the tool
  * format with a few supervised steps on demonstrations (a random model never calls a
  * tool), then runs rounds: the agent answers each toy question G times (one episode
- * each, named by a header), each episode gets reward 1 when the answer is right, and
- * one GRPO step trains on the round's episodes. Every reply says which policy version
+ * each, named by a header), each episode gets reward 1 when the answer is right (0.5
+ * when it at least called `add` with the question's numbers), and one GRPO step trains
+ * on the round's episodes. Every reply says which policy version
  * wrote it.
  *
  *   npx tsx examples/openai-agent.ts [rounds]
@@ -28,23 +29,31 @@ const addTool: OpenAI.ChatCompletionTool = {
   function: { name: "add", description: "Add two integers", parameters: { type: "object", properties: { a: { type: "integer" }, b: { type: "integer" } } } },
 }
 
-/** Ask `question`, run any `add` calls, return the final answer (null when none came). */
-export const runAgent = async (client: OpenAI, question: string, episode: string, maxTurns = 3): Promise<string | null> => {
+/** What the agent did: its final answer (null when none came) and the additions it asked for. */
+export interface AgentRun {
+  readonly answer: string | null
+  readonly additions: ReadonlyArray<readonly [number, number]>
+}
+
+/** Ask `question`, run any `add` calls, return the final answer. */
+export const runAgent = async (client: OpenAI, question: string, episode: string, maxTurns = 3): Promise<AgentRun> => {
   const messages: Array<OpenAI.ChatCompletionMessageParam> = [{ role: "user", content: question }]
+  const additions: Array<readonly [number, number]> = []
   for (let turn = 0; turn < maxTurns; turn++) {
     const reply = await client.chat.completions.create({ model: "turnwise", messages, tools: [addTool] }, { headers: { "x-turnwise-episode": episode } })
     const message = reply.choices[0]!.message
     const calls = message.tool_calls ?? []
-    if (calls.length === 0) return message.content
+    if (calls.length === 0) return { answer: message.content, additions }
     messages.push(message as OpenAI.ChatCompletionMessageParam)
     for (const call of calls) {
       if (call.type !== "function") continue
       const args = JSON.parse(call.function.arguments) as { a?: unknown; b?: unknown }
-      const result = typeof args.a === "number" && typeof args.b === "number" ? String(args.a + args.b) : "error: add needs integers a and b"
-      messages.push({ role: "tool", tool_call_id: call.id, content: result })
+      const ok = typeof args.a === "number" && typeof args.b === "number"
+      if (ok) additions.push([args.a as number, args.b as number])
+      messages.push({ role: "tool", tool_call_id: call.id, content: ok ? String((args.a as number) + (args.b as number)) : "error: add needs integers a and b" })
     }
   }
-  return null
+  return { answer: null, additions }
 }
 
 // ---------------------------------------------------------------------------------
@@ -89,13 +98,21 @@ export interface Round {
 }
 
 /** Serve, teach the format, then train for `rounds` rounds; returns each round's success rate. */
-export const main = async (options: { readonly rounds: number; readonly tasksPerRound: number; readonly groupSize: number; readonly sftSteps: number; readonly log?: (line: string) => void }) => {
+export const main = async (options: {
+  readonly rounds: number
+  readonly tasksPerRound: number
+  readonly groupSize: number
+  /** Demonstrations of the tool format, and the most supervised steps on them. */
+  readonly demonstrations: number
+  readonly sftSteps: number
+  readonly log?: (line: string) => void
+}) => {
   const log = options.log ?? (() => {})
   const recipe = Recipe.derive(recipes.grpo!, { name: "grpo-openai-agent", rollout: { temperature: 1 }, optimizer: { lr: 1e-3 } })
   const server = await serve({ port: 0, model: { preset: "compact", seed: 7 }, recipe, maxNewTokens: 32 })
   const t0 = performance.now()
   try {
-    const sftAccuracy = await teachFormat(server, problems(12, 1), options.sftSteps)
+    const sftAccuracy = await teachFormat(server, problems(options.demonstrations, 1), options.sftSteps)
     log(JSON.stringify({ phase: "format", sftTokenAccuracy: sftAccuracy, seconds: Math.round((performance.now() - t0) / 1000) }))
     const client = new OpenAI({ baseURL: server.url, apiKey: "unused", maxRetries: 0 })
     const rounds: Array<Round> = []
@@ -106,9 +123,11 @@ export const main = async (options: { readonly rounds: number; readonly tasksPer
       for (const [k, p] of problems(options.tasksPerRound, 100 + round).entries()) {
         for (let g = 0; g < options.groupSize; g++) {
           const episode = `r${round}-t${k}-g${g}`
-          const answer = await runAgent(client, p.question, episode)
-          const reward = answer?.trim() === p.answer ? 1 : 0
-          correct += reward
+          const run = await runAgent(client, p.question, episode)
+          const solved = run.answer?.trim() === p.answer
+          // Partial credit for asking the tool the right question, so a group that never answers right still has a gradient.
+          const reward = solved ? 1 : run.additions.some(([a, b]) => a === p.a && b === p.b) ? 0.5 : 0
+          correct += solved ? 1 : 0
           total += 1
           await client.post(`/episodes/${episode}/reward`, { body: { reward } })
         }
@@ -126,5 +145,5 @@ export const main = async (options: { readonly rounds: number; readonly tasksPer
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const rounds = Number(process.argv[2] ?? 6)
-  await main({ rounds, tasksPerRound: 2, groupSize: 4, sftSteps: 80, log: console.log })
+  await main({ rounds, tasksPerRound: 2, groupSize: 4, demonstrations: 6, sftSteps: 60, log: console.log })
 }

@@ -258,3 +258,14 @@ describe("runServe (the `turnwise serve` command)", () => {
     await expect(mini.models.list()).rejects.toBeInstanceOf(OpenAI.APIConnectionError)
   }, 120_000)
 })
+
+describe("examples/openai-agent.ts", () => {
+  it("runs its agent through episodes, posts rewards and trains a new policy version each round", async () => {
+    const { main } = await import("../../examples/openai-agent.js")
+    const rounds = await main({ rounds: 2, tasksPerRound: 1, groupSize: 2, demonstrations: 2, sftSteps: 3 })
+    expect(rounds.map((r) => r.round)).toEqual([0, 1])
+    for (const r of rounds) expect(r.successRate).toBeGreaterThanOrEqual(0)
+    // Each round's step trained (GRPO skips nothing without a filter), so the version counts the rounds.
+    expect(rounds.map((r) => r.policyVersion)).toEqual([1, 2])
+  }, 300_000)
+})
