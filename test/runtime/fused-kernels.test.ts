@@ -21,7 +21,8 @@ import { compositeRope, fusedRope } from "../../packages/runtime/src/model/kerne
 import { compositeSwiGlu, fusedSwiGlu } from "../../packages/runtime/src/model/kernels/swiglu.js"
 import { compositeTokenLogprobs, fusedTokenLogprobs } from "../../packages/runtime/src/model/kernels/token-logprobs.js"
 import { MASKED, ropeTables } from "../../packages/runtime/src/model/transformer.js"
-import { AdamW } from "../../packages/runtime/src/train/adamw.js"
+import { AdamW, globalNorm } from "../../packages/runtime/src/train/adamw.js"
+import { fusedSumOfSquares } from "../../packages/runtime/src/train/fused-global-norm.js"
 
 const tolerance = 1e-4
 const skip = process.env["TURNWISE_SKIP_WEBGPU"] === "1"
@@ -171,6 +172,21 @@ describe.runIf(started === undefined)("fused webgpu kernels against the composit
       expect(Math.max(...c.map(Math.abs)), `parameter ${i} moves`).toBeGreaterThan(0)
       expect(relDiff(fused.changes[i]!, c), `parameter ${i}`).toBeLessThanOrEqual(tolerance)
     })
+  })
+
+  it("sum of squares over 9 tensors (two shaders), against the composite square-and-sum; globalNorm uses it", async () => {
+    // Sizes below, at and above one workgroup of 256, and one tensor of a single entry.
+    const tensors = [[300], [7], [256], [3, 90], [1], [2, 2, 5], [513], [64], [10, 10]].map((shape, i) => normal(shape, 40 + i))
+    const fused = (await read(fusedSumOfSquares(tensors)))[0]!
+    const composite = (await read(tf.sum(tf.stack(tensors.map((t) => tf.sum(tf.square(t)))))))[0]!
+    expect(composite).toBeGreaterThan(0)
+    expect(Math.abs(fused - composite) / composite).toBeLessThanOrEqual(tolerance)
+    const info = await tf.profile(async () => {
+      const norm = await globalNorm(new Map(tensors.map((t, i) => [`t${i}`, t])))
+      expect(Math.abs(norm - Math.sqrt(composite)) / Math.sqrt(composite)).toBeLessThanOrEqual(tolerance)
+      return tf.scalar(0)
+    })
+    expect(info.kernels.filter((k) => k.name === "TurnwiseSumOfSquares")).toHaveLength(2)
   })
 
   it("the model's entry points pick the fused kernel on webgpu", async () => {

@@ -23,6 +23,7 @@ import * as tf from "@tensorflow/tfjs"
 import { Data } from "effect"
 import { fusedKernelsActive } from "../webgpu/program.js"
 import { fusedAdamWUpdate } from "./fused-adamw.js"
+import { fusedSumOfSquares } from "./fused-global-norm.js"
 
 /** Hyper-parameters of AdamW (the learning rate comes with each step). */
 export interface AdamWOptions {
@@ -215,7 +216,8 @@ export const globalNorm = async (tensors: ReadonlyMap<string, tf.Tensor>): Promi
   if (tensors.size === 0) return 0
   // stack + sum, not addN: webgpu's AddN binds every input at once, and a model has more
   // weights than a shader stage may bind (8 storage buffers by default); its Concat splits.
-  const squared = tf.tidy(() => tf.sum(tf.stack([...tensors.values()].map((t) => t.square().sum()))))
+  // On webgpu: one fused shader per seven tensors instead of a square and a sum per tensor.
+  const squared = fusedKernelsActive() ? fusedSumOfSquares([...tensors.values()]) : tf.tidy(() => tf.sum(tf.stack([...tensors.values()].map((t) => t.square().sum()))))
   const value = (await squared.data())[0] ?? Number.NaN
   squared.dispose()
   return Math.sqrt(value)
