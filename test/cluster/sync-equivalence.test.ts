@@ -1,23 +1,29 @@
 import { describe, expect, it } from "vitest"
-import { Effect } from "effect"
-import { trainOnBatch } from "@turnwise/dsl"
-import { exactAnswerTask } from "@turnwise/tasks"
-import { clusterDirs, clusterTrainStep, learnerClusterLayer, promptSeededRollout, startLocalRunners } from "@turnwise/cluster"
-import { makeLearner, modelConfig, problemsOfStep, recipe, stepSeed, tempRunDir, withoutTimings } from "./harness.js"
+import * as path from "node:path"
+import { Effect, Layer } from "effect"
+import { MetricsSink, problemsForStep, trainOnBatch } from "@turnwise/dsl"
+import type { MetricsRecord } from "@turnwise/dsl"
+import { checkpointLayer } from "@turnwise/runtime"
+import { exactAnswerTask, generateProblems } from "@turnwise/tasks"
+import { clusterDirs, clusterTrainLoop, learnerClusterLayer, promptSeededRollout, startLocalRunners } from "@turnwise/cluster"
+import { makeLearner, modelConfig, problems, recipe, tempRunDir, withoutTimings } from "./harness.js"
 
 const steps = 2
 const perStep = 3
+const seed = 11
+const evalProblems = generateProblems({ seed: 6, count: 2, split: "heldout", levels: [1] })
 
 describe("cluster: synchronous mode", () => {
   it("one runner gives the same groups and metrics as the same steps rolled out in process", async () => {
     const task = exactAnswerTask("arithmetic")
 
+    // In process: the loop's data order and step seeds, each prompt rolled out with its identity seed.
     const local = await makeLearner()
     const inProcess: Array<{ metrics: Record<string, number>; groups: string }> = []
     await Effect.runPromise(
       Effect.gen(function* () {
         for (let step = 0; step < steps; step++) {
-          const batch = yield* promptSeededRollout(task, problemsOfStep(step, perStep), recipe.rollout, { step, seed: stepSeed(step) })
+          const batch = yield* promptSeededRollout(task, problemsForStep(problems, perStep, step, seed), recipe.rollout, { step, seed: seed * 1_000_003 + step })
           const result = yield* trainOnBatch(recipe, batch)
           inProcess.push({ metrics: withoutTimings(result.metrics), groups: JSON.stringify(batch.groups) })
         }
@@ -28,31 +34,43 @@ describe("cluster: synchronous mode", () => {
     const runDir = tempRunDir()
     const dirs = clusterDirs(runDir)
     const learner = await makeLearner()
-    const distributed: Array<{ metrics: Record<string, number>; groups: string; versions: ReadonlyArray<number> }> = []
+    const records: Array<MetricsRecord> = []
+    const distributed: Array<{ groups: string; versions: ReadonlyArray<number> }> = []
     await Effect.runPromise(
       Effect.scoped(
         Effect.gen(function* () {
           yield* startLocalRunners(1, { dirs, model: modelConfig, optimizer: recipe.optimizer, sandboxWorkers: 1 })
-          yield* Effect.gen(function* () {
-            for (let step = 0; step < steps; step++) {
-              const result = yield* clusterTrainStep(recipe, "arithmetic", problemsOfStep(step, perStep), {
-                step,
-                seed: stepSeed(step),
-                model: learner.runtime.model,
-                weightsDir: dirs.weightsDir,
-              })
-              distributed.push({ metrics: withoutTimings(result.metrics), groups: JSON.stringify(result.batch.groups), versions: result.versions })
-            }
+          yield* clusterTrainLoop(recipe, "arithmetic", task, {
+            trainProblems: problems,
+            evalProblems,
+            steps,
+            promptsPerStep: perStep,
+            seed,
+            evalEvery: 0,
+            checkpointEvery: 0,
+            resume: false,
+            model: learner.runtime.model,
+            weightsDir: dirs.weightsDir,
+            onResult: (_, result) => distributed.push({ groups: JSON.stringify(result.batch.groups), versions: result.versions }),
           }).pipe(Effect.provide(learnerClusterLayer(dirs)))
-        }).pipe(Effect.provide(learner.layer)),
+        }).pipe(
+          Effect.provide(
+            Layer.mergeAll(learner.layer, MetricsSink.memory(records), checkpointLayer(learner.runtime, path.join(runDir, "checkpoints"), { test: true })),
+          ),
+        ),
       ),
     )
     learner.runtime.dispose()
 
+    const trainRecords = records.filter((r) => r.phase === "train")
+    expect(trainRecords.map((r) => r.step)).toEqual([1, 2])
+    expect(records.filter((r) => r.phase === "eval").map((r) => r.step)).toEqual([steps])
     for (let step = 0; step < steps; step++) {
       expect(distributed[step]!.versions).toEqual(Array(perStep).fill(step))
       expect(distributed[step]!.groups).toBe(inProcess[step]!.groups)
-      expect(distributed[step]!.metrics).toEqual(inProcess[step]!.metrics)
+      const { ["cluster/runners_used"]: runnersUsed, ...metrics } = withoutTimings(trainRecords[step]!.metrics)
+      expect(runnersUsed).toBe(1)
+      expect(metrics).toEqual(inProcess[step]!.metrics)
     }
     // The first update had a gradient, so the second step sampled from moved weights (version 1 on the runner).
     expect(inProcess[0]!.metrics["train/grad_norm"]).toBeGreaterThan(0)
