@@ -38,4 +38,11 @@ describe("setBackend", () => {
     expect(String((error as BackendUnavailableError).message)).toContain(`npm install ${pkg}`)
     expect(tf.getBackend()).not.toBe(name)
   })
+
+  // Dawn on Mesa's llvmpipe where Dawn finds no GPU (see test/runtime/backends.test.ts for the skip switch).
+  it.skipIf(process.env["TURNWISE_SKIP_WEBGPU"] === "1")("webgpu with softwareGpu \"fallback\" starts here, on the GPU or the software GPU, and computes", async () => {
+    expect(await setBackend("webgpu", { softwareGpu: "fallback" })).toBe("webgpu")
+    const y = tf.matMul(tf.tensor2d([[1, 2]]), tf.tensor2d([[3], [4]]))
+    expect(Array.from(await y.data())).toEqual([11]) // asynchronously: webgpu cannot read synchronously in Node
+  })
 })
