@@ -29,7 +29,11 @@ const evenTokensReward: RewardAssigner<"trajectory", {}> = {
   level: "trajectory",
   options: Schema.Struct({}),
   defaults: {},
-  run: ({ batch }) => perTrajectory("reward", batch.groups.map((g) => g.trajectories.map((t) => t.turns.reduce((n, turn) => n + turn.policyTokens.filter((id) => id % 2 === 0).length, 0) / 10))),
+  run: ({ batch }) =>
+    perTrajectory(
+      "reward",
+      batch.groups.map((g) => g.trajectories.map((t) => t.turns.reduce((n, turn) => n + turn.policyTokens.filter((id) => id % 2 === 0).length, 0) / 10)),
+    ),
 }
 
 export const recipe: RecipeType = {

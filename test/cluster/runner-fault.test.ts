@@ -17,12 +17,17 @@ describe("cluster: a runner killed in the middle of a step", () => {
     const results: Array<ClusterStepResult> = []
     const exits = await Effect.runPromise(
       Effect.scoped(
-        Effect.gen(function* () {
+        Effect.gen(function*() {
           const runners = yield* startLocalRunners(2, { dirs, model: modelConfig, optimizer: recipe.optimizer, sandboxWorkers: 1, dieAtStep: faultStep })
-          yield* Effect.gen(function* () {
+          yield* Effect.gen(function*() {
             for (let step = 0; step < steps; step++) {
               results.push(
-                yield* clusterTrainStep(recipe, "arithmetic", problemsOfStep(step, perStep), { step, seed: stepSeed(step), model: learner.runtime.model, weightsDir: dirs.weightsDir }),
+                yield* clusterTrainStep(recipe, "arithmetic", problemsOfStep(step, perStep), {
+                  step,
+                  seed: stepSeed(step),
+                  model: learner.runtime.model,
+                  weightsDir: dirs.weightsDir,
+                }),
               )
             }
           }).pipe(Effect.provide(learnerClusterLayer(dirs)))
@@ -47,7 +52,11 @@ describe("cluster: a runner killed in the middle of a step", () => {
       expect(result.metrics["train/skipped"]).toBe(0)
     })
     // The killed runner had accepted a prompt of the fault step and died with it; that prompt's group came from the other runner.
-    const claimed = JSON.parse(fs.readFileSync(path.join(dirs.storageDir, "..", "fault-claimed", "claimed.json"), "utf8")) as { step: number; index: number; port: number }
+    const claimed = JSON.parse(fs.readFileSync(path.join(dirs.storageDir, "..", "fault-claimed", "claimed.json"), "utf8")) as {
+      step: number
+      index: number
+      port: number
+    }
     expect(claimed.port).toBe(killed[0]!.port)
     expect(results[claimed.step]!.runners[claimed.index]).toBe(`127.0.0.1:${alive[0]!.port}`)
     // After the fault every group comes from the runner that is still alive.

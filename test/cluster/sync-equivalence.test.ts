@@ -21,9 +21,12 @@ describe("cluster: synchronous mode", () => {
     const local = await makeLearner()
     const inProcess: Array<{ metrics: Record<string, number>; groups: string }> = []
     await Effect.runPromise(
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         for (let step = 0; step < steps; step++) {
-          const batch = yield* promptSeededRollout(task, problemsForStep(problems, perStep, step, seed), recipe.rollout, { step, seed: seed * 1_000_003 + step })
+          const batch = yield* promptSeededRollout(task, problemsForStep(problems, perStep, step, seed), recipe.rollout, {
+            step,
+            seed: seed * 1_000_003 + step,
+          })
           const result = yield* trainOnBatch(recipe, batch)
           inProcess.push({ metrics: withoutTimings(result.metrics), groups: JSON.stringify(batch.groups) })
         }
@@ -38,7 +41,7 @@ describe("cluster: synchronous mode", () => {
     const distributed: Array<{ groups: string; versions: ReadonlyArray<number> }> = []
     await Effect.runPromise(
       Effect.scoped(
-        Effect.gen(function* () {
+        Effect.gen(function*() {
           yield* startLocalRunners(1, { dirs, model: modelConfig, optimizer: recipe.optimizer, sandboxWorkers: 1 })
           yield* clusterTrainLoop(recipe, "arithmetic", task, {
             trainProblems: problems,

@@ -32,7 +32,7 @@ export const clusterTrainLoop = <P extends TaskProblem>(
     readonly onResult?: (step: number, result: ClusterStepResult) => void
   },
 ): Effect.Effect<LoopResult, RunError | ClusterRolloutError | PolicyVersionError, RunServices | Sharding> =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const sink = yield* MetricsSink
     const store = yield* CheckpointStore
     let startStep = 0
@@ -45,7 +45,12 @@ export const clusterTrainLoop = <P extends TaskProblem>(
     for (let step = startStep; step < options.steps; step++) {
       const problems = problemsForStep(options.trainProblems, options.promptsPerStep, step, options.seed)
       const started = performance.now()
-      const result = yield* clusterTrainStep(recipe, taskName, problems, { step, seed: options.seed * 1_000_003 + step, model: options.model, weightsDir: options.weightsDir })
+      const result = yield* clusterTrainStep(recipe, taskName, problems, {
+        step,
+        seed: options.seed * 1_000_003 + step,
+        model: options.model,
+        weightsDir: options.weightsDir,
+      })
       options.onResult?.(step, result)
       const metrics = { ...result.metrics, "time/step_s": (performance.now() - started) / 1000, "cluster/runners_used": new Set(result.runners).size }
       trainMetrics.push(metrics)

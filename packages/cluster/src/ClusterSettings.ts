@@ -41,5 +41,4 @@ export const shardingSettings: Partial<ShardingConfig.ShardingConfig["Service"]>
 }
 
 /** Message storage (none: prompts are volatile; the learner resends what a dead runner lost) and the shared runner storage. */
-export const storageLayer = (dirs: ClusterDirs) =>
-  Layer.merge(MessageStorage.layerNoop, fileRunnerStorage({ dir: dirs.storageDir, lockExpirationMs }))
+export const storageLayer = (dirs: ClusterDirs) => Layer.merge(MessageStorage.layerNoop, fileRunnerStorage({ dir: dirs.storageDir, lockExpirationMs }))

@@ -31,7 +31,9 @@ import { publishVersion, PolicyVersionError } from "./PolicyVersions.js"
 import { promptEntityId, promptSeed, RolloutWorker } from "./RolloutWorker.js"
 
 /** A prompt could not be rolled out on any runner. */
-export class ClusterRolloutError extends Data.TaggedError("ClusterRolloutError")<{ readonly step: number; readonly promptId: string; readonly reason: string }> {
+export class ClusterRolloutError
+  extends Data.TaggedError("ClusterRolloutError")<{ readonly step: number; readonly promptId: string; readonly reason: string }>
+{
   override get message(): string {
     return `cluster rollout of prompt "${this.promptId}" at step ${this.step} failed on every try: ${this.reason}`
   }
@@ -69,7 +71,7 @@ export const clusterRollout = <P extends TaskProblem>(
   config: RolloutConfig,
   options: { readonly step: number; readonly seed: number; readonly version: number },
 ): Effect.Effect<ClusterBatch, ClusterRolloutError, Sharding> =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const client = yield* RolloutWorker.client
     let resent = 0
     const replies = yield* Effect.forEach(
@@ -86,13 +88,16 @@ export const clusterRollout = <P extends TaskProblem>(
         })
         // A dead runner shows up as a failure or a defect of the send, depending on when it died.
         const once = Effect.catchCause(send, (cause) =>
-          Effect.sync(() => resent++).pipe(Effect.andThen(Effect.fail(new ClusterRolloutError({ step: options.step, promptId: problem.id, reason: String(cause) })))),
-        )
+          Effect.sync(() =>
+            resent++
+          ).pipe(Effect.andThen(Effect.fail(new ClusterRolloutError({ step: options.step, promptId: problem.id, reason: String(cause) })))))
         return Effect.retry(once, { schedule: Schedule.spaced("200 millis"), times: 150 })
       },
       { concurrency: "unbounded" },
     )
-    const groups = replies.map((reply) => JSON.parse(reply.group) as Group)
+    const groups = replies.map((reply) =>
+      JSON.parse(reply.group) as Group
+    )
     return { batch: { groups }, versions: replies.map((r) => r.version), runners: replies.map((r) => r.runner), resent }
   })
 
@@ -108,9 +113,10 @@ export const promptSeededRollout = <P extends TaskProblem>(
   config: RolloutConfig,
   options: { readonly step: number; readonly seed: number },
 ): Effect.Effect<Batch, RunError, Policy | Sandbox | Tokenizer> =>
-  Effect.forEach(problems, (problem) => Effect.scoped(rollout(task, [problem], config, { seed: promptSeed(options.seed, problem.id), step: options.step }))).pipe(
-    Effect.map((parts) => ({ groups: parts.flatMap((part) => part.groups) })),
-  )
+  Effect.forEach(problems, (problem) => Effect.scoped(rollout(task, [problem], config, { seed: promptSeed(options.seed, problem.id), step: options.step })))
+    .pipe(
+      Effect.map((parts) => ({ groups: parts.flatMap((part) => part.groups) })),
+    )
 
 /** What a cluster step produced. */
 export interface ClusterStepResult extends StepResult {
@@ -131,7 +137,7 @@ export const clusterTrainStep = <P extends TaskProblem>(
   problems: ReadonlyArray<P>,
   options: { readonly step: number; readonly seed: number; readonly model: Transformer; readonly weightsDir: string },
 ): Effect.Effect<ClusterStepResult, RunError | ClusterRolloutError | PolicyVersionError, Policy | Sharding> =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     yield* Effect.tryPromise({
       try: () => publishVersion(options.weightsDir, options.step, options.model),
       catch: (error) =>
@@ -143,4 +149,3 @@ export const clusterTrainStep = <P extends TaskProblem>(
     const result = yield* trainOnBatch(recipe, rolled.batch)
     return { ...result, versions: rolled.versions, runners: rolled.runners, resent: rolled.resent }
   })
-

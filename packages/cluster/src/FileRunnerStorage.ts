@@ -77,7 +77,8 @@ const withState = <A>(options: FileRunnerStorageOptions, change: (state: StoredS
 const attempt = <A>(options: FileRunnerStorageOptions, what: string, change: (state: StoredState) => A): Effect.Effect<A, PersistenceError> =>
   Effect.try({
     try: () => withState(options, change),
-    catch: (cause) => new PersistenceError({ cause: new Error(`runner storage in ${options.dir}: ${what} failed: ${cause instanceof Error ? cause.message : String(cause)}`) }),
+    catch: (cause) =>
+      new PersistenceError({ cause: new Error(`runner storage in ${options.dir}: ${what} failed: ${cause instanceof Error ? cause.message : String(cause)}`) }),
   })
 
 /**

@@ -73,7 +73,7 @@ const registeredPorts = (storageDir: string): Array<number> => {
  * const runners = yield* startLocalRunners(2, { dirs, model: presets.tiny, optimizer: recipe.optimizer, sandboxWorkers: 1 })
  */
 export const startLocalRunners = (count: number, settings: LocalRunnerSettings): Effect.Effect<ReadonlyArray<LocalRunner>, LocalRunnersError, Scope.Scope> =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     let stopping = false
     const runners = yield* Effect.acquireRelease(
       Effect.tryPromise({
@@ -89,14 +89,18 @@ export const startLocalRunners = (count: number, settings: LocalRunnerSettings):
               model: settings.model,
               optimizer: settings.optimizer,
               sandboxWorkers: settings.sandboxWorkers,
-              ...(settings.dieAtStep === undefined ? {} : { dieAtStep: settings.dieAtStep, dieMarker: path.join(settings.dirs.storageDir, "..", "fault-claimed") }),
+              ...(settings.dieAtStep === undefined
+                ? {}
+                : { dieAtStep: settings.dieAtStep, dieMarker: path.join(settings.dirs.storageDir, "..", "fault-claimed") }),
             }
             const child = spawn(process.execPath, ["--import", "tsx", runnerMain], {
               env: { ...process.env, TURNWISE_RUNNER_SPEC: JSON.stringify(spec) },
               stdio: ["ignore", "pipe", "pipe"],
             })
             const forward = (chunk: Buffer) => {
-              for (const line of chunk.toString().split("\n")) if (line.trim() !== "") (settings.log ?? ((l: string) => process.stderr.write(`${l}\n`)))(`[runner ${port}] ${line}`)
+              for (const line of chunk.toString().split("\n")) {
+                if (line.trim() !== "") (settings.log ?? ((l: string) => process.stderr.write(`${l}\n`)))(`[runner ${port}] ${line}`)
+              }
             }
             child.stdout?.on("data", forward)
             child.stderr?.on("data", forward)
@@ -105,7 +109,7 @@ export const startLocalRunners = (count: number, settings: LocalRunnerSettings):
                 // A runner that died is taken out of the membership now, so its shards move without waiting for pings.
                 if (!stopping) forgetRunner({ dir: settings.dirs.storageDir, lockExpirationMs }, `127.0.0.1:${port}`)
                 resolve(signal ?? code)
-              }),
+              })
             )
             started.push({ port, process: child, exited })
           }
@@ -121,7 +125,7 @@ export const startLocalRunners = (count: number, settings: LocalRunnerSettings):
             runners.map((runner) =>
               Promise.race([runner.exited, new Promise((resolve) => setTimeout(resolve, 10_000).unref())]).then(() => {
                 if (runner.process.exitCode === null && runner.process.signalCode === null) runner.process.kill("SIGKILL")
-              }),
+              })
             ),
           )
         }),
@@ -132,7 +136,11 @@ export const startLocalRunners = (count: number, settings: LocalRunnerSettings):
       if (dead.length > 0) return Effect.fail(new LocalRunnersError({ problem: `runner on port ${dead[0]!.port} exited before joining` }))
       return runners.every((r) => joined.includes(r.port))
         ? Effect.void
-        : Effect.fail(new LocalRunnersError({ problem: `${runners.length - runners.filter((r) => joined.includes(r.port)).length} of ${count} runners did not join within 120 s` }))
+        : Effect.fail(
+          new LocalRunnersError({
+            problem: `${runners.length - runners.filter((r) => joined.includes(r.port)).length} of ${count} runners did not join within 120 s`,
+          }),
+        )
     }).pipe(Effect.retry({ schedule: Schedule.spaced("200 millis"), while: (e) => !e.problem.includes("exited"), times: 600 }))
     return runners
   })

@@ -64,7 +64,11 @@ export const loadVersion = async (dir: string, version: number, model: Transform
     const w = decoded.get(name)
     if (w === undefined) throw new PolicyVersionError({ version, dir, problem: `weight "${name}" is missing` })
     if (w.shape.join(",") !== variable.shape.join(",")) {
-      throw new PolicyVersionError({ version, dir, problem: `weight "${name}" has shape [${w.shape.join(", ")}], the worker's model [${variable.shape.join(", ")}]` })
+      throw new PolicyVersionError({
+        version,
+        dir,
+        problem: `weight "${name}" has shape [${w.shape.join(", ")}], the worker's model [${variable.shape.join(", ")}]`,
+      })
     }
   }
   for (const [name, variable] of model.variables) {

@@ -46,7 +46,7 @@ export class WorkerPolicy extends Context.Service<WorkerPolicy, WorkerPolicyShap
   static layer(options: WorkerPolicyOptions): Layer.Layer<WorkerPolicy> {
     return Layer.effect(
       WorkerPolicy,
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const runtime = yield* Effect.acquireRelease(
           Effect.sync(() => makePolicyRuntime(createTransformer(options.model), byteTokenizer, options.optimizer, { seed: 0, totalSteps: 1 })),
           (runtime) => Effect.sync(() => runtime.dispose()),
@@ -59,15 +59,14 @@ export class WorkerPolicy extends Context.Service<WorkerPolicy, WorkerPolicyShap
           version === held
             ? Effect.void
             : Effect.tryPromise({
-                try: () => loadVersion(options.weightsDir, version, runtime.model),
-                catch: (error) =>
-                  error instanceof PolicyVersionError
-                    ? error
-                    : new PolicyVersionError({ version, dir: options.weightsDir, problem: error instanceof Error ? error.message : String(error) }),
-              }).pipe(Effect.tap(() => Effect.sync(() => (held = version))))
+              try: () => loadVersion(options.weightsDir, version, runtime.model),
+              catch: (error) =>
+                error instanceof PolicyVersionError
+                  ? error
+                  : new PolicyVersionError({ version, dir: options.weightsDir, problem: error instanceof Error ? error.message : String(error) }),
+            }).pipe(Effect.tap(() => Effect.sync(() => (held = version))))
         return WorkerPolicy.of({
-          withVersion: (version, use) =>
-            Semaphore.withPermit(lock)(Effect.flatMap(ensure(version), () => Effect.scoped(use).pipe(Effect.provide(services)))),
+          withVersion: (version, use) => Semaphore.withPermit(lock)(Effect.flatMap(ensure(version), () => Effect.scoped(use).pipe(Effect.provide(services)))),
         })
       }),
     )

@@ -32,15 +32,18 @@ export interface AcceptHook {
  */
 export const rolloutWorkerLayer = (options: { readonly runner: string } & AcceptHook) =>
   RolloutWorker.toLayer(
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const copy = yield* WorkerPolicy
       return RolloutWorker.of({
         RolloutPrompt: ({ payload }) =>
-          Effect.gen(function* () {
+          Effect.gen(function*() {
             options.onAccept?.({ step: payload.step, index: payload.index })
             const problem = JSON.parse(payload.problem) as Problem
             const config = JSON.parse(payload.rollout) as RolloutConfig
-            const batch = yield* copy.withVersion(payload.version, rollout(exactAnswerTask(payload.task), [problem], config, { seed: payload.seed, step: payload.step }))
+            const batch = yield* copy.withVersion(
+              payload.version,
+              rollout(exactAnswerTask(payload.task), [problem], config, { seed: payload.seed, step: payload.step }),
+            )
             const group: Group = batch.groups[0]!
             return { group: JSON.stringify(group), version: payload.version, runner: options.runner }
           }).pipe(Effect.orDie),
@@ -48,4 +51,3 @@ export const rolloutWorkerLayer = (options: { readonly runner: string } & Accept
     }),
     { concurrency: "unbounded" },
   )
-

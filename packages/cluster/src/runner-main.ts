@@ -40,7 +40,7 @@ const claim = (marker: string, what: { readonly step: number; readonly index: nu
   }
 }
 
-const main = Effect.gen(function* () {
+const main = Effect.gen(function*() {
   const spec = yield* Schema.decodeUnknownEffect(RunnerSpec)(JSON.parse(process.env["TURNWISE_RUNNER_SPEC"] ?? "null"))
   yield* Effect.promise(() => setBackend("wasm"))
   const address = RunnerAddress.make("127.0.0.1", spec.port)
@@ -52,9 +52,15 @@ const main = Effect.gen(function* () {
     runner: `127.0.0.1:${spec.port}`,
     ...(spec.dieAtStep === undefined
       ? {}
-      : { onAccept: (what: { readonly step: number; readonly index: number }) => (what.step >= spec.dieAtStep! && claim(spec.dieMarker!, { ...what, port: spec.port }) ? process.kill(process.pid, "SIGKILL") : undefined) }),
+      : {
+        onAccept: (
+          what: { readonly step: number; readonly index: number },
+        ) => (what.step >= spec.dieAtStep! && claim(spec.dieMarker!, { ...what, port: spec.port }) ? process.kill(process.pid, "SIGKILL") : undefined),
+      }),
   }).pipe(
-    Layer.provide(WorkerPolicy.layer({ model: spec.model, optimizer: spec.optimizer as never, weightsDir: spec.weightsDir, sandboxWorkers: spec.sandboxWorkers })),
+    Layer.provide(
+      WorkerPolicy.layer({ model: spec.model, optimizer: spec.optimizer as never, weightsDir: spec.weightsDir, sandboxWorkers: spec.sandboxWorkers }),
+    ),
     Layer.provide(sharding),
   )
   return yield* Layer.launch(workers)
