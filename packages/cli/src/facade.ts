@@ -9,7 +9,7 @@
  * @category constructors
  */
 import type { RecipeType } from "@turnwise/dsl"
-import { decodeRunConfig, defaultRunConfig } from "./run/RunConfig.js"
+import { decodeRunConfig } from "./run/RunConfig.js"
 import type { RunConfig } from "./run/RunConfig.js"
 import { runTrain } from "./run/train.js"
 import type { TrainResult } from "./run/train.js"
@@ -34,6 +34,6 @@ export const train = (
   recipe: RecipeType,
   options: { readonly outDir: string; readonly run?: RunOverrides; readonly resume?: boolean; readonly log?: (line: string) => void },
 ): Promise<TrainResult> => {
-  const run = decodeRunConfig(options.run ?? {}, defaultRunConfig)
+  const run = decodeRunConfig(options.run ?? {})
   return runTrain({ recipe, run, outDir: options.outDir, resume: options.resume ?? false, evalBefore: true, log: options.log ?? (() => {}), tty: false })
 }

@@ -17,7 +17,7 @@ import { UnknownComponentError } from "@turnwise/core"
 import type { AdvantageEstimator, Level, PolicyLoss, ReturnEstimator, RewardAssigner, SampleFilter, Shaper } from "@turnwise/core"
 import { builtinCatalogue, lookup, stageKinds } from "./Catalogue.js"
 import type { Catalogue, StageKind } from "./Catalogue.js"
-import { defaultOptimizer, defaultRollout, OptimizerConfig, RolloutConfig } from "./Config.js"
+import { OptimizerConfig, RolloutConfig } from "./Config.js"
 import { ConfigError, decodeOptions, decodeSection, encodeStage } from "./Stage.js"
 import type { EncodedStage, Use } from "./Stage.js"
 
@@ -68,8 +68,8 @@ export const make = <R extends Level, T extends Level, A extends Level>(spec: Re
   return {
     ...spec,
     description: spec.description ?? "",
-    rollout: decodeSection(RolloutConfig, { ...defaultRollout, ...spec.rollout }, "rollout"),
-    optimizer: decodeSection(OptimizerConfig, { ...defaultOptimizer, ...spec.optimizer }, "optimizer"),
+    rollout: decodeSection(RolloutConfig, spec.rollout ?? {}, "rollout"),
+    optimizer: decodeSection(OptimizerConfig, spec.optimizer ?? {}, "optimizer"),
   }
 }
 
@@ -147,8 +147,8 @@ export const decode = (raw: unknown, catalogue: Catalogue = builtinCatalogue): R
     advantage: stage("advantage"),
     filter: stage("filter"),
     loss: stage("loss"),
-    rollout: decodeSection(RolloutConfig, { ...defaultRollout, ...objectOrEmpty(record.rollout, "rollout") }, "rollout"),
-    optimizer: decodeSection(OptimizerConfig, { ...defaultOptimizer, ...objectOrEmpty(record.optimizer, "optimizer") }, "optimizer"),
+    rollout: decodeSection(RolloutConfig, objectOrEmpty(record.rollout, "rollout"), "rollout"),
+    optimizer: decodeSection(OptimizerConfig, objectOrEmpty(record.optimizer, "optimizer"), "optimizer"),
   }
   checkLevels(recipe, "recipe")
   return recipe
