@@ -55,7 +55,7 @@ export interface ClusterBatch {
   readonly versions: ReadonlyArray<number>
   /** The runner that produced each group. */
   readonly runners: ReadonlyArray<string>
-  /** How many prompt sends failed and were sent again. */
+  /** How many prompt sends failed and were sent again by the learner (the engine's own resends after a runner leaves are not counted). */
   readonly resent: number
 }
 
