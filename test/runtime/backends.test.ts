@@ -8,14 +8,17 @@
  * - sampling: a greedy, KV-cached decode of two ragged rows over two turns, and the
  *   policy's embedding of code strings (code-similarity shaping with `embedding: "policy"`).
  *
- * Turnwise registers no kernels of its own (no registerKernel, no tf.engine use). It has
- * four custom gradients, all written with standard ops (MatMul, Transpose, OneHot, Cast,
- * ZerosLike), and every one is on the paths compared here: `attentionMatMul` (attention,
- * packages/runtime/src/model/batched-matmul.ts; this model's products are small enough
- * to stay batched, and its split path is checked in batched-matmul.test.ts), `linear`
- * (every projection), `embedding` (the input table; the head is untied so its gradient
- * comes through `embedding` alone) in packages/runtime/src/model/linear.ts, and core's
- * `stopGradient` (GSPO's sequence ratio, and a direct check below).
+ * Off webgpu, Turnwise runs only tfjs's kernels. It has four custom gradients, all
+ * written with standard ops (MatMul, Transpose, OneHot, Cast, ZerosLike), and every one
+ * is on the paths compared here: `attentionMatMul` (attention off webgpu,
+ * packages/runtime/src/model/batched-matmul.ts; its split path is checked in
+ * batched-matmul.test.ts), `linear` (every projection), `embedding` (the input table; the
+ * head is untied so its gradient comes through `embedding` alone) in
+ * packages/runtime/src/model/linear.ts, and core's `stopGradient` (GSPO's sequence ratio,
+ * and a direct check below). On webgpu the same paths run Turnwise's fused shaders
+ * (RMSNorm, rotary, SwiGLU, attention, the log-prob head, AdamW, the gradient norm, the
+ * cached decode), so this comparison checks them end to end; test/runtime/fused-kernels.test.ts
+ * checks each against its composite form.
  *
  * wasm and cpu are always here. tensorflow and tensorflow-gpu are optional packages; an
  * absent one gets a test named after the reason it is absent, which checks that it fails

@@ -2,7 +2,8 @@
  * Every fused WebGPU kernel against the composite tfjs ops it replaces, on the webgpu
  * backend (Mesa's software GPU where there is no hardware adapter): the forward value
  * and the gradient with respect to every differentiable input, under a random upstream
- * gradient. Shapes are tiny (the software GPU is slow) but chosen to hit the edges:
+ * gradient; the decode kernels (no gradient) on their values; AdamW against the composite
+ * update on wasm; the gradient sum of squares against square-and-sum. Shapes are tiny (the software GPU is slow) but chosen to hit the edges:
  * rows shorter and longer than a workgroup, column counts that are not multiples of it,
  * and rotary tables shared by the batch or given per row.
  *
@@ -16,8 +17,9 @@ import * as tf from "@tensorflow/tfjs"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { setBackend } from "../../packages/runtime/src/backend.js"
 import { compositeCausalAttention, fusedCausalAttention } from "../../packages/runtime/src/model/kernels/attention.js"
-import { compositeRmsNorm, fusedRmsNorm, rmsNorm } from "../../packages/runtime/src/model/kernels/rms-norm.js"
-import { compositeRope, fusedRope } from "../../packages/runtime/src/model/kernels/rope.js"
+import { fusedDecodeAttention } from "../../packages/runtime/src/model/kernels/decode-attention.js"
+import { compositeRmsNorm, fusedNormalize, fusedRmsNorm, rmsNorm } from "../../packages/runtime/src/model/kernels/rms-norm.js"
+import { compositeRope, fusedRope, fusedRopeCombine } from "../../packages/runtime/src/model/kernels/rope.js"
 import { compositeSwiGlu, fusedSwiGlu } from "../../packages/runtime/src/model/kernels/swiglu.js"
 import { compositeTokenLogprobs, fusedTokenLogprobs } from "../../packages/runtime/src/model/kernels/token-logprobs.js"
 import { MASKED, ropeTables } from "../../packages/runtime/src/model/transformer.js"
@@ -159,6 +161,34 @@ describe.runIf(started === undefined)("fused webgpu kernels against the composit
       inputs,
       normal([B, T, H, Dh], 15),
     )
+  })
+
+  it("decode kernels (no gradient): normalisation, rotary combination and cached attention against composite ops", async () => {
+    const x = normal([3, 70], 50) as tf.Tensor2D
+    expect(relDiff(await read(fusedNormalize(x, 1e-5)), await read(compositeRmsNorm(x, tf.ones([70]) as tf.Tensor1D, 1e-5)))).toBeLessThanOrEqual(tolerance)
+
+    const [B, T, H, Hkv, Dh, S] = [2, 2, 4, 2, 8, 5]
+    const { cos, sin } = ropeTables([4, 5, 1, 2], B, T, Dh, 10000)
+    const qk = normal([B, T, H + Hkv, Dh], 51) as tf.Tensor4D
+    const qkRot = normal([B, T, H + Hkv, Dh], 52) as tf.Tensor4D
+    const roped = fusedRopeCombine(qk, qkRot, cos, sin)
+    expect(relDiff(await read(roped), await read(tf.add(tf.mul(qk, cos), tf.mul(qkRot, sin))))).toBeLessThanOrEqual(tolerance)
+
+    const kAll = normal([B, Hkv, Dh, S], 53) as tf.Tensor4D
+    const vAll = normal([B, Hkv, S, Dh], 54) as tf.Tensor4D
+    // Row 0 sees every slot; row 1 has its first two slots masked (a shorter, ragged row).
+    const m = new Float32Array(B * T * S)
+    for (let t = 0; t < T; t++) for (let s = 0; s < 2; s++) m[(T + t) * S + s] = MASKED
+    const bias = tf.tensor4d(m, [B, 1, T, S])
+    const got = await read(fusedDecodeAttention(roped, kAll, vAll, bias, H))
+    // Composite: query head h reads kv head floor(h / G), by gathering the cache per query head.
+    const heads = tf.tensor1d(Array.from({ length: H }, (_, h) => Math.floor(h / (H / Hkv))), "int32")
+    const q = tf.transpose(tf.slice(roped, [0, 0, 0, 0], [B, T, H, Dh]), [0, 2, 1, 3]) // [B, H, T, Dh]
+    const scores = tf.add(tf.matMul(tf.reshape(q, [B * H, T, Dh]), tf.reshape(tf.gather(kAll, heads, 1), [B * H, Dh, S])), tf.reshape(tf.tile(bias, [1, H, 1, 1]), [B * H, T, S]))
+    const y = tf.matMul(tf.softmax(scores), tf.reshape(tf.gather(vAll, heads, 1), [B * H, S, Dh])) // [B*H, T, Dh]
+    const want = await read(tf.reshape(tf.transpose(tf.reshape(y, [B, H, T, Dh]), [0, 2, 1, 3]), [B * T, H * Dh]))
+    expect(Math.max(...want.map(Math.abs))).toBeGreaterThan(0)
+    expect(relDiff(got, want)).toBeLessThanOrEqual(tolerance)
   })
 
   it("AdamW: three steps on webgpu (fused) change the parameters as the composite update on wasm does", async () => {
