@@ -26,6 +26,7 @@
 import { Schema } from "effect"
 import type { AdvantageEstimator } from "./component.js"
 import type { Batch } from "./model.js"
+import { defaultsOf, setting } from "./setting.js"
 import { mean, NoOptions, standardize } from "./stats.js"
 import {
   assertNonEmptyBatch,
@@ -47,17 +48,14 @@ export type NormalizationScope = typeof NormalizationScope.Type
 
 /** Options of the `normalized-returns` estimator. */
 export const NormalizedReturnsOptions = Schema.Struct({
-  /** The set S of returns whose mean (and std) normalise each return. */
-  scope: NormalizationScope,
-  /** Divide by std(S) + eps; false subtracts the mean only. */
-  normalizeStd: Schema.Boolean,
-  /** Added to the std, >= 0. */
-  eps: Eps,
+  scope: setting(NormalizationScope, "group", "The set S of returns whose mean (and std) normalise each return: group, turn-index or batch"),
+  normalizeStd: setting(Schema.Boolean, true, "Divide by std(S) + eps; false subtracts the mean only"),
+  eps: setting(Eps, 1e-6, "Added to the std, >= 0"),
 })
 export type NormalizedReturnsOptions = typeof NormalizedReturnsOptions.Type
 
 /** GTPO's defaults: normalise over the group, divide by std + 1e-6. */
-export const normalizedReturnsDefaults: NormalizedReturnsOptions = { scope: "group", normalizeStd: true, eps: 1e-6 }
+export const normalizedReturnsDefaults: NormalizedReturnsOptions = defaultsOf(NormalizedReturnsOptions)
 
 /**
  * GTPO's advantage: each turn return normalised over the set chosen by `scope`.
@@ -106,15 +104,13 @@ export const normalizedReturnAdvantages = (
 
 /** Options of the `grpo` estimator. */
 export const GrpoOptions = Schema.Struct({
-  /** Added to the group std, >= 0. */
-  eps: Eps,
-  /** Divide by std + eps; false gives Dr.GRPO. */
-  normalizeStd: Schema.Boolean,
+  eps: setting(Eps, 1e-6, "Added to the group std, >= 0"),
+  normalizeStd: setting(Schema.Boolean, true, "Divide by std + eps; false gives Dr.GRPO"),
 })
 export type GrpoOptions = typeof GrpoOptions.Type
 
 /** GRPO's defaults. */
-export const grpoDefaults: GrpoOptions = { eps: 1e-6, normalizeStd: true }
+export const grpoDefaults: GrpoOptions = defaultsOf(GrpoOptions)
 
 const checkTrajectoryReturns = (fn: string, batch: Batch, returns: PerTrajectory<"return">): void => {
   assertNonEmptyBatch(fn, batch)
@@ -171,15 +167,13 @@ export const rlooAdvantages = (batch: Batch, returns: PerTrajectory<"return">): 
 
 /** Options of the `reinforce++` estimator. */
 export const ReinforcePlusPlusOptions = Schema.Struct({
-  /** Subtract each group's mean before whitening (REINFORCE++-baseline). */
-  subtractGroupMean: Schema.Boolean,
-  /** Added to the batch std, >= 0. */
-  eps: Eps,
+  subtractGroupMean: setting(Schema.Boolean, false, "Subtract each group's mean before whitening (REINFORCE++-baseline)"),
+  eps: setting(Eps, 1e-6, "Added to the batch std, >= 0"),
 })
 export type ReinforcePlusPlusOptions = typeof ReinforcePlusPlusOptions.Type
 
 /** Plain REINFORCE++: no group baseline. */
-export const reinforcePlusPlusDefaults: ReinforcePlusPlusOptions = { subtractGroupMean: false, eps: 1e-6 }
+export const reinforcePlusPlusDefaults: ReinforcePlusPlusOptions = defaultsOf(ReinforcePlusPlusOptions)
 
 /**
  * REINFORCE++: trajectory returns whitened over the whole batch,

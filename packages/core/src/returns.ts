@@ -13,6 +13,7 @@
 import { Schema } from "effect"
 import type { ReturnEstimator } from "./component.js"
 import type { Batch } from "./model.js"
+import { defaultsOf, setting } from "./setting.js"
 import { NoOptions, sum } from "./stats.js"
 import {
   assertNonEmptyBatch,
@@ -26,13 +27,13 @@ import {
 
 /** Options of the `discounted` estimator. */
 export const DiscountedOptions = Schema.Struct({
-  /** Discount per turn, in [0, 1]; 1 turns discounting off. */
-  gamma: Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThanOrEqualTo(1)),
+  // 0.9, the value third-party implementations attribute to the GTPO paper.
+  gamma: setting(Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThanOrEqualTo(1)), 0.9, "Discount per turn, in [0, 1]; 1 turns discounting off"),
 })
 export type DiscountedOptions = typeof DiscountedOptions.Type
 
-/** gamma = 0.9, the value third-party implementations attribute to the GTPO paper. */
-export const discountedDefaults: DiscountedOptions = { gamma: 0.9 }
+/** The `discounted` estimator's defaults. */
+export const discountedDefaults: DiscountedOptions = defaultsOf(DiscountedOptions)
 
 /**
  * Discounted per-turn returns, computed backwards: R_j = r_j + gamma * R_{j+1}.

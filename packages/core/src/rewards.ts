@@ -21,6 +21,7 @@ import { Schema } from "effect"
 import type { RewardAssigner } from "./component.js"
 import { AlgorithmInputError } from "./errors.js"
 import type { Batch, Group, Trajectory } from "./model.js"
+import { defaultsOf, setting } from "./setting.js"
 import { NoOptions } from "./stats.js"
 import { assertNonEmptyBatch, perTrajectory, perTurn, where, type PerTrajectory, type PerTurn } from "./values.js"
 
@@ -29,42 +30,26 @@ const Penalty = Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0))
 
 /** Options of the `turn-level` assigner. */
 export const TurnLevelOptions = Schema.Struct({
-  /** "binary": 1 when the answer is correct; "score": the outcome's graded score. */
-  accuracy: Accuracy,
-  /** Size of each format penalty (the reward is minus this), >= 0. */
-  formatPenalty: Penalty,
-  /** Penalise the first turn of a trajectory that never called the tool. */
-  penalizeNoToolCall: Schema.Boolean,
-  /** A turn's format reward is at least -formatPenalty (penalties on one turn do not add). */
-  capFormatPerTurn: Schema.Boolean,
+  accuracy: setting(Accuracy, "binary", "binary: 1 when the answer is correct; score: the outcome's graded score"),
+  formatPenalty: setting(Penalty, 0.1, "Size of each format penalty (the reward is minus this), >= 0"),
+  penalizeNoToolCall: setting(Schema.Boolean, true, "Penalise the first turn of a trajectory that never called the tool"),
+  capFormatPerTurn: setting(Schema.Boolean, true, "A turn's format reward is at least -formatPenalty (penalties on one turn do not add)"),
 })
 export type TurnLevelOptions = typeof TurnLevelOptions.Type
 
 /** Options of the `trajectory-outcome` and `outcome-on-last-turn` assigners. */
 export const TrajectoryOutcomeOptions = Schema.Struct({
-  /** "binary": 1 when the answer is correct; "score": the outcome's graded score. */
-  accuracy: Accuracy,
-  /** The reward of a badly formatted trajectory is -formatPenalty, >= 0. */
-  formatPenalty: Penalty,
-  /** A trajectory that never called the tool counts as badly formatted. */
-  penalizeNoToolCall: Schema.Boolean,
+  accuracy: setting(Accuracy, "binary", "binary: 1 when the answer is correct; score: the outcome's graded score"),
+  formatPenalty: setting(Penalty, 0.1, "The reward of a badly formatted trajectory is -formatPenalty, >= 0"),
+  penalizeNoToolCall: setting(Schema.Boolean, true, "A trajectory that never called the tool counts as badly formatted"),
 })
 export type TrajectoryOutcomeOptions = typeof TrajectoryOutcomeOptions.Type
 
 /** GTPO's defaults: binary accuracy, 0.1 penalties, penalties on one turn capped. */
-export const turnLevelDefaults: TurnLevelOptions = {
-  accuracy: "binary",
-  formatPenalty: 0.1,
-  penalizeNoToolCall: true,
-  capFormatPerTurn: true,
-}
+export const turnLevelDefaults: TurnLevelOptions = defaultsOf(TurnLevelOptions)
 
 /** GRPO baseline defaults: binary accuracy, 0.1 penalty, no tool call is a format failure. */
-export const trajectoryOutcomeDefaults: TrajectoryOutcomeOptions = {
-  accuracy: "binary",
-  formatPenalty: 0.1,
-  penalizeNoToolCall: true,
-}
+export const trajectoryOutcomeDefaults: TrajectoryOutcomeOptions = defaultsOf(TrajectoryOutcomeOptions)
 
 const accuracyOf = (trajectory: Trajectory, accuracy: "binary" | "score"): number =>
   accuracy === "binary" ? (trajectory.outcome.correct ? 1 : 0) : trajectory.outcome.score
@@ -191,17 +176,14 @@ export const outcomeOnLastTurnAssigner: RewardAssigner<"turn", TrajectoryOutcome
 
 /** Options of the `tests-passed` and `tests-passed-outcome` assigners. */
 export const TestsPassedOptions = Schema.Struct({
-  /** Reward only a submission that passes every test (1 or 0) instead of the pass fraction. */
-  allPass: Schema.Boolean,
-  /** Size of each format penalty (the reward is minus this), >= 0. */
-  formatPenalty: Penalty,
-  /** A trajectory that never called the tool is penalised (turn 0, or the whole trajectory). */
-  penalizeNoToolCall: Schema.Boolean,
+  allPass: setting(Schema.Boolean, false, "Reward only a submission that passes every test (1 or 0) instead of the pass fraction"),
+  formatPenalty: setting(Penalty, 0.1, "Size of each format penalty (the reward is minus this), >= 0"),
+  penalizeNoToolCall: setting(Schema.Boolean, true, "A trajectory that never called the tool is penalised (turn 0, or the whole trajectory)"),
 })
 export type TestsPassedOptions = typeof TestsPassedOptions.Type
 
 /** Defaults: graded credit (the fraction of hidden tests passed), 0.1 format penalties. */
-export const testsPassedDefaults: TestsPassedOptions = { allPass: false, formatPenalty: 0.1, penalizeNoToolCall: true }
+export const testsPassedDefaults: TestsPassedOptions = defaultsOf(TestsPassedOptions)
 
 /**
  * Catalogue entry `tests-passed`: program synthesis with GTPO's turn-level rewards.

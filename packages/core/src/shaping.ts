@@ -27,6 +27,7 @@ import type { Embedder, Shaper } from "./component.js"
 import { charNgramEmbedding, cosine } from "./embedding.js"
 import { AlgorithmInputError } from "./errors.js"
 import { trajectoryCode, type Batch } from "./model.js"
+import { defaultsOf, setting } from "./setting.js"
 import { mean, NoOptions } from "./stats.js"
 import {
   assertNonEmptyBatch,
@@ -40,30 +41,24 @@ import {
 
 /** Options of the code-similarity shapers. */
 export const CodeSimilarityOptions = Schema.Struct({
-  /** Credit scale, in [0, 1). */
-  alpha: Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThan(1)),
-  /** Cap on the mean similarity, in [0, 1), so that credit < alpha. */
-  maxSimilarity: Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThan(1)),
-  /**
-   * "char-ngram": the built-in lexical embedding (no model). "policy": the policy's own
-   * hidden states, which the pipeline computes and passes in as `embed`.
-   */
-  embedding: Schema.Literals(["char-ngram", "policy"]),
-  /** Characters per n-gram of the char-ngram embedding. */
-  ngram: Schema.Int.check(Schema.isGreaterThanOrEqualTo(1)),
-  /** Hash buckets of the char-ngram embedding. */
-  dims: Schema.Int.check(Schema.isGreaterThanOrEqualTo(1)),
+  alpha: setting(Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThan(1)), 0.5, "Credit scale, in [0, 1)"),
+  maxSimilarity: setting(
+    Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThan(1)),
+    0.9,
+    "Cap on the mean similarity, in [0, 1), so that credit < alpha",
+  ),
+  embedding: setting(
+    Schema.Literals(["char-ngram", "policy"]),
+    "char-ngram",
+    "char-ngram: the built-in lexical embedding (no model); policy: the policy's own hidden states, which the pipeline computes and passes in",
+  ),
+  ngram: setting(Schema.Int.check(Schema.isGreaterThanOrEqualTo(1)), 3, "Characters per n-gram of the char-ngram embedding"),
+  dims: setting(Schema.Int.check(Schema.isGreaterThanOrEqualTo(1)), 2048, "Hash buckets of the char-ngram embedding"),
 })
 export type CodeSimilarityOptions = typeof CodeSimilarityOptions.Type
 
 /** GTPO's defaults: alpha 0.5, similarity capped at 0.9, character trigrams in 2048 buckets. */
-export const codeSimilarityDefaults: CodeSimilarityOptions = {
-  alpha: 0.5,
-  maxSimilarity: 0.9,
-  embedding: "char-ngram",
-  ngram: 3,
-  dims: 2048,
-}
+export const codeSimilarityDefaults: CodeSimilarityOptions = defaultsOf(CodeSimilarityOptions)
 
 /**
  * The partial credit of each trajectory (0 for successes and for groups with no

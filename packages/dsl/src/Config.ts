@@ -8,7 +8,7 @@
  * @category models
  */
 import { Schema } from "effect"
-import { defaultsOf, setting } from "./Setting.js"
+import { defaultsOf, setting } from "@turnwise/core"
 
 const PositiveInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
 const NonNegative = Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0))

@@ -5,7 +5,8 @@
  * @category models
  */
 import { Schema } from "effect"
-import { ConfigError, decodeSection, defaultsOf, section, setting } from "@turnwise/dsl"
+import { defaultsOf, section, setting } from "@turnwise/core"
+import { ConfigError, decodeSection } from "@turnwise/dsl"
 
 const PositiveInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
 const NonNegativeInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
