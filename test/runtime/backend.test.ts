@@ -24,11 +24,13 @@ describe("setBackend", () => {
     expect(Array.from(y.dataSync())).toEqual([11])
   })
 
-  it.each([
-    ["tensorflow", "@tensorflow/tfjs-node"],
-    ["tensorflow-gpu", "@tensorflow/tfjs-node-gpu"],
-    ["webgpu", "@tensorflow/tfjs-backend-webgpu"],
-  ] as const)("%s without its package names %s", async (name, pkg) => {
+  it.each(
+    [
+      ["tensorflow", "@tensorflow/tfjs-node"],
+      ["tensorflow-gpu", "@tensorflow/tfjs-node-gpu"],
+      ["webgpu", "@tensorflow/tfjs-backend-webgpu"],
+    ] as const,
+  )("%s without its package names %s", async (name, pkg) => {
     if (installed(pkg)) return // only meaningful where the optional package is absent (the default install)
     const error = await setBackend(name).then(
       () => undefined,
@@ -40,9 +42,12 @@ describe("setBackend", () => {
   })
 
   // Dawn on Mesa's llvmpipe where Dawn finds no GPU (see test/runtime/backends.test.ts for the skip switch).
-  it.skipIf(process.env["TURNWISE_SKIP_WEBGPU"] === "1")("webgpu with softwareGpu \"fallback\" starts here, on the GPU or the software GPU, and computes", async () => {
-    expect(await setBackend("webgpu", { softwareGpu: "fallback" })).toBe("webgpu")
-    const y = tf.matMul(tf.tensor2d([[1, 2]]), tf.tensor2d([[3], [4]]))
-    expect(Array.from(await y.data())).toEqual([11]) // asynchronously: webgpu cannot read synchronously in Node
-  })
+  it.skipIf(process.env["TURNWISE_SKIP_WEBGPU"] === "1")(
+    "webgpu with softwareGpu \"fallback\" starts here, on the GPU or the software GPU, and computes",
+    async () => {
+      expect(await setBackend("webgpu", { softwareGpu: "fallback" })).toBe("webgpu")
+      const y = tf.matMul(tf.tensor2d([[1, 2]]), tf.tensor2d([[3], [4]]))
+      expect(Array.from(await y.data())).toEqual([11]) // asynchronously: webgpu cannot read synchronously in Node
+    },
+  )
 })

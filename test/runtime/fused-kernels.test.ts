@@ -59,8 +59,13 @@ const valueAndGrads = async (f: (...xs: Array<tf.Tensor>) => tf.Tensor, xs: Arra
   return out
 }
 
-/** Fused and composite agree on the value and every gradient; returns the largest difference. */
-const compare = async (fused: (...xs: Array<tf.Tensor>) => tf.Tensor, composite: (...xs: Array<tf.Tensor>) => tf.Tensor, xs: Array<tf.Tensor>, upstream: tf.Tensor) => {
+/** Fused and composite agree on the value and every gradient; returns the fused results and the largest difference. */
+const compare = async (
+  fused: (...xs: Array<tf.Tensor>) => tf.Tensor,
+  composite: (...xs: Array<tf.Tensor>) => tf.Tensor,
+  xs: Array<tf.Tensor>,
+  upstream: tf.Tensor,
+) => {
   const got = await valueAndGrads(fused, xs, upstream)
   const want = await valueAndGrads(composite, xs, upstream)
   expect(relDiff(got.value, want.value), "forward").toBeLessThanOrEqual(tolerance)
@@ -68,7 +73,8 @@ const compare = async (fused: (...xs: Array<tf.Tensor>) => tf.Tensor, composite:
   // The reference is not degenerate: values and gradients are not all zero.
   expect(Math.max(...want.value.map(Math.abs))).toBeGreaterThan(0)
   for (const g of want.grads) expect(Math.max(...g.map(Math.abs))).toBeGreaterThan(0)
-  return got
+  const worst = Math.max(relDiff(got.value, want.value), ...want.grads.map((g, i) => relDiff(got.grads[i]!, g)))
+  return { ...got, worst }
 }
 
 const normal = (shape: Array<number>, seed: number) => tf.randomNormal(shape, 0, 1, "float32", seed)
@@ -110,7 +116,13 @@ describe.runIf(started === undefined)("fused webgpu kernels against the composit
   ])("RMSNorm [%i, %i]: value, dx and dw", async (rows, cols) => {
     const x = normal([rows, cols], 1)
     const w = tf.add(normal([cols], 2), 1)
-    await compare((a, b) => fusedRmsNorm(a as tf.Tensor2D, b as tf.Tensor1D, 1e-5), (a, b) => compositeRmsNorm(a as tf.Tensor2D, b as tf.Tensor1D, 1e-5), [x, w], normal([rows, cols], 3))
+    const { worst } = await compare(
+      (a, b) => fusedRmsNorm(a as tf.Tensor2D, b as tf.Tensor1D, 1e-5),
+      (a, b) => compositeRmsNorm(a as tf.Tensor2D, b as tf.Tensor1D, 1e-5),
+      [x, w],
+      normal([rows, cols], 3),
+    )
+    expect(worst).toBeLessThanOrEqual(tolerance)
   })
 
   it("RMSNorm: a wrong epsilon is caught (the comparison has teeth)", async () => {
@@ -122,7 +134,11 @@ describe.runIf(started === undefined)("fused webgpu kernels against the composit
   })
 
   it("SwiGLU [4, 10]: value, d gate and d up", async () => {
-    await compare((g, u) => fusedSwiGlu(g as tf.Tensor2D, u as tf.Tensor2D), (g, u) => compositeSwiGlu(g as tf.Tensor2D, u as tf.Tensor2D), [tf.mul(normal([4, 10], 4), 3), normal([4, 10], 5)], normal([4, 10], 6))
+    const { worst } = await compare((g, u) => fusedSwiGlu(g as tf.Tensor2D, u as tf.Tensor2D), (g, u) => compositeSwiGlu(g as tf.Tensor2D, u as tf.Tensor2D), [
+      tf.mul(normal([4, 10], 4), 3),
+      normal([4, 10], 5),
+    ], normal([4, 10], 6))
+    expect(worst).toBeLessThanOrEqual(tolerance)
   })
 
   it.each([
@@ -133,7 +149,13 @@ describe.runIf(started === undefined)("fused webgpu kernels against the composit
     // Per-row tables use different positions in each row, as the KV-cached decode does.
     const positions = Array.from({ length: tableRows * T }, (_, i) => 3 * i + 1)
     const { cos, sin } = ropeTables(positions, tableRows, T, Dh, 10000)
-    await compare((x) => fusedRope(x as tf.Tensor4D, cos, sin), (x) => compositeRope(x as tf.Tensor4D, cos, sin), [normal([B, T, H, Dh], 7)], normal([B, T, H, Dh], 8))
+    const { worst } = await compare(
+      (x) => fusedRope(x as tf.Tensor4D, cos, sin),
+      (x) => compositeRope(x as tf.Tensor4D, cos, sin),
+      [normal([B, T, H, Dh], 7)],
+      normal([B, T, H, Dh], 8),
+    )
+    expect(worst).toBeLessThanOrEqual(tolerance)
   })
 
   it.each([
@@ -141,7 +163,9 @@ describe.runIf(started === undefined)("fused webgpu kernels against the composit
     [1, 3, 130, 1 / 0.7],
   ])("token log-probs, logits [%i, %i, %i], scale %d: value and dlogits", async (B, T, V, scale) => {
     const tokens = tf.randomUniform([B, T], 0, V, "int32", 9) as tf.Tensor2D
-    const got = await compare((l) => fusedTokenLogprobs(l as tf.Tensor3D, tokens, scale), (l) => compositeTokenLogprobs(l as tf.Tensor3D, tokens, scale), [tf.mul(normal([B, T, V], 10), 2)], normal([B, T], 11))
+    const got = await compare((l) => fusedTokenLogprobs(l as tf.Tensor3D, tokens, scale), (l) => compositeTokenLogprobs(l as tf.Tensor3D, tokens, scale), [
+      tf.mul(normal([B, T, V], 10), 2),
+    ], normal([B, T], 11))
     // Position 0 has no previous logits: exactly 0.
     for (let b = 0; b < B; b++) expect(got.value[b * T]).toBe(0)
   })
@@ -155,12 +179,13 @@ describe.runIf(started === undefined)("fused webgpu kernels against the composit
     const mask = tf.tensor4d(m, [1, 1, T, T])
     // Scores spread over a few units, so the softmax is neither flat nor one-hot.
     const inputs = [tf.mul(normal([B, T, H, Dh], 12), 1.5), tf.mul(normal([B, T, Hkv, Dh], 13), 1.5), normal([B, T, Hkv, Dh], 14)]
-    await compare(
+    const { worst } = await compare(
       (q, k, v) => fusedCausalAttention(q as tf.Tensor4D, k as tf.Tensor4D, v as tf.Tensor4D),
       (q, k, v) => compositeCausalAttention(q as tf.Tensor4D, k as tf.Tensor4D, v as tf.Tensor4D, mask),
       inputs,
       normal([B, T, H, Dh], 15),
     )
+    expect(worst).toBeLessThanOrEqual(tolerance)
   })
 
   it("decode kernels (no gradient): normalisation, rotary combination and cached attention against composite ops", async () => {
@@ -184,7 +209,10 @@ describe.runIf(started === undefined)("fused webgpu kernels against the composit
     // Composite: query head h reads kv head floor(h / G), by gathering the cache per query head.
     const heads = tf.tensor1d(Array.from({ length: H }, (_, h) => Math.floor(h / (H / Hkv))), "int32")
     const q = tf.transpose(tf.slice(roped, [0, 0, 0, 0], [B, T, H, Dh]), [0, 2, 1, 3]) // [B, H, T, Dh]
-    const scores = tf.add(tf.matMul(tf.reshape(q, [B * H, T, Dh]), tf.reshape(tf.gather(kAll, heads, 1), [B * H, Dh, S])), tf.reshape(tf.tile(bias, [1, H, 1, 1]), [B * H, T, S]))
+    const scores = tf.add(
+      tf.matMul(tf.reshape(q, [B * H, T, Dh]), tf.reshape(tf.gather(kAll, heads, 1), [B * H, Dh, S])),
+      tf.reshape(tf.tile(bias, [1, H, 1, 1]), [B * H, T, S]),
+    )
     const y = tf.matMul(tf.softmax(scores), tf.reshape(tf.gather(vAll, heads, 1), [B * H, S, Dh])) // [B*H, T, Dh]
     const want = await read(tf.reshape(tf.transpose(tf.reshape(y, [B, H, T, Dh]), [0, 2, 1, 3]), [B * T, H * Dh]))
     expect(Math.max(...want.map(Math.abs))).toBeGreaterThan(0)
@@ -228,6 +256,9 @@ describe.runIf(started === undefined)("fused webgpu kernels against the composit
   })
 })
 
-it.runIf(started !== undefined)(`webgpu ${skip ? "is skipped (TURNWISE_SKIP_WEBGPU=1)" : "must start here (set TURNWISE_SKIP_WEBGPU=1 to skip)"}: ${started?.message}`, () => {
-  if (!skip) throw started
-})
+it.runIf(started !== undefined)(
+  `webgpu ${skip ? "is skipped (TURNWISE_SKIP_WEBGPU=1)" : "must start here (set TURNWISE_SKIP_WEBGPU=1 to skip)"}: ${started?.message}`,
+  () => {
+    expect(skip, `webgpu could not be started: ${started?.message}`).toBe(true)
+  },
+)

@@ -118,7 +118,11 @@ const useSoftwareGpu = async (mode: SoftwareGpuMode): Promise<void> => {
     await installSoftwareGpu()
   } catch (error) {
     if (error instanceof SoftwareGpuUnavailableError) {
-      throw new BackendUnavailableError({ backend: "webgpu", install: undefined, reason: `${mode === "fallback" ? "no hardware WebGPU adapter, and " : ""}${error.message}` })
+      throw new BackendUnavailableError({
+        backend: "webgpu",
+        install: undefined,
+        reason: `${mode === "fallback" ? "no hardware WebGPU adapter, and " : ""}${error.message}`,
+      })
     }
     throw error
   }
@@ -137,7 +141,9 @@ const prepareWebGpu = async (softwareGpu: SoftwareGpuMode): Promise<void> => {
     throw new BackendUnavailableError({
       backend: "webgpu",
       install: missing.join(" "),
-      reason: `${missing.join(" and ")} ${missing.length > 1 ? "are" : "is"} not installed${needsDawn ? " (in Node, navigator.gpu comes from the webgpu package: Dawn's bindings)" : ""}`,
+      reason: `${missing.join(" and ")} ${missing.length > 1 ? "are" : "is"} not installed${
+        needsDawn ? " (in Node, navigator.gpu comes from the webgpu package: Dawn's bindings)" : ""
+      }`,
     })
   }
   if (softwareGpu !== "never") return useSoftwareGpu(softwareGpu)
@@ -187,7 +193,11 @@ export const setBackend = async (name: BackendName = "wasm", options: SetBackend
     const entry = name === "wasm" || name === "cpu" ? undefined : optional[name]
     // The package loaded, so installing it again would not help: the usual cause is the
     // machine (no GPU adapter, no driver, CUDA libraries not found).
-    const hint = entry === undefined ? "" : ` although ${entry.pkg} loaded; ${name === "webgpu" ? "no WebGPU adapter was found (is there a GPU and a Vulkan, Metal or D3D12 driver?)" : "see the messages tfjs printed above"}`
+    const hint = entry === undefined
+      ? ""
+      : ` although ${entry.pkg} loaded; ${
+        name === "webgpu" ? "no WebGPU adapter was found (is there a GPU and a Vulkan, Metal or D3D12 driver?)" : "see the messages tfjs printed above"
+      }`
     throw new BackendUnavailableError({
       backend: name,
       install: undefined,

@@ -276,8 +276,7 @@ const variableSpecs = (c: ModelConfig): Array<VariableSpec> => {
   // residual's variance does not grow with depth.
   const residualStd = c.initStd / Math.sqrt(2 * c.nLayers)
   const specs: Array<VariableSpec> = []
-  const add = (name: string, shape: Array<number>, init: VariableSpec["init"], std = c.initStd) =>
-    specs.push({ name, shape, init, std })
+  const add = (name: string, shape: Array<number>, init: VariableSpec["init"], std = c.initStd) => specs.push({ name, shape, init, std })
   add("model.embed_tokens.weight", [c.vocabSize, c.dModel], "normal")
   for (let i = 0; i < c.nLayers; i++) {
     const p = `model.layers.${i}`
@@ -318,7 +317,10 @@ const checkWeights = (c: ModelConfig, weights: ReadonlyMap<string, tf.Variable>)
     const w = weights.get(spec.name)
     if (w === undefined) throw new ModelInputError({ fn: "constructor", problem: `weights lack "${spec.name}"` })
     if (!tf.util.arraysEqual(w.shape, spec.shape)) {
-      throw new ModelInputError({ fn: "constructor", problem: `weight "${spec.name}" has shape [${w.shape.join(", ")}], the config needs [${spec.shape.join(", ")}]` })
+      throw new ModelInputError({
+        fn: "constructor",
+        problem: `weight "${spec.name}" has shape [${w.shape.join(", ")}], the config needs [${spec.shape.join(", ")}]`,
+      })
     }
   }
   if (weights.size !== specs.length) {
@@ -338,7 +340,7 @@ const initVariables = (c: ModelConfig): Map<string, tf.Variable> => {
     const size = spec.shape.reduce((a, b) => a * b, 1)
     const values = new Float32Array(size)
     if (spec.init === "ones") values.fill(1)
-    else if (spec.init === "normal") for (let j = 0; j < size; j++) values[j] = local.normal() * spec.std
+    else if (spec.init === "normal") { for (let j = 0; j < size; j++) values[j] = local.normal() * spec.std }
     // tfjs variable names are global; the map key carries the checkpoint name instead.
     variables.set(spec.name, tf.variable(tf.tensor(values, spec.shape), true))
   }

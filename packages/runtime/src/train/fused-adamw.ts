@@ -45,7 +45,12 @@ const kernel = (name: string, key: string, inputs: Array<string>, expression: st
   })
 
 const firstMoment = kernel("TurnwiseAdamWFirstMoment", "adamw_m", ["m", "g"], "result[index] = uniforms.beta1 * m[index] + (1.0 - uniforms.beta1) * g[index];")
-const secondMoment = kernel("TurnwiseAdamWSecondMoment", "adamw_v", ["v", "g"], "let gi = g[index]; result[index] = uniforms.beta2 * v[index] + (1.0 - uniforms.beta2) * gi * gi;")
+const secondMoment = kernel(
+  "TurnwiseAdamWSecondMoment",
+  "adamw_v",
+  ["v", "g"],
+  "let gi = g[index]; result[index] = uniforms.beta2 * v[index] + (1.0 - uniforms.beta2) * gi * gi;",
+)
 const parameter = kernel(
   "TurnwiseAdamWParameter",
   "adamw_p",

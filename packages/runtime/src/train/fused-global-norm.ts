@@ -22,7 +22,9 @@ const body = (count: number) => `
     let tid = index % ${WG};
     var s = 0.0;
     ${
-  Array.from({ length: count }, (_, i) => `if (which == ${i}) { for (var j = tid; j < uniforms.n${i}; j += ${WG}) { let x = t${i}[j]; s += x * x; } }`).join(" else ")
+  Array.from({ length: count }, (_, i) => `if (which == ${i}) { for (var j = tid; j < uniforms.n${i}; j += ${WG}) { let x = t${i}[j]; s += x * x; } }`).join(
+    " else ",
+  )
 }
     partial[tid] = s;
     workgroupBarrier();

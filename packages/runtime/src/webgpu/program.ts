@@ -95,17 +95,18 @@ const registered = new Set<string>()
  * const scale = fusedKernel("TurnwiseScale", (inputs, attrs, backend) => runFused(backend, spec, [inputs.x!], [{ type: "float32", data: [attrs.k!] }]))
  * const y = scale({ x }, { k: 2 })
  */
-export const fusedKernel = (name: string, kernelFunc: FusedKernelFunc) => (inputs: Record<string, tf.Tensor>, attrs: Record<string, number> = {}): tf.Tensor => {
-  if (!registered.has(name)) {
-    tf.registerKernel({
-      kernelName: name,
-      backendName: "webgpu",
-      kernelFunc: ({ inputs: given, attrs: a, backend }) => kernelFunc(given as Record<string, tf.TensorInfo>, (a ?? {}) as Record<string, number>, backend),
-    })
-    registered.add(name)
+export const fusedKernel =
+  (name: string, kernelFunc: FusedKernelFunc) => (inputs: Record<string, tf.Tensor>, attrs: Record<string, number> = {}): tf.Tensor => {
+    if (!registered.has(name)) {
+      tf.registerKernel({
+        kernelName: name,
+        backendName: "webgpu",
+        kernelFunc: ({ inputs: given, attrs: a, backend }) => kernelFunc(given as Record<string, tf.TensorInfo>, (a ?? {}) as Record<string, number>, backend),
+      })
+      registered.add(name)
+    }
+    return tf.engine().runKernel(name, inputs as tf.NamedTensorMap, attrs as tf.NamedAttrMap) as tf.Tensor
   }
-  return tf.engine().runKernel(name, inputs as tf.NamedTensorMap, attrs as tf.NamedAttrMap) as tf.Tensor
-}
 
 /** Whether fused kernels run here: the active backend is webgpu. */
 export const fusedKernelsActive = (): boolean => tf.getBackend() === "webgpu"

@@ -47,7 +47,9 @@ const loadDawn = async (): Promise<DawnNode> => {
     if (typeof dawn.create !== "function" || typeof dawn.globals !== "object") throw new Error("it does not export create() and globals")
     return dawn as DawnNode
   } catch (error) {
-    throw new SoftwareGpuUnavailableError({ reason: `the webgpu package (Dawn) could not be loaded: ${error instanceof Error ? error.message : String(error)}` })
+    throw new SoftwareGpuUnavailableError({
+      reason: `the webgpu package (Dawn) could not be loaded: ${error instanceof Error ? error.message : String(error)}`,
+    })
   }
 }
 
@@ -85,7 +87,9 @@ export const installSoftwareGpu = async (): Promise<void> => {
   const compatibility = (options: Record<string, unknown> = {}) => gpu.requestAdapter({ ...options, featureLevel: "compatibility" })
   if ((await compatibility()) === null) {
     throw new SoftwareGpuUnavailableError({
-      reason: `Dawn found no OpenGL adapter through EGL (EGL_PLATFORM=${process.env["EGL_PLATFORM"]}); install Mesa's EGL and software driver (apt-get install ${softwareGpuPackages})`,
+      reason: `Dawn found no OpenGL adapter through EGL (EGL_PLATFORM=${
+        process.env["EGL_PLATFORM"]
+      }); install Mesa's EGL and software driver (apt-get install ${softwareGpuPackages})`,
     })
   }
   installNavigatorGpu({ requestAdapter: compatibility, getPreferredCanvasFormat: () => "rgba8unorm" })

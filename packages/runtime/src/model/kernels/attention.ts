@@ -166,27 +166,73 @@ const shapeOf = (q: tf.TensorInfo, k: tf.TensorInfo) => {
 
 const forwardKernel = fusedKernel("TurnwiseCausalAttention", ({ q, k, v }, _attrs, backend) => {
   const s = shapeOf(q!, k!)
-  return runFused(backend, { key: `attention_${s.key}`, inputs: ["q", "k", "v"], outputShape: q!.shape, invocations: s.rows, uniforms, body: forwardBody(s.dims) }, [q!, k!, v!], s.values)
+  return runFused(
+    backend,
+    { key: `attention_${s.key}`, inputs: ["q", "k", "v"], outputShape: q!.shape, invocations: s.rows, uniforms, body: forwardBody(s.dims) },
+    [q!, k!, v!],
+    s.values,
+  )
 })
 
 const statsKernel = fusedKernel("TurnwiseCausalAttentionStats", ({ q, k, o, dy }, _attrs, backend) => {
   const s = shapeOf(q!, k!)
-  return runFused(backend, { key: `attention_stats_${s.key}`, inputs: ["q", "k", "o", "dy"], outputShape: [...q!.shape.slice(0, 3), 2], invocations: s.rows, uniforms, body: statsBody(s.dims) }, [q!, k!, o!, dy!], s.values)
+  return runFused(
+    backend,
+    {
+      key: `attention_stats_${s.key}`,
+      inputs: ["q", "k", "o", "dy"],
+      outputShape: [...q!.shape.slice(0, 3), 2],
+      invocations: s.rows,
+      uniforms,
+      body: statsBody(s.dims),
+    },
+    [q!, k!, o!, dy!],
+    s.values,
+  )
 })
 
 const queryGradKernel = fusedKernel("TurnwiseCausalAttentionGradQ", ({ q, k, v, dy, stats }, _attrs, backend) => {
   const s = shapeOf(q!, k!)
-  return runFused(backend, { key: `attention_dq_${s.key}`, inputs: ["q", "k", "v", "dy", "stats"], outputShape: q!.shape, invocations: s.rows, uniforms, body: queryGradBody(s.dims) }, [q!, k!, v!, dy!, stats!], s.values)
+  return runFused(
+    backend,
+    { key: `attention_dq_${s.key}`, inputs: ["q", "k", "v", "dy", "stats"], outputShape: q!.shape, invocations: s.rows, uniforms, body: queryGradBody(s.dims) },
+    [q!, k!, v!, dy!, stats!],
+    s.values,
+  )
 })
 
 const keyGradKernel = fusedKernel("TurnwiseCausalAttentionGradK", ({ q, k, v, dy, stats }, _attrs, backend) => {
   const s = shapeOf(q!, k!)
-  return runFused(backend, { key: `attention_dk_${s.key}`, inputs: ["q", "k", "v", "dy", "stats"], outputShape: k!.shape, invocations: s.kvRows, uniforms, body: keyValueGradBody(s.dims, true) }, [q!, k!, v!, dy!, stats!], s.values)
+  return runFused(
+    backend,
+    {
+      key: `attention_dk_${s.key}`,
+      inputs: ["q", "k", "v", "dy", "stats"],
+      outputShape: k!.shape,
+      invocations: s.kvRows,
+      uniforms,
+      body: keyValueGradBody(s.dims, true),
+    },
+    [q!, k!, v!, dy!, stats!],
+    s.values,
+  )
 })
 
 const valueGradKernel = fusedKernel("TurnwiseCausalAttentionGradV", ({ q, k, dy, stats }, _attrs, backend) => {
   const s = shapeOf(q!, k!)
-  return runFused(backend, { key: `attention_dv_${s.key}`, inputs: ["q", "k", "dy", "stats"], outputShape: k!.shape, invocations: s.kvRows, uniforms, body: keyValueGradBody(s.dims, false) }, [q!, k!, dy!, stats!], s.values)
+  return runFused(
+    backend,
+    {
+      key: `attention_dv_${s.key}`,
+      inputs: ["q", "k", "dy", "stats"],
+      outputShape: k!.shape,
+      invocations: s.kvRows,
+      uniforms,
+      body: keyValueGradBody(s.dims, false),
+    },
+    [q!, k!, dy!, stats!],
+    s.values,
+  )
 })
 
 /**

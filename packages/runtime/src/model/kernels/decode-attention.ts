@@ -53,7 +53,14 @@ const kernel = fusedKernel("TurnwiseDecodeAttention", ({ qk, kAll, vAll, bias },
   const rows = batch * steps * H
   return runFused(
     backend,
-    { key: `decode_attention_${H}_${kvHeads}_${dHead}`, inputs: ["qk", "kAll", "vAll", "bias"], outputShape: [batch * steps, H * dHead], invocations: rows, uniforms: "rows : i32, steps : i32, slots : i32,", body: body(H, kvHeads, dHead) },
+    {
+      key: `decode_attention_${H}_${kvHeads}_${dHead}`,
+      inputs: ["qk", "kAll", "vAll", "bias"],
+      outputShape: [batch * steps, H * dHead],
+      invocations: rows,
+      uniforms: "rows : i32, steps : i32, slots : i32,",
+      body: body(H, kvHeads, dHead),
+    },
     [qk!, kAll!, vAll!, bias!],
     [rows, steps, slots].map((v) => ({ type: "int32" as const, data: [v] })),
   )

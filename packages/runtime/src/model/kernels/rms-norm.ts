@@ -90,11 +90,27 @@ const uniformValues = (eps: number, [rows, cols]: ReadonlyArray<number>) => [
   { type: "int32" as const, data: [cols ?? 0] },
 ]
 
-const forwardKernel = fusedKernel("TurnwiseRmsNorm", ({ x, w }, { eps }, backend) =>
-  runFused(backend, { key: "rms_norm", inputs: ["x", "w"], outputShape: x!.shape, invocations: x!.shape[0]! * WG, workgroupSize: WG, uniforms, body: forwardBody }, [x!, w!], uniformValues(eps!, x!.shape)))
+const forwardKernel = fusedKernel(
+  "TurnwiseRmsNorm",
+  ({ x, w }, { eps }, backend) =>
+    runFused(
+      backend,
+      { key: "rms_norm", inputs: ["x", "w"], outputShape: x!.shape, invocations: x!.shape[0]! * WG, workgroupSize: WG, uniforms, body: forwardBody },
+      [x!, w!],
+      uniformValues(eps!, x!.shape),
+    ),
+)
 
-const normalizeKernel = fusedKernel("TurnwiseNormalize", ({ x }, { eps }, backend) =>
-  runFused(backend, { key: "normalize", inputs: ["x"], outputShape: x!.shape, invocations: x!.shape[0]! * WG, workgroupSize: WG, uniforms, body: normalizeBody }, [x!], uniformValues(eps!, x!.shape)))
+const normalizeKernel = fusedKernel(
+  "TurnwiseNormalize",
+  ({ x }, { eps }, backend) =>
+    runFused(
+      backend,
+      { key: "normalize", inputs: ["x"], outputShape: x!.shape, invocations: x!.shape[0]! * WG, workgroupSize: WG, uniforms, body: normalizeBody },
+      [x!],
+      uniformValues(eps!, x!.shape),
+    ),
+)
 
 /**
  * `x * rsqrt(mean(x^2) + eps)` without a gain, one fused shader, no gradient (the
@@ -105,11 +121,35 @@ const normalizeKernel = fusedKernel("TurnwiseNormalize", ({ x }, { eps }, backen
  */
 export const fusedNormalize = (x: tf.Tensor2D, eps: number): tf.Tensor2D => normalizeKernel({ x }, { eps }) as tf.Tensor2D
 
-const backwardXKernel = fusedKernel("TurnwiseRmsNormGradX", ({ x, w, dy }, { eps }, backend) =>
-  runFused(backend, { key: "rms_norm_dx", inputs: ["x", "w", "dy"], outputShape: x!.shape, invocations: x!.shape[0]! * WG, workgroupSize: WG, uniforms, body: backwardXBody }, [x!, w!, dy!], uniformValues(eps!, x!.shape)))
+const backwardXKernel = fusedKernel(
+  "TurnwiseRmsNormGradX",
+  ({ x, w, dy }, { eps }, backend) =>
+    runFused(
+      backend,
+      { key: "rms_norm_dx", inputs: ["x", "w", "dy"], outputShape: x!.shape, invocations: x!.shape[0]! * WG, workgroupSize: WG, uniforms, body: backwardXBody },
+      [x!, w!, dy!],
+      uniformValues(eps!, x!.shape),
+    ),
+)
 
-const backwardWKernel = fusedKernel("TurnwiseRmsNormGradW", ({ x, dy }, { eps }, backend) =>
-  runFused(backend, { key: "rms_norm_dw", inputs: ["x", "dy"], outputShape: [x!.shape[1]!], invocations: Math.ceil(x!.shape[1]! / WG) * WG, workgroupSize: WG, uniforms, body: backwardWBody }, [x!, dy!], uniformValues(eps!, x!.shape)))
+const backwardWKernel = fusedKernel(
+  "TurnwiseRmsNormGradW",
+  ({ x, dy }, { eps }, backend) =>
+    runFused(
+      backend,
+      {
+        key: "rms_norm_dw",
+        inputs: ["x", "dy"],
+        outputShape: [x!.shape[1]!],
+        invocations: Math.ceil(x!.shape[1]! / WG) * WG,
+        workgroupSize: WG,
+        uniforms,
+        body: backwardWBody,
+      },
+      [x!, dy!],
+      uniformValues(eps!, x!.shape),
+    ),
+)
 
 /**
  * RMSNorm with tfjs's standard ops and their gradients (every backend).

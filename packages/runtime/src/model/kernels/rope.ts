@@ -43,7 +43,14 @@ const kernel = (name: string, key: string, backward: boolean) =>
     const n = tf.util.sizeFromShape(source!.shape)
     return runFused(
       backend,
-      { key, inputs: ["source", "cosT", "sinT"], outputShape: source!.shape, invocations: n, uniforms: "n : i32, steps : i32, heads : i32, dHead : i32, tableRows : i32,", body: body(backward) },
+      {
+        key,
+        inputs: ["source", "cosT", "sinT"],
+        outputShape: source!.shape,
+        invocations: n,
+        uniforms: "n : i32, steps : i32, heads : i32, dHead : i32, tableRows : i32,",
+        body: body(backward),
+      },
       [source!, cosT!, sinT!],
       [n, steps, heads, dHead, cosT!.shape[0]!].map((v) => ({ type: "int32" as const, data: [v] })),
     )
@@ -95,7 +102,11 @@ export const fusedRope = (x: tf.Tensor4D, cos: tf.Tensor4D, sin: tf.Tensor4D): t
  * @example
  * const k = rope(kRaw, ctx.cos, ctx.sin) // [B, T, Hkv, Dh]
  */
-export const rope = (x: tf.Tensor4D, cos: tf.Tensor4D, sin: tf.Tensor4D): tf.Tensor4D => (fusedKernelsActive() ? fusedRope(x, cos, sin) : compositeRope(x, cos, sin))
+export const rope = (
+  x: tf.Tensor4D,
+  cos: tf.Tensor4D,
+  sin: tf.Tensor4D,
+): tf.Tensor4D => (fusedKernelsActive() ? fusedRope(x, cos, sin) : compositeRope(x, cos, sin))
 
 const combineKernel = fusedKernel("TurnwiseRopeCombine", ({ x, xRot, cosT, sinT }, _attrs, backend) => {
   const [, steps, heads, dHead] = x!.shape as [number, number, number, number]

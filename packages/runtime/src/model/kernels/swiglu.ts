@@ -26,11 +26,19 @@ const kernel = (name: string, key: string, inputs: Array<string>, expression: st
   fusedKernel(name, (given, _attrs, backend) => {
     const tensors = inputs.map((input) => given[input]!)
     const n = tf.util.sizeFromShape(tensors[0]!.shape)
-    return runFused(backend, { key, inputs, outputShape: tensors[0]!.shape, invocations: n, uniforms: "n : i32,", body: elementwise(expression) }, tensors, [{ type: "int32", data: [n] }])
+    return runFused(backend, { key, inputs, outputShape: tensors[0]!.shape, invocations: n, uniforms: "n : i32,", body: elementwise(expression) }, tensors, [{
+      type: "int32",
+      data: [n],
+    }])
   })
 
 const forwardKernel = kernel("TurnwiseSwiGlu", "swiglu", ["gate", "up"], "result[index] = g * s * up[index];")
-const gateGradKernel = kernel("TurnwiseSwiGluGradGate", "swiglu_dgate", ["gate", "up", "dy"], "result[index] = dy[index] * up[index] * s * (1.0 + g * (1.0 - s));")
+const gateGradKernel = kernel(
+  "TurnwiseSwiGluGradGate",
+  "swiglu_dgate",
+  ["gate", "up", "dy"],
+  "result[index] = dy[index] * up[index] * s * (1.0 + g * (1.0 - s));",
+)
 const upGradKernel = kernel("TurnwiseSwiGluGradUp", "swiglu_dup", ["gate", "dy"], "result[index] = dy[index] * g * s;")
 
 /**

@@ -97,12 +97,38 @@ const uniforms = "positions : i32, steps : i32, vocab : i32, scale : f32,"
 
 const forwardKernel = fusedKernel("TurnwiseTokenLogprobs", ({ logits, tokens }, { scale }, backend) => {
   const [batch, steps] = logits!.shape as [number, number, number]
-  return runFused(backend, { key: "token_logprobs", inputs: ["logits", "tokens"], outputShape: [batch, steps], invocations: batch * steps * WG, workgroupSize: WG, uniforms, body: forwardBody }, [logits!, tokens!], uniformValues(logits!, scale!))
+  return runFused(
+    backend,
+    {
+      key: "token_logprobs",
+      inputs: ["logits", "tokens"],
+      outputShape: [batch, steps],
+      invocations: batch * steps * WG,
+      workgroupSize: WG,
+      uniforms,
+      body: forwardBody,
+    },
+    [logits!, tokens!],
+    uniformValues(logits!, scale!),
+  )
 })
 
 const backwardKernel = fusedKernel("TurnwiseTokenLogprobsGrad", ({ logits, tokens, dy }, { scale }, backend) => {
   const [batch, steps] = logits!.shape as [number, number, number]
-  return runFused(backend, { key: "token_logprobs_grad", inputs: ["logits", "tokens", "dy"], outputShape: logits!.shape, invocations: batch * steps * WG, workgroupSize: WG, uniforms, body: backwardBody }, [logits!, tokens!, dy!], uniformValues(logits!, scale!))
+  return runFused(
+    backend,
+    {
+      key: "token_logprobs_grad",
+      inputs: ["logits", "tokens", "dy"],
+      outputShape: logits!.shape,
+      invocations: batch * steps * WG,
+      workgroupSize: WG,
+      uniforms,
+      body: backwardBody,
+    },
+    [logits!, tokens!, dy!],
+    uniformValues(logits!, scale!),
+  )
 })
 
 /**
