@@ -3,6 +3,8 @@
  * per language, through the pool (size 2), in three modes: fresh calls; one session
  * per worker; and eight sessions taking turns, as the trajectories of a rollout do (a
  * Python worker then switches its interpreter state on nearly every call).
+ * Then the cost of printing: one call printing 200,000 short lines per language (the
+ * JavaScript console buffers inside the guest; Python's stdout is line-buffered).
  * Prints JSON lines.
  *
  *   npx tsx bench/sandbox.ts [calls-per-case]
@@ -37,5 +39,15 @@ for (const language of ["js", "python"] as const) {
     console.log(JSON.stringify({ bench: "sandbox", language, mode, calls, execPerSec: +(calls / seconds).toFixed(1), p50Ms: +quantile(latencies, 0.5).toFixed(2), p99Ms: +quantile(latencies, 0.99).toFixed(2) }))
     for (const s of sessions) pool.closeSession(s)
   }
+}
+const printLines = 200_000
+const printers: Record<Language, string> = {
+  js: `for (let i = 0; i < ${printLines}; i++) console.log("line", i)`,
+  python: `for i in range(${printLines}): print("line", i)`,
+}
+for (const language of ["js", "python"] as const) {
+  const obs = await pool.run({ language, code: printers[language], timeoutMs: 120_000 })
+  if (!obs.ok) throw new Error(`bench printer failed: ${JSON.stringify(obs).slice(0, 300)}`)
+  console.log(JSON.stringify({ bench: "sandbox-print", language, lines: printLines, ms: +obs.durationMs.toFixed(0), usPerLine: +((obs.durationMs * 1000) / printLines).toFixed(2) }))
 }
 await pool.close()

@@ -96,10 +96,14 @@ interface Outcome {
   readonly stderrTail: string
 }
 
+/** Commands running now (killed with the load if this script is interrupted). */
+const running = new Set<ChildProcess>()
+
 const runOnce = (c: Case): Promise<Outcome> =>
   new Promise((resolve) => {
     const started = performance.now()
     const child = spawn(process.execPath, [bin, ...c.args], { cwd: root, stdio: ["pipe", "pipe", "pipe"] })
+    running.add(child)
     let stdout = ""
     let stderr = ""
     child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString("utf8")))
@@ -111,6 +115,7 @@ const runOnce = (c: Case): Promise<Outcome> =>
       child.kill("SIGKILL")
     }, boundSeconds * 1000)
     child.on("close", (exitCode, signal) => {
+      running.delete(child)
       clearTimeout(bound)
       const tmp = path.join(root, ".turnwise-tmp", `${c.command}-${child.pid}`)
       const leftTmpDir = existsSync(tmp)
@@ -134,11 +139,17 @@ const load: Array<ChildProcess> = Array.from({ length: loadProcesses }, () => sp
 const stopLoad = (): void => {
   for (const hog of load) hog.kill("SIGKILL")
 }
-process.on("exit", stopLoad)
-process.on("SIGINT", () => {
+const stopAll = (): void => {
   stopLoad()
-  process.exit(130)
-})
+  for (const child of running) child.kill("SIGKILL")
+}
+process.on("exit", stopAll)
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, () => {
+    stopAll()
+    process.exit(130)
+  })
+}
 
 console.log(JSON.stringify({ bench: "stress-commands", runsPerCommand, parallel, loadProcesses, boundSeconds, cores: cpus().length }))
 const queue: Array<Case> = []

@@ -321,4 +321,28 @@ describe("Pyodide sandbox state between calls", () => {
     single.closeSession(a)
     single.closeSession(b)
   })
+  it("counts the guest's files against its memory limit: a write past it fails inside the guest, as kind memory", async () => {
+    // Deadlines far above what these take, so that a busy machine cannot fail them.
+    const limits = { memoryMb: 64, timeoutMs: 60_000 }
+    const fill = "block = b'x' * 10_000_000\nwith open('/tmp/fill.bin', 'wb') as f:\n    for i in range(200):\n        f.write(block)\n        print(i)"
+    const filled = failure(await run(fill, limits))
+    expect(filled.kind).toBe("memory")
+    expect(filled.error).toMatch(/OSError: \[Errno 19\] Quota exceeded/)
+    expect(filled.error).toMatch(/files count against the call's memory limit of 64 MB/)
+    expect(filled.stdout.trim().split("\n").length).toBeLessThan(7) // at most 64 MB, heap included, never 2 GB
+    // Growing a file without writing to it counts the same; so do entries, however small.
+    expect(failure(await run("import os\nopen('/tmp/t', 'wb').close()\nos.truncate('/tmp/t', 2**30)", limits)).kind).toBe("memory")
+    expect(failure(await run("for i in range(10**6): open(f'/tmp/f{i}', 'w').close()", { ...limits, memoryMb: 8 })).kind).toBe("memory")
+    // Deleted files stop counting; a guest that catches the error carries on.
+    const churn = "import os\nfor name in 'abcd':\n    open(f'/tmp/{name}', 'wb').write(b'y' * 20_000_000)\n    os.remove(f'/tmp/{name}')\nlen(os.listdir('/tmp'))"
+    expect(await run(churn, limits)).toMatchObject({ ok: true, value: "0" })
+    const caught = "try:\n    open('/tmp/big', 'wb').write(b'z' * 100_000_000)\nexcept OSError as e:\n    print('refused:', e.strerror)\n'went on'"
+    expect(await run(caught, { memoryMb: 128, timeoutMs: 60_000 })).toMatchObject({ ok: true, stdout: "refused: Quota exceeded\n", value: "'went on'" })
+    // A session's files stay, and keep counting, across its calls.
+    const session = single.openSession("python")
+    expect(await run("open('/tmp/keep.bin', 'wb').write(b'k' * 30_000_000)", { ...limits, session })).toMatchObject({ ok: true })
+    expect(failure(await run("open('/tmp/more.bin', 'wb').write(b'm' * 30_000_000)", { ...limits, session })).kind).toBe("memory")
+    single.closeSession(session)
+    expect(await run("open('/tmp/small.txt', 'w').write('fine')", limits)).toMatchObject({ ok: true, value: "4" })
+  })
 })

@@ -14,8 +14,11 @@
 
 /** The ceiling of one worker (there is one per thread: it patches the shared prototype). */
 export interface HeapCeiling {
-  /** Refuse to grow any WebAssembly memory past `bytes` until {@link HeapCeiling.lift}; clears `refused`. */
-  readonly lower: (bytes: number) => void
+  /**
+   * Refuse to grow any WebAssembly memory past `bytes`, less what `reserved()` says is
+   * taken elsewhere (the guest's files), until {@link HeapCeiling.lift}; clears `refused`.
+   */
+  readonly lower: (bytes: number, reserved?: () => number) => void
   /** Allow growth again (the engine's own work between calls must not fail). */
   readonly lift: () => void
   /** Whether a growth was refused since the last {@link HeapCeiling.lower}. */
@@ -36,11 +39,12 @@ const pageBytes = 65536
  */
 export const installHeapCeiling = (): HeapCeiling => {
   let ceiling = Number.POSITIVE_INFINITY
+  let reservedBytes: () => number = () => 0
   let refused = false
   const grow = WebAssembly.Memory.prototype.grow
   Object.defineProperty(WebAssembly.Memory.prototype, "grow", {
     value: function (this: WebAssembly.Memory, pages: number): number {
-      if (this.buffer.byteLength + pages * pageBytes > ceiling) {
+      if (this.buffer.byteLength + pages * pageBytes + reservedBytes() > ceiling) {
         refused = true
         throw new RangeError("sandbox memory limit") // emscripten's resize catches this and fails the malloc
       }
@@ -50,12 +54,14 @@ export const installHeapCeiling = (): HeapCeiling => {
     configurable: false, // a guest that reaches the JS realm cannot lift it
   })
   return {
-    lower: (bytes) => {
+    lower: (bytes, reserved) => {
       ceiling = bytes
+      reservedBytes = reserved ?? (() => 0)
       refused = false
     },
     lift: () => {
       ceiling = Number.POSITIVE_INFINITY
+      reservedBytes = () => 0
     },
     refused: () => refused,
   }

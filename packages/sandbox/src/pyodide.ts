@@ -25,7 +25,10 @@
  * - Filesystem: Pyodide's in-memory FS only (NODEFS is never mounted), writable only in
  *   /home/pyodide and /tmp.
  * - Memory: a ceiling on the WebAssembly heap (heap-ceiling.ts) refuses to grow it past
- *   the call's limit, so the allocation fails inside Python with `MemoryError`.
+ *   the call's limit, so the allocation fails inside Python with `MemoryError`. The
+ *   guest's files live in JavaScript memory outside that heap; they share the same limit
+ *   (guest-files.ts): a write past it fails with `OSError` (`EDQUOT`, "Disk quota
+ *   exceeded"), and a call that fails after that is reported as kind "memory".
  * - Time: the host sets the interrupt flag at the deadline (`KeyboardInterrupt`)
  *   and terminates the worker after a grace period if that did not stop the guest;
  *   standard output is line-buffered into memory shared with the host, so the lines
@@ -157,6 +160,7 @@ export const pyodideEngine = async (options: {
   if (typeof sbrk !== "function" || !(stackPointer instanceof WebAssembly.Global)) throw new Error("pyodide: sbrk or the stack pointer is not reachable")
   const brk = (): number => sbrk(0) as number
   const memory = (): number => bytes().byteLength
+  const mib = 1024 * 1024
 
   // No ctypes, and no bridge module, whatever a guest does to the import system.
   const builtinNames = (pyodide.runPython("import sys; ','.join(sys.builtin_module_names)") as string).split(",")
@@ -168,6 +172,7 @@ export const pyodideEngine = async (options: {
   // Saved sessions are held in this worker's memory: at most 1 GiB of them (see SwitcherOptions).
   const contexts = contextSwitcher([heapImages({ bytes, brk, stackPointer }), files], { maxSavedBytes: 1024 ** 3 })
   const baseline = memory()
+  const baselineBrk = brk()
 
   /** The call whose state {@link afterCall} discards (fresh) or keeps (session). */
   let finished: string | null | undefined = undefined
@@ -183,14 +188,19 @@ export const pyodideEngine = async (options: {
     let answer: string
     try {
       const newState = contexts.enter(cell.session)
-      ceiling.lower(baseline + cell.memoryMb * 1024 * 1024)
+      // Heap and files share the call's limit: each side's room is what the other leaves.
+      const limitBytes = cell.memoryMb * mib
+      ceiling.lower(baseline + limitBytes, files.quota.usedBytes)
+      files.quota.limit(() => limitBytes - Math.max(0, brk() - baselineBrk))
       // undefined, not null: Pyodide turns JS null into `jsnull`, which is not Python's None.
       answer = runCell(cell.code, cell.session ?? undefined, newState)
       ceiling.lift()
+      files.quota.lift()
       finished = cell.session
     } catch (cause) {
       // The interpreter itself failed (e.g. a fatal error): report it and retire the worker.
       ceiling.lift()
+      files.quota.lift()
       const message = cause instanceof Error ? cause.message : String(cause)
       return { outcome: { ok: false, kind: "crash", error: `Interpreter failure: ${message.slice(-2000)}`, stdout: output.text() }, retire: true }
     }
@@ -205,8 +215,11 @@ export const pyodideEngine = async (options: {
     const retire = closed || !files.intact() || memory() > baseline + 2 * 1024 * 1024 * 1024
     if (status === "ok") return { outcome: { ok: true, stdout, value: null }, retire }
     if (status === "value") return { outcome: { ok: true, stdout, value: capText(payload, options.outputLimitBytes) }, retire }
-    const kind: FailureKind = status === "timeout" || status === "memory" ? status : "error"
-    return { outcome: { ok: false, kind, error: capText(payload, options.outputLimitBytes), stdout }, retire }
+    // A write refused by the file quota, then a failure: the guest ran out of memory, whatever it raised.
+    const quotaHit = files.quota.refused() && status === "error"
+    const kind: FailureKind = status === "timeout" || status === "memory" ? status : quotaHit ? "memory" : "error"
+    const error = quotaHit ? `${payload}\n(the sandbox's files count against the call's memory limit of ${cell.memoryMb} MB, together with its heap)` : payload
+    return { outcome: { ok: false, kind, error: capText(error, options.outputLimitBytes), stdout }, retire }
   }
 
   return {
