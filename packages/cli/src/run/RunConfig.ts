@@ -61,6 +61,16 @@ export const RunConfig = Schema.Struct({
   ),
   backend: setting(Schema.Literals(["wasm", "cpu", "tensorflow", "tensorflow-gpu", "webgpu"]), "wasm", "tfjs backend: wasm, cpu, tensorflow, tensorflow-gpu, webgpu"),
   sandboxWorkers: setting(PositiveInt, 2, "Sandbox worker threads"),
+  cluster: section(
+    {
+      runners: setting(
+        NonNegativeInt,
+        0,
+        "Local runner processes that roll out on Effect cluster (docs/CLUSTER.md); 0 rolls out in this process. Built-in arithmetic or JSONL question/answer tasks on preset models only",
+      ),
+    },
+    "Rollouts on Effect cluster runners",
+  ),
 })
 export type RunConfig = typeof RunConfig.Type
 

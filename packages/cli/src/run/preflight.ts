@@ -48,6 +48,17 @@ export const checkRunDirectory = async (outDir: string, options: { readonly resu
  * @example
  * checkRunProblems(run, train, heldout)
  */
+/** Settings that cannot go together: rollouts on runners serve exact-answer tasks on preset models only. */
+export const checkRunSettings = (run: RunConfig): void => {
+  if (run.cluster.runners === 0) return
+  if (run.task.kind !== "arithmetic") {
+    throw new RunInputError({ path: "cluster.runners", problem: `rollouts on runners serve exact-answer tasks only; task.kind is ${run.task.kind} (set cluster.runners=0)` })
+  }
+  if (run.model.path !== "") {
+    throw new RunInputError({ path: "cluster.runners", problem: "rollouts on runners use preset models only; model.path is set (set cluster.runners=0)" })
+  }
+}
+
 export const checkRunProblems = (run: RunConfig, train: ReadonlyArray<unknown>, heldout: ReadonlyArray<unknown>): void => {
   const source = run.task.jsonl === "" ? "the task generator" : run.task.jsonl
   const where = run.task.jsonl === "" ? "task" : run.task.jsonl

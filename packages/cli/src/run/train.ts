@@ -14,12 +14,13 @@ import * as path from "node:path"
 import { Effect } from "effect"
 import { evaluate, MetricsSink, Recipe, trainLoop } from "@turnwise/dsl"
 import type { RecipeType } from "@turnwise/dsl"
+import { clusterDirs, clusterTrainLoop, learnerClusterLayer, startLocalRunners } from "@turnwise/cluster"
 import { FileCheckpointStore } from "@turnwise/runtime"
 import { openRun, runWith } from "./context.js"
 import { resolveInit } from "./init.js"
 import { cutMetricsLog, metricsLogLayer, readMetricsLog } from "./metrics-log.js"
 import type { LoggedRecord } from "./metrics-log.js"
-import { checkRunDirectory, checkRunProblems, resumedSettingChanges } from "./preflight.js"
+import { checkRunDirectory, checkRunProblems, checkRunSettings, resumedSettingChanges } from "./preflight.js"
 import { Progress } from "./progress.js"
 import { writeRunReport } from "./report.js"
 import type { RunConfig } from "./RunConfig.js"
@@ -78,6 +79,7 @@ export const runTrain = async (options: TrainOptions): Promise<TrainResult> => {
   const sessionStarted = performance.now()
   const { outDir } = options
   await checkRunDirectory(outDir, { resume: options.resume })
+  checkRunSettings(options.run)
   const { run, description } = await resolveInit(options.run)
   options.log(description)
   // The task may raise rollout limits it needs; recipe.json records what actually ran.
@@ -134,7 +136,7 @@ export const runTrain = async (options: TrainOptions): Promise<TrainResult> => {
       }
       if (run.train.steps > 0) {
         if (resumeStep < run.train.steps) progress.stepStarted(resumeStep + 1)
-        yield* trainLoop(recipe, task, {
+        const loop = {
           trainProblems: train,
           evalProblems: heldout,
           steps: run.train.steps,
@@ -143,8 +145,22 @@ export const runTrain = async (options: TrainOptions): Promise<TrainResult> => {
           evalEvery: run.train.evalEvery,
           checkpointEvery: run.train.checkpointEvery,
           resume: options.resume,
-          onStep: (step, metrics) => progress.update(step, metrics),
-        })
+          onStep: (step: number, metrics: Readonly<Record<string, number>>) => progress.update(step, metrics),
+        }
+        if (run.cluster.runners === 0) {
+          yield* trainLoop(recipe, task, loop)
+        } else {
+          // Rollouts on runner processes (stopped with this scope); the learner keeps evaluation, updates and checkpoints.
+          const dirs = clusterDirs(outDir)
+          const model = context.runtime.model
+          yield* Effect.scoped(
+            Effect.gen(function* () {
+              yield* startLocalRunners(run.cluster.runners, { dirs, model: model.config, optimizer: recipe.optimizer, sandboxWorkers: run.sandboxWorkers, log: options.log })
+              options.log(`rolling out on ${run.cluster.runners} local runner processes`)
+              yield* clusterTrainLoop(recipe, run.task.kind, task, { ...loop, model, weightsDir: dirs.weightsDir }).pipe(Effect.provide(learnerClusterLayer(dirs)))
+            }),
+          )
+        }
       }
       // The loop evaluates after its last step; with no steps (or a run that had finished
       // its steps before it was interrupted) the record is already there or made here.

@@ -1,0 +1,39 @@
+/**
+ * `turnwise train --set cluster.runners=N`: rollouts on local runner processes through
+ * the same command, and the settings that cannot go with them rejected up front.
+ */
+import { existsSync, readFileSync } from "node:fs"
+import * as path from "node:path"
+import { describe, expect, it } from "vitest"
+import { cli, tempDir, tinyRun } from "./helpers.js"
+
+describe("turnwise train with cluster.runners", () => {
+  it("rejects a task the runners cannot serve before it creates the run directory", async () => {
+    const out = path.join(tempDir("cluster-bad"), "run")
+    const result = await cli(["train", "gtpo", "--set", "cluster.runners=1", "--set", "task.kind=program", "--out", out])
+    expect(result.code).toBe(1)
+    expect(result.stderr).toMatch(/cluster\.runners: rollouts on runners serve exact-answer tasks only; task\.kind is program/)
+    expect(existsSync(out)).toBe(false)
+  })
+
+  it("trains with rollouts on one runner process and writes the run as usual", async () => {
+    const out = path.join(tempDir("cluster-run"), "run")
+    const result = await cli([
+      "train",
+      "gtpo",
+      ...tinyRun,
+      "--set", "model.preset=tiny",
+      "--set", "train.steps=2",
+      "--set", "sandboxWorkers=1",
+      "--set", "cluster.runners=1",
+      "--out", out,
+    ])
+    expect(result.code, result.stderr).toBe(0)
+    expect(result.stderr).toContain("rolling out on 1 local runner processes")
+    const steps = readFileSync(path.join(out, "metrics.jsonl"), "utf8").trim().split("\n").map((line) => JSON.parse(line) as { step: number; phase: string })
+    expect(steps.filter((record) => record.phase === "train").map((record) => record.step)).toEqual([1, 2])
+    // The learner published a policy version per step for the runner to fetch.
+    expect(existsSync(path.join(out, "cluster", "policy"))).toBe(true)
+    expect(existsSync(path.join(out, "results.json"))).toBe(true)
+  }, 240_000)
+})
