@@ -25,6 +25,7 @@ import { cliPlatform } from "./commands/platform.js"
 import { report } from "./commands/report.js"
 import { runCommand } from "./commands/runner.js"
 import { sample } from "./commands/sample.js"
+import { serve } from "./commands/serve.js"
 import { sft } from "./commands/sft.js"
 import { start } from "./commands/start.js"
 import { train } from "./commands/train.js"
@@ -38,7 +39,7 @@ import type { Io } from "./io.js"
  */
 export const cli = Command.make("turnwise").pipe(
   Command.withDescription("RL fine-tuning of tool-using language-model policies (GTPO, GRPO and friends)"),
-  Command.withSubcommands([start, train, evalCommand, sample, report, sft, exportCommand, compare, exec]),
+  Command.withSubcommands([start, train, evalCommand, sample, report, sft, exportCommand, compare, exec, serve]),
 )
 
 const version = (createRequire(import.meta.url)("../package.json") as { readonly version: string }).version

@@ -8,7 +8,7 @@
  */
 import type { Command, HelpDoc } from "effect/cli"
 import type { RecipeType } from "@turnwise/dsl"
-import { settingsHelp } from "./settings.js"
+import { serveSettingsHelp, settingsHelp } from "./settings.js"
 import { usageOf } from "./usage.js"
 
 /** `turnwise train <recipe> ...`, one line per subcommand of `root`. */
@@ -29,6 +29,7 @@ export const extraHelp =
     if ((doc.commandPath?.length ?? 1) <= 1 && root.subcommands.length > 0) {
       sections.push(["COMMAND LINES", ...commandLines(root).map((line) => `  ${line}`), "", `Run '${root.name} <subcommand> --help' for its options and --set keys.`].join("\n"))
     }
-    if (doc.flags.some((flag) => flag.name === "set")) sections.push(settingsHelp(defaultRecipe))
+    // serve's keys are the endpoint's own; every other command with --set takes run and recipe keys.
+    if (doc.flags.some((flag) => flag.name === "set")) sections.push(doc.commandPath?.at(-1) === "serve" ? serveSettingsHelp() : settingsHelp(defaultRecipe))
     return sections
   }

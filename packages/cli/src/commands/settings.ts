@@ -12,6 +12,7 @@ import { Schema, SchemaAST } from "effect"
 import { builtinCatalogue, OptimizerConfig, Recipe, RolloutConfig, stageKinds } from "@turnwise/dsl"
 import type { RecipeType } from "@turnwise/dsl"
 import { defaultRunConfig, RunConfig, runConfigKeys } from "../run/RunConfig.js"
+import { defaultServeOptions, ServeOptions } from "../serve/ServeOptions.js"
 
 /** One settable key. */
 export interface Setting {
@@ -163,4 +164,13 @@ export const settingsHelp = (recipe: RecipeType): string =>
     "",
     `RECIPE KEYS (defaults of the ${recipe.name} recipe; another recipe has its own)`,
     table(recipeSettings(recipe)),
+  ].join("\n")
+
+/** The SETTINGS section of `turnwise serve --help`: the endpoint's own keys. */
+export const serveSettingsHelp = (): string =>
+  [
+    "SETTINGS (--set key=value, repeatable; values are JSON when they parse, else strings)",
+    "  key, default, accepted values:",
+    "",
+    table(settingsOf(ServeOptions, defaultServeOptions, "")),
   ].join("\n")
