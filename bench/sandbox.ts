@@ -36,7 +36,17 @@ for (const language of ["js", "python"] as const) {
     }))
     const seconds = (performance.now() - started) / 1000
     latencies.sort((a, b) => a - b)
-    console.log(JSON.stringify({ bench: "sandbox", language, mode, calls, execPerSec: +(calls / seconds).toFixed(1), p50Ms: +quantile(latencies, 0.5).toFixed(2), p99Ms: +quantile(latencies, 0.99).toFixed(2) }))
+    console.log(
+      JSON.stringify({
+        bench: "sandbox",
+        language,
+        mode,
+        calls,
+        execPerSec: +(calls / seconds).toFixed(1),
+        p50Ms: +quantile(latencies, 0.5).toFixed(2),
+        p99Ms: +quantile(latencies, 0.99).toFixed(2),
+      }),
+    )
     for (const s of sessions) pool.closeSession(s)
   }
 }
@@ -48,6 +58,14 @@ const printers: Record<Language, string> = {
 for (const language of ["js", "python"] as const) {
   const obs = await pool.run({ language, code: printers[language], timeoutMs: 120_000 })
   if (!obs.ok) throw new Error(`bench printer failed: ${JSON.stringify(obs).slice(0, 300)}`)
-  console.log(JSON.stringify({ bench: "sandbox-print", language, lines: printLines, ms: +obs.durationMs.toFixed(0), usPerLine: +((obs.durationMs * 1000) / printLines).toFixed(2) }))
+  console.log(
+    JSON.stringify({
+      bench: "sandbox-print",
+      language,
+      lines: printLines,
+      ms: +obs.durationMs.toFixed(0),
+      usPerLine: +((obs.durationMs * 1000) / printLines).toFixed(2),
+    }),
+  )
 }
 await pool.close()

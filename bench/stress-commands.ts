@@ -53,7 +53,11 @@ const timedOut = (stdout: string): boolean => lastJson(stdout)?.["kind"] === "ti
 
 const guests: ReadonlyArray<{ readonly label: string; readonly lang: string; readonly code: string }> = [
   { label: "python while True: pass", lang: "python", code: "while True: pass\n" },
-  { label: "python loop catching KeyboardInterrupt", lang: "python", code: "while True:\n    try:\n        while True: pass\n    except KeyboardInterrupt:\n        pass\n" },
+  {
+    label: "python loop catching KeyboardInterrupt",
+    lang: "python",
+    code: "while True:\n    try:\n        while True: pass\n    except KeyboardInterrupt:\n        pass\n",
+  },
   { label: "js while(true){}", lang: "js", code: "while(true){}" },
 ]
 

@@ -106,11 +106,19 @@ describe("sandbox pool faults", () => {
   it("leaves nothing holding the process after a worker was terminated at the deadline and the pool closed", async () => {
     // What `turnwise exec` does with a guest that outlives its deadline: one call, its worker
     // terminated, then close. In a process of its own, so that nothing else holds it.
-    for (const [entry, code] of [
-      [faultWorker(), "spin"],
-      ["real", "'ab'.repeat(2e6).split('').sort()"], // one native call that never checks the interrupt
-    ] as const) {
-      const { stdout } = await execFileAsync(process.execPath, ["--import", "tsx", fileURLToPath(new URL("./fixtures/close-after-kill.ts", import.meta.url)), entry, code])
+    for (
+      const [entry, code] of [
+        [faultWorker(), "spin"],
+        ["real", "'ab'.repeat(2e6).split('').sort()"], // one native call that never checks the interrupt
+      ] as const
+    ) {
+      const { stdout } = await execFileAsync(process.execPath, [
+        "--import",
+        "tsx",
+        fileURLToPath(new URL("./fixtures/close-after-kill.ts", import.meta.url)),
+        entry,
+        code,
+      ])
       const report = JSON.parse(stdout) as { observation: Observation; resources: Array<string> }
       expect(failureOf(report.observation).kind).toBe("timeout")
       // Only the child's own stdio pipes may remain: no timer, worker or message port of the pool.
@@ -136,7 +144,9 @@ describe("sandbox pool faults", () => {
       const pool = makePool({ start })
       const error = await pool.run({ language: "js", code: "answer:x" }).catch((e: unknown) => e)
       expect(error).toBeInstanceOf(SandboxError)
-      expect(String((error as SandboxError).reason)).toMatch(start === "fail" ? /cannot start a js worker: the interpreter refused to load/ : /cannot start a js worker: the worker exited with code 7/)
+      expect(String((error as SandboxError).reason)).toMatch(
+        start === "fail" ? /cannot start a js worker: the interpreter refused to load/ : /cannot start a js worker: the worker exited with code 7/,
+      )
       await expect(pool.warm("js")).rejects.toBeInstanceOf(SandboxError)
     }
   })
@@ -149,7 +159,7 @@ describe("sandbox pool faults", () => {
     pool.closeSession(session)
     const outcome = await waiting
     expect(outcome).toHaveProperty("error")
-    expect(String(((outcome as { error: SandboxError }).error).reason)).toMatch(/session "session-1" was closed while its call waited/)
+    expect(String((outcome as { error: SandboxError }).error.reason)).toMatch(/session "session-1" was closed while its call waited/)
     await pool.close()
     expect(await blocker).toHaveProperty("error")
   })

@@ -32,7 +32,7 @@ afterAll(async () => {
 describe("QuickJS sandbox", () => {
   it("reports the final expression like a REPL and captures console.log", async () => {
     expect(await js("4821*97")).toMatchObject({ ok: true, value: "467637", stdout: "" })
-    expect(await js("console.log('a', 1, {b: [2]}); 'x'")).toMatchObject({ ok: true, stdout: 'a 1 {"b":[2]}\n', value: '"x"' })
+    expect(await js("console.log('a', 1, {b: [2]}); 'x'")).toMatchObject({ ok: true, stdout: "a 1 {\"b\":[2]}\n", value: "\"x\"" })
     expect(await js("let u = 1")).not.toHaveProperty("value")
     expect(failure(await js("null.x"))).toMatchObject({ kind: "error" })
     expect(failure(await js("1 +* 2")).error).toMatch(/SyntaxError/)
@@ -52,7 +52,9 @@ describe("QuickJS sandbox", () => {
     const arrays = failure(await js("const a = []; for (let i = 0; i < 1e9; i++) a.push(i)", { memoryMb: 16, timeoutMs: 5_000 }))
     expect(arrays.kind).toBe("memory")
     expect(failure(await js("throw null")).kind).toBe("error") // a guest's own null is not mistaken for exhaustion
-    const strings = failure(await js("let s = 'ab'; const keep = []; while (true) { s = s + s.slice(0, 1e5) + Math.random(); keep.push(s) }", { memoryMb: 16, timeoutMs: 5_000 }))
+    const strings = failure(
+      await js("let s = 'ab'; const keep = []; while (true) { s = s + s.slice(0, 1e5) + Math.random(); keep.push(s) }", { memoryMb: 16, timeoutMs: 5_000 }),
+    )
     expect(strings.kind).toBe("memory")
   })
 
@@ -71,7 +73,9 @@ describe("QuickJS sandbox", () => {
     // Sorting millions of strings is one native call that never checks the interrupt.
     // The memory limit is raised so that on a fast machine the deadline, not the
     // heap ceiling, is what stops it.
-    const obs = failure(await js("console.log('before the wedge'); 'ab'.repeat(2e6).split('').sort(); console.log('after')", { timeoutMs: 100, memoryMb: 1_536 }))
+    const obs = failure(
+      await js("console.log('before the wedge'); 'ab'.repeat(2e6).split('').sort(); console.log('after')", { timeoutMs: 100, memoryMb: 1_536 }),
+    )
     expect(obs.kind).toBe("timeout")
     expect(obs.error).toBe("execution exceeded the 100 ms deadline; the worker was terminated")
     expect(obs.stdout).toBe("before the wedge\n")
@@ -84,10 +88,17 @@ describe("QuickJS sandbox", () => {
     expect(await js(`${printed}; console.info(true, null, [1]); 7`)).toMatchObject({ ok: true, stdout: lines + "true null [1]\n", value: "7" })
     expect(failure(await js(`${printed}; throw new Error("late")`))).toMatchObject({ kind: "error", stdout: lines })
     expect(failure(await js(`${printed}; while (true) {}`))).toMatchObject({ kind: "timeout", stdout: lines })
-    expect(failure(await js(`${printed}; const a = []; while (true) a.push(new Float64Array(1e6))`, { memoryMb: 32, timeoutMs: 20_000 }))).toMatchObject({ kind: "memory", stdout: lines })
+    expect(failure(await js(`${printed}; const a = []; while (true) a.push(new Float64Array(1e6))`, { memoryMb: 32, timeoutMs: 20_000 }))).toMatchObject({
+      kind: "memory",
+      stdout: lines,
+    })
     expect(await js("Promise.resolve().then(() => console.log('from a callback')); console.log('first')")).toMatchObject({ stdout: "first\nfrom a callback\n" })
     // A guest that replaces the built-ins its console uses only changes its own output.
-    expect(await js("Array.prototype.join = () => 'hijacked'; Date.now = () => 0; console.log('still', 1); 2")).toMatchObject({ ok: true, stdout: "still 1\n", value: "2" })
+    expect(await js("Array.prototype.join = () => 'hijacked'; Date.now = () => 0; console.log('still', 1); 2")).toMatchObject({
+      ok: true,
+      stdout: "still 1\n",
+      value: "2",
+    })
   })
 
   it("bounds recursion with a catchable error", async () => {
@@ -104,11 +115,13 @@ describe("QuickJS sandbox", () => {
   })
 
   it("gives the guest no route to the host", async () => {
-    expect(failure(await js('this.constructor.constructor("return process")()')).error).toMatch(/process.*not defined/)
-    const probe = await js("[typeof require, typeof process, typeof fetch, typeof Deno, typeof globalThis.process, typeof setTimeout, typeof import.meta].join(',')")
+    expect(failure(await js("this.constructor.constructor(\"return process\")()")).error).toMatch(/process.*not defined/)
+    const probe = await js(
+      "[typeof require, typeof process, typeof fetch, typeof Deno, typeof globalThis.process, typeof setTimeout, typeof import.meta].join(',')",
+    )
     expect(failure(probe).error).toMatch(/SyntaxError/) // import.meta is not valid in a script
     expect(await js("[typeof require, typeof process, typeof fetch, typeof Deno, typeof globalThis.process, typeof setTimeout].join(',')")).toMatchObject({
-      value: '"undefined,undefined,undefined,undefined,undefined,undefined"',
+      value: "\"undefined,undefined,undefined,undefined,undefined,undefined\"",
     })
     const dynamicImport = await js("import('fs').then(m => console.log('loaded', typeof m.readFileSync), e => console.log('rejected'))")
     expect(dynamicImport.stdout).toBe("rejected\n")
@@ -121,9 +134,9 @@ describe("QuickJS sandbox", () => {
     const session = pool.openSession("js")
     await js("var total = 40; globalThis.leak = 1", { session })
     expect(await js("total + 2", { session })).toMatchObject({ ok: true, value: "42" })
-    expect(await js("typeof total + ',' + typeof leak")).toMatchObject({ value: '"undefined,undefined"' })
+    expect(await js("typeof total + ',' + typeof leak")).toMatchObject({ value: "\"undefined,undefined\"" })
     pool.closeSession(session)
-    expect(await js("typeof total", { session })).toMatchObject({ value: '"undefined"' })
+    expect(await js("typeof total", { session })).toMatchObject({ value: "\"undefined\"" })
   })
 
   it("serves several calls at once", async () => {
@@ -132,11 +145,11 @@ describe("QuickJS sandbox", () => {
   })
 
   it("runs through the Effect service and its scoped sessions", async () => {
-    const program = Effect.gen(function* () {
+    const program = Effect.gen(function*() {
       const sandbox = yield* Sandbox
       const fresh = yield* sandbox.run({ language: "js", code: "6*7" })
       const inSession = yield* Effect.scoped(
-        Effect.gen(function* () {
+        Effect.gen(function*() {
           const id = yield* Sandbox.session("js")
           yield* sandbox.run({ language: "js", code: "var k = 5", session: id })
           return yield* sandbox.run({ language: "js", code: "k * 2", session: id })
@@ -162,7 +175,7 @@ describe("QuickJS sandbox", () => {
   })
 
   it("still serves normal calls after the suite and never leaked the host environment", async () => {
-    expect(await js("[1,2,3].map(x => x * x).join('+')")).toMatchObject({ ok: true, value: '"1+4+9"' })
+    expect(await js("[1,2,3].map(x => x * x).join('+')")).toMatchObject({ ok: true, value: "\"1+4+9\"" })
     for (const obs of seen) expect(JSON.stringify(obs)).not.toContain(secret)
   })
 })

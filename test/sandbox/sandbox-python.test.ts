@@ -11,8 +11,7 @@ let pool: SandboxPool
 
 /** Run Python on the pool `target()` returns, recording every observation for the final secret check. */
 const pythonOn =
-  (target: () => SandboxPool) =>
-  async (code: string, extra: { session?: string; timeoutMs?: number; memoryMb?: number } = {}): Promise<Observation> => {
+  (target: () => SandboxPool) => async (code: string, extra: { session?: string; timeoutMs?: number; memoryMb?: number } = {}): Promise<Observation> => {
     const obs = await target().run({ language: "python", code, ...extra })
     seen.push(obs)
     return obs
@@ -275,14 +274,17 @@ describe("Pyodide sandbox state between calls", () => {
   it("computes correctly after a call that grew and filled the heap", async () => {
     const bomb = await run("blocks = [bytearray(b'\\xab' * 10**6) for _ in range(150)]\nlen(blocks)", { memoryMb: 512, timeoutMs: 10_000 })
     expect(bomb).toMatchObject({ ok: true, value: "150" })
-    const check = "zeros = [bytearray(3 * 10**6) for _ in range(20)]\n(all(z.count(0) == len(z) for z in zeros), bytes(10**6).count(0), sum(len(str(i)) for i in range(10**5)))"
+    const check =
+      "zeros = [bytearray(3 * 10**6) for _ in range(20)]\n(all(z.count(0) == len(z) for z in zeros), bytes(10**6).count(0), sum(len(str(i)) for i in range(10**5)))"
     expect(await run(check)).toMatchObject({ ok: true, value: "(True, 1000000, 488890)" })
   })
 
   it("keeps each session's files and open files to itself", async () => {
     const a = single.openSession("python")
     const b = single.openSession("python")
-    expect(await run("log = open('log.txt', 'w')\nlog.write('1')\nopen('/tmp/a.txt', 'w').write('a')\nlog.fileno()", { session: a })).toMatchObject({ ok: true })
+    expect(await run("log = open('log.txt', 'w')\nlog.write('1')\nopen('/tmp/a.txt', 'w').write('a')\nlog.fileno()", { session: a })).toMatchObject({
+      ok: true,
+    })
     const look = [
       "import os",
       "def read(fd):",
@@ -303,7 +305,9 @@ describe("Pyodide sandbox state between calls", () => {
   it("keeps a session's module changes and imports inside that session", async () => {
     const a = single.openSession("python")
     const b = single.openSession("python")
-    expect(await run("import math, fractions, builtins\nmath.pi = 3\nfractions.marker = 'a'\nbuiltins.smuggled = 1", { session: a })).toMatchObject({ ok: true })
+    expect(await run("import math, fractions, builtins\nmath.pi = 3\nfractions.marker = 'a'\nbuiltins.smuggled = 1", { session: a })).toMatchObject({
+      ok: true,
+    })
     const probe = "import math, fractions, builtins\n(math.pi, getattr(fractions, 'marker', None), hasattr(builtins, 'smuggled'))"
     expect(await run(probe, { session: b })).toMatchObject({ ok: true, value: "(3.141592653589793, None, False)" })
     expect(await run(probe)).toMatchObject({ ok: true, value: "(3.141592653589793, None, False)" })
@@ -334,7 +338,8 @@ describe("Pyodide sandbox state between calls", () => {
     expect(failure(await run("import os\nopen('/tmp/t', 'wb').close()\nos.truncate('/tmp/t', 2**30)", limits)).kind).toBe("memory")
     expect(failure(await run("for i in range(10**6): open(f'/tmp/f{i}', 'w').close()", { ...limits, memoryMb: 8 })).kind).toBe("memory")
     // Deleted files stop counting; a guest that catches the error carries on.
-    const churn = "import os\nfor name in 'abcd':\n    open(f'/tmp/{name}', 'wb').write(b'y' * 20_000_000)\n    os.remove(f'/tmp/{name}')\nlen(os.listdir('/tmp'))"
+    const churn =
+      "import os\nfor name in 'abcd':\n    open(f'/tmp/{name}', 'wb').write(b'y' * 20_000_000)\n    os.remove(f'/tmp/{name}')\nlen(os.listdir('/tmp'))"
     expect(await run(churn, limits)).toMatchObject({ ok: true, value: "0" })
     const caught = "try:\n    open('/tmp/big', 'wb').write(b'z' * 100_000_000)\nexcept OSError as e:\n    print('refused:', e.strerror)\n'went on'"
     expect(await run(caught, { memoryMb: 128, timeoutMs: 60_000 })).toMatchObject({ ok: true, stdout: "refused: Quota exceeded\n", value: "'went on'" })

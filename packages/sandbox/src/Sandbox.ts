@@ -24,13 +24,13 @@ const toSandboxError = (cause: unknown): SandboxError =>
 
 /** Build the service implementation over a pool. */
 const fromPool = (pool: SandboxPool): SandboxShape => ({
-  run: Effect.fn("Sandbox.run")(function* (request: SandboxRequest) {
+  run: Effect.fn("Sandbox.run")(function*(request: SandboxRequest) {
     return yield* Effect.tryPromise({ try: () => pool.run(request), catch: toSandboxError })
   }),
-  openSession: Effect.fn("Sandbox.openSession")(function* (language: Language) {
+  openSession: Effect.fn("Sandbox.openSession")(function*(language: Language) {
     return yield* Effect.try({ try: () => pool.openSession(language), catch: toSandboxError })
   }),
-  closeSession: Effect.fn("Sandbox.closeSession")(function* (id: string) {
+  closeSession: Effect.fn("Sandbox.closeSession")(function*(id: string) {
     yield* Effect.sync(() => pool.closeSession(id))
   }),
 })
@@ -55,7 +55,7 @@ export class Sandbox extends Context.Service<Sandbox, SandboxShape>()("turnwise/
   /** A pool-backed sandbox providing this tag and the DSL's `Sandbox` tag; workers end with the scope. */
   static layer(options: SandboxPoolOptions = {}): Layer.Layer<Sandbox | DslSandbox> {
     return Layer.effectContext(
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const impl = fromPool(yield* acquirePool(options))
         return Context.make(Sandbox, impl).pipe(Context.add(DslSandbox, impl))
       }),
@@ -74,10 +74,9 @@ export class Sandbox extends Context.Service<Sandbox, SandboxShape>()("turnwise/
    * }))
    */
   static session(language: Language): Effect.Effect<string, SandboxError, Sandbox | Scope.Scope> {
-    return Effect.gen(function* () {
+    return Effect.gen(function*() {
       const sandbox = yield* Sandbox
       return yield* Effect.acquireRelease(sandbox.openSession(language), (id) => sandbox.closeSession(id))
     })
   }
 }
-

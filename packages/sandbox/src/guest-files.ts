@@ -63,7 +63,7 @@ export interface EmscriptenFs {
   readonly hashRemoveNode: (node: FsNode) => void
   readonly close: (stream: FsStream) => void
   readonly streams: Array<FsStream | null | undefined>
-  readonly ErrnoError: new (errno: number) => Error
+  readonly ErrnoError: new(errno: number) => Error
 }
 
 /** The directories a guest may write in. */
@@ -126,7 +126,7 @@ export const guestFiles = (
   const writable = (node: FsNode | null | undefined, orRoot: boolean): boolean => {
     if (node === null || node === undefined) return true // does not exist: the operation itself fails with ENOENT
     if (!orRoot && roots.includes(node)) return false
-    for (let at = node; ; at = at.parent) {
+    for (let at = node;; at = at.parent) {
       if (roots.includes(at)) return true
       if (fs.isRoot(at) || at.parent === at) return false
     }
@@ -138,7 +138,7 @@ export const guestFiles = (
   const guard = (name: string, check: (...args: Array<unknown>) => boolean): void => {
     const original: unknown = Reflect.get(fs, name)
     if (typeof original !== "function") throw new Error(`sandbox: FS.${name} is missing`)
-    Reflect.set(fs, name, function (this: unknown, ...args: Array<unknown>): unknown {
+    Reflect.set(fs, name, function(this: unknown, ...args: Array<unknown>): unknown {
       if (!check(...args)) refuse()
       return Reflect.apply(original, this, args)
     })
@@ -193,7 +193,10 @@ export const guestFiles = (
   const measure = (): number => {
     const seen = new Set<FsNode>(roots)
     const inTree = treeBytes(roots.flatMap((root) => Object.values(root.contents as Record<string, FsNode>)), seen)
-    const open = fs.streams.flatMap((stream, fd) => (stream && !baseDescriptors.has(fd) && "node" in stream ? [(stream as FsStream & { node: FsNode }).node] : []))
+    const open = fs.streams.flatMap((
+      stream,
+      fd,
+    ) => (stream && !baseDescriptors.has(fd) && "node" in stream ? [(stream as FsStream & { node: FsNode }).node] : []))
     return inTree + treeBytes(open.filter(isGuestFile), seen)
   }
   /** Reserve `bytes` more, or refuse with EDQUOT. */
@@ -210,10 +213,15 @@ export const guestFiles = (
     used += bytes
   }
   /** Wrap a MEMFS operation on a file: charge what it will allocate, then correct by what it did. */
-  const metered = (table: Record<string, unknown>, name: string, growth: (node: FsNode, args: Array<unknown>) => number, nodeOf: (args: Array<unknown>) => FsNode): void => {
+  const metered = (
+    table: Record<string, unknown>,
+    name: string,
+    growth: (node: FsNode, args: Array<unknown>) => number,
+    nodeOf: (args: Array<unknown>) => FsNode,
+  ): void => {
     const original: unknown = table[name]
     if (typeof original !== "function") throw new Error(`sandbox: MEMFS ${name} is missing`)
-    table[name] = function (this: unknown, ...args: Array<unknown>): unknown {
+    table[name] = function(this: unknown, ...args: Array<unknown>): unknown {
       const node = nodeOf(args)
       const before = contentBytes(node)
       const expected = Math.max(0, growth(node, args))

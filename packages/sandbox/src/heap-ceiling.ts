@@ -43,7 +43,7 @@ export const installHeapCeiling = (): HeapCeiling => {
   let refused = false
   const grow = WebAssembly.Memory.prototype.grow
   Object.defineProperty(WebAssembly.Memory.prototype, "grow", {
-    value: function (this: WebAssembly.Memory, pages: number): number {
+    value: function(this: WebAssembly.Memory, pages: number): number {
       if (this.buffer.byteLength + pages * pageBytes + reservedBytes() > ceiling) {
         refused = true
         throw new RangeError("sandbox memory limit") // emscripten's resize catches this and fails the malloc

@@ -3,8 +3,8 @@
  * threads, the pool that runs them with deadlines, memory limits and isolation, and
  * the Layer that provides the DSL's Sandbox service.
  */
-export * from "./pool.js"
-export * from "./Sandbox.js"
 export * from "./limits.js"
 export { languages, SandboxError } from "./observation.js"
 export type { FailureKind, Language, Observation, SandboxRequest } from "./observation.js"
+export * from "./pool.js"
+export * from "./Sandbox.js"

@@ -280,7 +280,9 @@ export const createSandboxPool = (options: SandboxPoolOptions = {}): SandboxPool
       }
     }
     if (wasStarting) {
-      const error = why.type === "start-failed" || why.type === "closed" ? why.error : new SandboxError({ reason: `the ${slot.language} worker stopped while it loaded` })
+      const error = why.type === "start-failed" || why.type === "closed"
+        ? why.error
+        : new SandboxError({ reason: `the ${slot.language} worker stopped while it loaded` })
       slot.settleStart(error)
     }
     exiting.add(slot)

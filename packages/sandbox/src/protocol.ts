@@ -29,13 +29,13 @@ export interface WorkerInit {
 /** Host to worker. */
 export type HostMessage =
   | {
-      readonly type: "run"
-      readonly id: number
-      readonly code: string
-      readonly session: string | null
-      readonly timeoutMs: number
-      readonly memoryMb: number
-    }
+    readonly type: "run"
+    readonly id: number
+    readonly code: string
+    readonly session: string | null
+    readonly timeoutMs: number
+    readonly memoryMb: number
+  }
   | { readonly type: "close-session"; readonly session: string }
 
 /** What the guest did, as the worker saw it (the host adds the timing). */

@@ -60,9 +60,9 @@ const blocked = function blocked(): never {
 const lockDownRealm = (): void => {
   const prototypes = [
     Function.prototype,
-    Object.getPrototypeOf(async function () {}),
-    Object.getPrototypeOf(function* () {}),
-    Object.getPrototypeOf(async function* () {}),
+    Object.getPrototypeOf(async function() {}),
+    Object.getPrototypeOf(function*() {}),
+    Object.getPrototypeOf(async function*() {}),
   ]
   for (const proto of prototypes) {
     Object.defineProperty(proto, "constructor", { value: blocked, writable: false, configurable: false })
@@ -71,8 +71,23 @@ const lockDownRealm = (): void => {
   // No route from a guest to `process` is known (the tests hunt for one); in case one
   // appears, what would reach host files, the environment, other processes or native
   // code is gone from it.
-  const hostDoors = ["binding", "_linkedBinding", "dlopen", "getBuiltinModule", "reallyExit", "kill", "_kill", "chdir",
-    "loadEnvFile", "openStdin", "_debugProcess", "_debugEnd", "_rawDebug", "setSourceMapsEnabled", "abort"]
+  const hostDoors = [
+    "binding",
+    "_linkedBinding",
+    "dlopen",
+    "getBuiltinModule",
+    "reallyExit",
+    "kill",
+    "_kill",
+    "chdir",
+    "loadEnvFile",
+    "openStdin",
+    "_debugProcess",
+    "_debugEnd",
+    "_rawDebug",
+    "setSourceMapsEnabled",
+    "abort",
+  ]
   for (const key of hostDoors) {
     if (key in process) Reflect.set(process, key, blocked)
   }
@@ -138,7 +153,7 @@ export const pyodideEngine = async (options: {
   const denied = (name: string): Error => new Error(`module "${name}" is not available in the sandbox`)
   const moduleRequire: unknown = Reflect.get(NodeModule.prototype, "require")
   if (typeof moduleRequire !== "function") throw new Error("pyodide: Module.prototype.require is missing")
-  Reflect.set(NodeModule.prototype, "require", function (this: unknown, name: string): unknown {
+  Reflect.set(NodeModule.prototype, "require", function(this: unknown, name: string): unknown {
     if (!allowed.has(name)) throw denied(name)
     return Reflect.apply(moduleRequire, this, [name])
   })

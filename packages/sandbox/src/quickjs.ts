@@ -94,8 +94,7 @@ const consoleSource = `(send, format) => {
   return () => { if (count > 0) flush() }
 }`
 
-const classify = (message: string): FailureKind =>
-  /out of memory/i.test(message) ? "memory" : /interrupted/i.test(message) ? "timeout" : "error"
+const classify = (message: string): FailureKind => /out of memory/i.test(message) ? "memory" : /interrupted/i.test(message) ? "timeout" : "error"
 
 /**
  * Load QuickJS and return an engine.
