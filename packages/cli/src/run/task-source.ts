@@ -48,27 +48,29 @@ export const programRolloutMinimums: Pick<RolloutConfig, "maxTokens" | "maxNewTo
 export const programMaxMicroBatch = 8
 
 /** The recipe with the program task's rollout minimums, micro-batch cap and language; one log line per change. */
-const fitRecipe = (recipe: RecipeType, minimums: Partial<RolloutConfig>, language: RolloutConfig["language"]) => {
-  const adjustments: Array<string> = []
-  const rollout: Record<string, unknown> = { ...recipe.rollout }
-  for (const [key, minimum] of Object.entries(minimums) as Array<[keyof RolloutConfig, number]>) {
-    const current = recipe.rollout[key] as number
-    if (current < minimum) {
-      rollout[key] = minimum
-      adjustments.push(`rollout.${key} ${current} -> ${minimum} (the task needs at least ${minimum})`)
-    }
+const fitRecipe = (recipe: RecipeType, language: RolloutConfig["language"]) => {
+  const before = recipe.rollout
+  const atLeast = (key: keyof typeof programRolloutMinimums): number => Math.max(before[key], programRolloutMinimums[key])
+  const rollout: RolloutConfig = {
+    ...before,
+    maxTokens: atLeast("maxTokens"),
+    maxNewTokensPerTurn: atLeast("maxNewTokensPerTurn"),
+    maxTurns: atLeast("maxTurns"),
+    language,
   }
   // Program transcripts are ~4x longer than arithmetic ones; 32 of them per micro-batch
   // overflow the wasm heap (the backend aborts), so the micro-batch shrinks to match.
-  if (recipe.optimizer.microBatchSize > programMaxMicroBatch) {
-    adjustments.push(`optimizer.microBatchSize ${recipe.optimizer.microBatchSize} -> ${programMaxMicroBatch} (longer sequences; bounds peak memory)`)
-  }
-  if (recipe.rollout.language !== language) {
-    rollout.language = language
-    adjustments.push(`rollout.language ${recipe.rollout.language} -> ${language} (the task's problems are in ${language})`)
-  }
   const optimizer = { ...recipe.optimizer, microBatchSize: Math.min(recipe.optimizer.microBatchSize, programMaxMicroBatch) }
-  return { recipe: { ...recipe, rollout: rollout as RolloutConfig, optimizer }, adjustments }
+  const adjustments = [
+    ...(["maxTokens", "maxNewTokensPerTurn", "maxTurns"] as const)
+      .filter((key) => rollout[key] !== before[key])
+      .map((key) => `rollout.${key} ${before[key]} -> ${rollout[key]} (the task needs at least ${programRolloutMinimums[key]})`),
+    ...(optimizer.microBatchSize !== recipe.optimizer.microBatchSize
+      ? [`optimizer.microBatchSize ${recipe.optimizer.microBatchSize} -> ${programMaxMicroBatch} (longer sequences; bounds peak memory)`]
+      : []),
+    ...(language !== before.language ? [`rollout.language ${before.language} -> ${language} (the task's problems are in ${language})`] : []),
+  ]
+  return { recipe: { ...recipe, rollout, optimizer }, adjustments }
 }
 
 const programProblems = (task: RunConfig["task"]): { readonly train: Array<CodeProblem>; readonly heldout: Array<CodeProblem> } => {
@@ -103,7 +105,7 @@ export const runTask = (run: RunConfig, recipe: RecipeType): RunTask => {
   const languages = new Set([...train, ...heldout].map((p) => p.language))
   if (languages.size > 1) throw new Error(`task.jsonl mixes languages (${[...languages].join(", ")}); a run's policy writes one language`)
   const language = train[0]?.language ?? heldout[0]?.language ?? "js"
-  const adjusted = fitRecipe(recipe, programRolloutMinimums, language)
+  const adjusted = fitRecipe(recipe, language)
   const limits = { timeoutMs: adjusted.recipe.rollout.timeoutMs, memoryMb: adjusted.recipe.rollout.memoryMb }
   return {
     recipe: adjusted.recipe,
