@@ -27,10 +27,12 @@ export interface FakeWorld {
   readonly sessionTokens: Array<Array<number>>
   readonly trained: Array<{ readonly sequences: ReadonlyArray<TrainingSequence>; readonly options: TrainOptions }>
   readonly sandboxCalls: Array<string>
+  /** The code strings of each embedCode call. */
+  readonly embedded: Array<ReadonlyArray<string>>
   maxConcurrentCalls: number
 }
 
-export const makeWorld = (): FakeWorld => ({ sessionTokens: [], trained: [], sandboxCalls: [], maxConcurrentCalls: 0 })
+export const makeWorld = (): FakeWorld => ({ sessionTokens: [], trained: [], sandboxCalls: [], embedded: [], maxConcurrentCalls: 0 })
 
 export const fakePolicy = (script: Script, world: FakeWorld): Layer.Layer<Policy> =>
   Layer.succeed(Policy, {
@@ -69,7 +71,11 @@ export const fakePolicy = (script: Script, world: FakeWorld): Layer.Layer<Policy
         return { skipped: false, metrics: { "actor/pg_loss": 0.5 } }
       }),
     trainSupervised: () => Effect.succeed({ skipped: false, metrics: {} }),
-    embedCode: (codes) => Effect.succeed(codes.map((code) => [code.length, 1])),
+    embedCode: (codes) =>
+      Effect.sync(() => {
+        world.embedded.push(codes)
+        return codes.map((code) => [code.length, 1])
+      }),
   })
 
 /** Evaluates `a op b ...` arithmetic; anything else is an error observation. */

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest"
 import { Effect } from "effect"
-import { toTrainingSequence } from "@turnwise/core"
+import { shapers, toTrainingSequence } from "@turnwise/core"
 import type { Batch } from "@turnwise/core"
-import { problemsForStep, Recipe, rollout, trainStep } from "@turnwise/dsl"
+import { problemsForStep, Recipe, rollout, trainStep, use } from "@turnwise/dsl"
 import type { RecipeType, Task } from "@turnwise/dsl"
 import gtpo from "../../recipes/gtpo.js"
 import grpo from "../../recipes/grpo.js"
@@ -145,6 +145,17 @@ describe("trainStep", () => {
     const values = new Set(sequence.advantages.filter((_, j) => sequence.mask[j] === 1))
     expect(values.size).toBe(1)
     expect([...values][0]).toBeGreaterThan(0)
+  })
+
+  it("asks each component what it needs: the loss how to weight micro-batches, the shaper whether it compares by the policy's embedding", async () => {
+    const token = await stepWith(gtpo)
+    expect(token.world.trained[0]!.options.accumulation).toBe("tokens")
+    expect(token.world.embedded).toEqual([])
+    const sequence = await stepWith(grpo)
+    expect(sequence.world.trained[0]!.options.accumulation).toBe("sequences")
+    const byPolicy = await stepWith(Recipe.derive(gtpo, { name: "gtpo-policy-embedding", shaper: use(shapers["code-similarity"], { embedding: "policy" }) }))
+    expect(byPolicy.world.embedded).toHaveLength(1)
+    expect(byPolicy.world.embedded[0]).toContain("6*7")
   })
 
   it("refuses to train at temperature 0", async () => {

@@ -8,7 +8,7 @@
  */
 import { Effect } from "effect"
 import type { Sharding } from "effect/cluster/Sharding"
-import { CheckpointStore, evaluate, MetricsSink, problemsForStep } from "@turnwise/dsl"
+import { trainLoopWith } from "@turnwise/dsl"
 import type { LoopOptions, LoopResult, RecipeType, RunError, RunServices, Task, TaskProblem } from "@turnwise/dsl"
 import type { Transformer } from "@turnwise/runtime"
 import type { ClusterRolloutError, ClusterStepResult } from "./ClusterStep.js"
@@ -32,40 +32,10 @@ export const clusterTrainLoop = <P extends TaskProblem>(
     readonly onResult?: (step: number, result: ClusterStepResult) => void
   },
 ): Effect.Effect<LoopResult, RunError | ClusterRolloutError | PolicyVersionError, RunServices | Sharding> =>
-  Effect.gen(function*() {
-    const sink = yield* MetricsSink
-    const store = yield* CheckpointStore
-    let startStep = 0
-    if (options.resume) {
-      const restored = yield* store.restoreLatest()
-      if (restored !== null) startStep = restored.step
-    }
-    const trainMetrics: Array<Readonly<Record<string, number>>> = []
-    let finalEval: Readonly<Record<string, number>> = {}
-    for (let step = startStep; step < options.steps; step++) {
-      const problems = problemsForStep(options.trainProblems, options.promptsPerStep, step, options.seed)
+  trainLoopWith(recipe, task, options, (problems, at) =>
+    Effect.gen(function* () {
       const started = performance.now()
-      const result = yield* clusterTrainStep(recipe, taskName, problems, {
-        step,
-        seed: options.seed * 1_000_003 + step,
-        model: options.model,
-        weightsDir: options.weightsDir,
-      })
-      options.onResult?.(step, result)
-      const metrics = { ...result.metrics, "time/step_s": (performance.now() - started) / 1000, "cluster/runners_used": new Set(result.runners).size }
-      trainMetrics.push(metrics)
-      yield* sink.record({ step: step + 1, phase: "train", metrics })
-      options.onStep?.(step + 1, metrics)
-      const done = step + 1
-      const last = done === options.steps
-      if ((options.evalEvery > 0 && done % options.evalEvery === 0) || last) {
-        const evaluation = yield* evaluate(recipe, task, options.evalProblems, { seed: options.seed })
-        finalEval = evaluation.metrics
-        yield* sink.record({ step: done, phase: "eval", metrics: evaluation.metrics })
-      }
-      if ((options.checkpointEvery > 0 && done % options.checkpointEvery === 0) || last) {
-        yield* store.save(done, { recipe: recipe.name })
-      }
-    }
-    return { startStep, finalStep: options.steps, finalEval, trainMetrics }
-  })
+      const result = yield* clusterTrainStep(recipe, taskName, problems, { ...at, model: options.model, weightsDir: options.weightsDir })
+      options.onResult?.(at.step, result)
+      return { metrics: { ...result.metrics, "time/step_s": (performance.now() - started) / 1000, "cluster/runners_used": new Set(result.runners).size } }
+    }))

@@ -62,6 +62,11 @@ export type Embedder = (codes: ReadonlyArray<string>) => ReadonlyArray<ReadonlyA
 export interface Shaper<L extends Level, O>
   extends Component<{ readonly batch: Batch; readonly rewards: LevelValues<L, "reward">; readonly embed?: Embedder }, LevelValues<L, "reward">, O> {
   readonly level: L
+  /**
+   * Whether, with these options, the shaper compares code by the policy's own
+   * embedding; the pipeline then computes it and passes it as `embed`. Absent: never.
+   */
+  usesPolicyEmbedding?(options: O): boolean
 }
 
 /** Maps rewards to returns. */
@@ -114,4 +119,11 @@ export interface LossOutput {
 }
 
 /** A policy-gradient objective on tfjs-core tensors (any backend). */
-export interface PolicyLoss<O> extends Component<LossInputs, LossOutput, O> {}
+export interface PolicyLoss<O> extends Component<LossInputs, LossOutput, O> {
+  /**
+   * What the loss averages over with these options: every masked token of the batch,
+   * or sequences. The trainer weights micro-batch gradients to match, so that
+   * accumulating them gives the loss of the whole batch.
+   */
+  averagesOver(options: O): "tokens" | "sequences"
+}

@@ -327,6 +327,7 @@ const entry = (name: string, summary: string, overrides: Partial<PolicyLossOptio
   options: PolicyLossOptions,
   defaults: { ...defaultPolicyLossOptions, ...overrides },
   run: policyLoss,
+  averagesOver: (options) => (options.aggregation === "token-mean" ? "tokens" : "sequences"),
 })
 
 /**

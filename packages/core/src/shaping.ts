@@ -174,6 +174,7 @@ export const codeSimilarityShaper: Shaper<"turn", CodeSimilarityOptions> = {
   options: CodeSimilarityOptions,
   defaults: codeSimilarityDefaults,
   run: ({ batch, rewards, embed }, options) => codeSimilarityTurnShaping(batch, rewards, options, embed),
+  usesPolicyEmbedding: (options) => options.embedding === "policy",
 }
 
 /** Catalogue entry `code-similarity-trajectory` (per-trajectory rewards). */
@@ -184,6 +185,7 @@ export const codeSimilarityTrajectoryShaper: Shaper<"trajectory", CodeSimilarity
   options: CodeSimilarityOptions,
   defaults: codeSimilarityDefaults,
   run: ({ batch, rewards, embed }, options) => codeSimilarityTrajectoryShaping(batch, rewards, options, embed),
+  usesPolicyEmbedding: (options) => options.embedding === "policy",
 }
 
 /** Catalogue entry `none` for per-turn rewards: returns them unchanged (after checking them). */

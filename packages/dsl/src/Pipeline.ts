@@ -52,8 +52,7 @@ const mean = (xs: ReadonlyArray<number>): number => (xs.length === 0 ? 0 : xs.re
 /** When the shaper asks for the policy's own embedding, compute it for every code string of the batch. */
 const policyEmbedder = (recipe: Recipe, batch: Batch): Effect.Effect<Embedder | undefined, PolicyError, Policy> =>
   Effect.gen(function* () {
-    const options = recipe.shaper.options as { readonly embedding?: unknown }
-    if (options.embedding !== "policy") return undefined
+    if (recipe.shaper.entry.usesPolicyEmbedding?.(recipe.shaper.options) !== true) return undefined
     const policy = yield* Policy
     const codes = [...new Set(batch.groups.flatMap((group) => group.trajectories.map(trajectoryCode)))]
     const vectors = yield* policy.embedCode(codes)
@@ -126,7 +125,7 @@ export const trainOnBatch = (recipe: Recipe, rolled: Batch): Effect.Effect<StepR
       sequences,
       loss: (inputs) => recipe.loss.entry.run(inputs, recipe.loss.options),
       temperature: recipe.rollout.temperature,
-      accumulation: (recipe.loss.options as { readonly aggregation?: unknown }).aggregation === "token-mean" ? "tokens" : "sequences",
+      accumulation: recipe.loss.entry.averagesOver(recipe.loss.options),
     })
     return {
       batch: rolled,
@@ -212,6 +211,12 @@ export interface LoopResult {
   readonly trainMetrics: ReadonlyArray<Readonly<Record<string, number>>>
 }
 
+/** How a loop runs one step on its problems: {@link trainStep} in this process, or a step whose rollouts run elsewhere. */
+export type StepRunner<P, E, R> = (
+  problems: ReadonlyArray<P>,
+  at: { readonly step: number; readonly seed: number },
+) => Effect.Effect<{ readonly metrics: Readonly<Record<string, number>> }, E, R>
+
 /**
  * Train for `steps` steps with evaluation, metrics and checkpoints.
  *
@@ -219,6 +224,21 @@ export interface LoopResult {
  * const result = yield* trainLoop(gtpo, arithmetic, { trainProblems, evalProblems, steps: 40, promptsPerStep: 8, seed: 1, evalEvery: 10, checkpointEvery: 10, resume: false })
  */
 export const trainLoop = <P extends TaskProblem>(recipe: Recipe, task: Task<P>, options: LoopOptions<P>): Effect.Effect<LoopResult, RunError, RunServices> =>
+  trainLoopWith(recipe, task, options, (problems, at) => trainStep(recipe, task, problems, at))
+
+/**
+ * {@link trainLoop} with another way of running each step: the same data order, metrics,
+ * evaluation (in this process), checkpoints and resume.
+ *
+ * @example
+ * yield* trainLoopWith(gtpo, arithmetic, options, (problems, at) => myDistributedStep(problems, at))
+ */
+export const trainLoopWith = <P extends TaskProblem, E, R>(
+  recipe: Recipe,
+  task: Task<P>,
+  options: LoopOptions<P>,
+  runStep: StepRunner<P, E, R>,
+): Effect.Effect<LoopResult, RunError | E, RunServices | R> =>
   Effect.gen(function* () {
     const sink = yield* MetricsSink
     const store = yield* CheckpointStore
@@ -231,7 +251,7 @@ export const trainLoop = <P extends TaskProblem>(recipe: Recipe, task: Task<P>, 
     let finalEval: Readonly<Record<string, number>> = {}
     for (let step = startStep; step < options.steps; step++) {
       const problems = problemsForStep(options.trainProblems, options.promptsPerStep, step, options.seed)
-      const result = yield* trainStep(recipe, task, problems, { step, seed: options.seed * 1_000_003 + step })
+      const result = yield* runStep(problems, { step, seed: options.seed * 1_000_003 + step })
       trainMetrics.push(result.metrics)
       yield* sink.record({ step: step + 1, phase: "train", metrics: result.metrics })
       options.onStep?.(step + 1, result.metrics)
