@@ -14,7 +14,7 @@ import { CheckpointStore, MetricsSink, trainLoop } from "@turnwise/dsl"
 import type { MetricsRecord } from "@turnwise/dsl"
 import { recipes } from "@turnwise/recipes"
 import { train } from "@turnwise/cli"
-import { byteTokenizer, createTransformer, makePolicyRuntime, policyLayer, presets, setBackend, tokenizerLayer } from "@turnwise/runtime"
+import { byteTokenizer, createTransformer, makePolicyRuntime, TfjsPolicy, presets, setBackend, TfjsTokenizer } from "@turnwise/runtime"
 import { Sandbox } from "@turnwise/sandbox"
 import { exactAnswerTask, generateProblems } from "@turnwise/tasks"
 
@@ -25,8 +25,8 @@ export const withEffect = async (steps: number): Promise<Array<MetricsRecord>> =
   const runtime = makePolicyRuntime(createTransformer({ ...presets.tiny, seed: 3 }), byteTokenizer, gtpo.optimizer, { seed: 3, totalSteps: steps })
   const records: Array<MetricsRecord> = []
   const services = Layer.mergeAll(
-    policyLayer(runtime),
-    tokenizerLayer(byteTokenizer),
+    TfjsPolicy.layer(runtime),
+    TfjsTokenizer.layer(byteTokenizer),
     Sandbox.layer({ size: 1 }),
     MetricsSink.memory(records),
     Layer.succeed(CheckpointStore, { save: (step) => Effect.succeed({ step, path: "(not saved)", meta: {} }), restoreLatest: () => Effect.succeed(null) }),

@@ -7,7 +7,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { Layer } from "effect"
 import type { RecipeType } from "@turnwise/dsl"
-import { byteTokenizer, createTransformer, makePolicyRuntime, policyLayer, presets, setBackend, tokenizerLayer } from "@turnwise/runtime"
+import { byteTokenizer, createTransformer, makePolicyRuntime, TfjsPolicy, presets, setBackend, TfjsTokenizer } from "@turnwise/runtime"
 import type { PolicyRuntime } from "@turnwise/runtime"
 import { Sandbox } from "@turnwise/sandbox"
 import { generateProblems } from "@turnwise/tasks"
@@ -58,7 +58,7 @@ export const makeLearner = async () => {
   return { runtime, layer: learnerLayer(runtime) }
 }
 
-const learnerLayer = (runtime: PolicyRuntime) => Layer.mergeAll(policyLayer(runtime), tokenizerLayer(byteTokenizer), Sandbox.layer({ size: 1 }))
+const learnerLayer = (runtime: PolicyRuntime) => Layer.mergeAll(TfjsPolicy.layer(runtime), TfjsTokenizer.layer(byteTokenizer), Sandbox.layer({ size: 1 }))
 
 /** Metrics without wall-clock timings (they differ between any two runs). */
 export const withoutTimings = (metrics: Readonly<Record<string, number>>): Record<string, number> =>

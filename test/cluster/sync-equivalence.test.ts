@@ -3,7 +3,7 @@ import * as path from "node:path"
 import { Effect, Layer } from "effect"
 import { MetricsSink, problemsForStep, trainOnBatch } from "@turnwise/dsl"
 import type { MetricsRecord } from "@turnwise/dsl"
-import { checkpointLayer } from "@turnwise/runtime"
+import { SafetensorsCheckpoints } from "@turnwise/runtime"
 import { exactAnswerTask, generateProblems } from "@turnwise/tasks"
 import { clusterDirs, clusterTrainLoop, learnerClusterLayer, promptSeededRollout, startLocalRunners } from "@turnwise/cluster"
 import { makeLearner, modelConfig, problems, recipe, tempRunDir, withoutTimings } from "./harness.js"
@@ -58,7 +58,7 @@ describe("cluster: synchronous mode", () => {
           }).pipe(Effect.provide(learnerClusterLayer(dirs)))
         }).pipe(
           Effect.provide(
-            Layer.mergeAll(learner.layer, MetricsSink.memory(records), checkpointLayer(learner.runtime, path.join(runDir, "checkpoints"), { test: true })),
+            Layer.mergeAll(learner.layer, MetricsSink.memory(records), SafetensorsCheckpoints.layer(learner.runtime, path.join(runDir, "checkpoints"), { test: true })),
           ),
         ),
       ),

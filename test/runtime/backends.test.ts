@@ -39,7 +39,7 @@ import { BackendUnavailableError, setBackend } from "../../packages/runtime/src/
 import type { BackendName } from "../../packages/runtime/src/backend.js"
 import { presets } from "../../packages/runtime/src/model/config.js"
 import type { ModelConfig } from "../../packages/runtime/src/model/config.js"
-import { embedCodes, makePolicyRuntime } from "../../packages/runtime/src/layers/PolicyRuntime.js"
+import { embedCodes, makePolicyRuntime } from "../../packages/runtime/src/PolicyRuntime.js"
 import { createTransformer, parameterShapes } from "../../packages/runtime/src/model/transformer.js"
 import type { Transformer } from "../../packages/runtime/src/model/transformer.js"
 import { Rng } from "../../packages/core/src/rng.js"

@@ -9,7 +9,7 @@ import type { Task } from "@turnwise/dsl"
 import gtpo from "../../recipes/gtpo.js"
 import { setBackend } from "../../packages/runtime/src/backend.js"
 import { decodeSafetensors } from "../../packages/runtime/src/model/safetensors.js"
-import { tokenizerLayer } from "../../packages/runtime/src/layers/layers.js"
+import { TfjsTokenizer } from "../../packages/runtime/src/index.js"
 import { presets } from "../../packages/runtime/src/model/config.js"
 import {
   ChatTemplateError,
@@ -412,7 +412,7 @@ describe("the pretrained tokenizer", () => {
   it("the rollout encodes the task prompt through the chat template", async () => {
     const world = makeWorld()
     const task: Task<{ id: string; question: string }> = { name: "t", prompt: (p) => `Q: ${p.question}\n`, grade: () => Effect.succeed({ correct: false, score: 0 }) }
-    const layer = Layer.mergeAll(fakePolicy(() => null, world), fakeSandbox(world), tokenizerLayer(qwen))
+    const layer = Layer.mergeAll(fakePolicy(() => null, world), fakeSandbox(world), TfjsTokenizer.layer(qwen))
     const batch = await Effect.runPromise(
       Effect.scoped(rollout(task, [{ id: "a", question: "1+1=?" }], { ...gtpo.rollout, groupSize: 1 }, { seed: 1, step: 0 })).pipe(Effect.provide(layer)),
     )
@@ -420,7 +420,7 @@ describe("the pretrained tokenizer", () => {
     expect(prompt).toEqual([261, ...qwen.encode("<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nQ: 1+1=?\n<|im_end|>\n<|im_start|>assistant\n")])
     expect(prompt.filter((id) => id === 262)).toHaveLength(3)
     // The byte tokenizer has no prompt format: the service leaves prompts alone.
-    const plain = Effect.runSync(Effect.gen(function* () { return (yield* Tokenizer).formatPrompt }).pipe(Effect.provide(tokenizerLayer(byteTokenizer))))
+    const plain = Effect.runSync(Effect.gen(function* () { return (yield* Tokenizer).formatPrompt }).pipe(Effect.provide(TfjsTokenizer.layer(byteTokenizer))))
     expect(plain).toBeUndefined()
   })
 })

@@ -9,8 +9,8 @@ import { defaultPolicyLossOptions, policyLoss } from "../../packages/core/src/lo
 import { createTransformer } from "../../packages/runtime/src/model/transformer.js"
 import { presets } from "../../packages/runtime/src/model/config.js"
 import { byteTokenizer } from "../../packages/runtime/src/tokenizer.js"
-import { makePolicyRuntime } from "../../packages/runtime/src/layers/PolicyRuntime.js"
-import { carryOptimizerState, policyLayer } from "../../packages/runtime/src/layers/layers.js"
+import { makePolicyRuntime } from "../../packages/runtime/src/PolicyRuntime.js"
+import { SafetensorsCheckpoints, TfjsPolicy } from "../../packages/runtime/src/index.js"
 import { FileCheckpointStore } from "../../packages/runtime/src/checkpoint/store.js"
 import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -381,7 +381,7 @@ describe("policy runtime from a recipe's optimizer section", () => {
       Effect.gen(function* () {
         const policy = yield* Policy
         return yield* policy.train(sequences, { loss: clippedSurrogate(), temperature: 1, accumulation: "tokens" })
-      }).pipe(Effect.provide(policyLayer(runtime))),
+      }).pipe(Effect.provide(TfjsPolicy.layer(runtime))),
     )
   const trainOnce = async (optimizer: typeof defaultOptimizer, sequences: ReadonlyArray<TrainingSequence>) => {
     const runtime = newRuntime(optimizer)
@@ -423,7 +423,7 @@ describe("policy runtime from a recipe's optimizer section", () => {
     warm.dispose()
 
     const runtime = newRuntime({ ...defaultOptimizer, lr: 1e-3, warmupSteps: 4, carryOptimizerState: true })
-    await carryOptimizerState(runtime, dir)
+    await SafetensorsCheckpoints.carryOptimizerState(runtime, dir)
     expect(runtime.engine.optimizer.step).toBe(3)
     expect(maxDiff(savedMoments, snapshot(runtime.engine.optimizer.state().tensors))).toBe(0)
     const report = await train(runtime, batch())
@@ -435,7 +435,7 @@ describe("policy runtime from a recipe's optimizer section", () => {
     const weightsOnly = mkdtempSync(path.join(tmpdir(), "turnwise-carry-"))
     const bare = newRuntime(defaultOptimizer)
     await new FileCheckpointStore(weightsOnly).save({ weights: bare.model.variables, optimizer: { step: 0, tensors: new Map() }, rngState: bare.rng.state(), step: 1, config: {} })
-    await expect(carryOptimizerState(bare, weightsOnly)).rejects.toThrow(/saved no optimizer moments/)
+    await expect(SafetensorsCheckpoints.carryOptimizerState(bare, weightsOnly)).rejects.toThrow(/saved no optimizer moments/)
     bare.dispose()
   })
 })

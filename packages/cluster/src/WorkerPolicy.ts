@@ -13,7 +13,7 @@ import { Context, Effect, Layer, Semaphore } from "effect"
 import type { Scope } from "effect"
 import { Policy, Sandbox as DslSandbox, Tokenizer } from "@turnwise/dsl"
 import type { OptimizerConfig } from "@turnwise/dsl"
-import { createTransformer, makePolicyRuntime, policyLayer, tokenizerLayer, byteTokenizer } from "@turnwise/runtime"
+import { createTransformer, makePolicyRuntime, TfjsPolicy, TfjsTokenizer, byteTokenizer } from "@turnwise/runtime"
 import { Sandbox } from "@turnwise/sandbox"
 import { loadVersion, PolicyVersionError } from "./PolicyVersions.js"
 
@@ -52,7 +52,7 @@ export class WorkerPolicy extends Context.Service<WorkerPolicy, WorkerPolicyShap
           (runtime) => Effect.sync(() => runtime.dispose()),
         )
         const sandbox = yield* Layer.build(Sandbox.layer({ size: options.sandboxWorkers }))
-        const services = yield* Layer.build(Layer.mergeAll(policyLayer(runtime), tokenizerLayer(byteTokenizer), Layer.succeedContext(sandbox)))
+        const services = yield* Layer.build(Layer.mergeAll(TfjsPolicy.layer(runtime), TfjsTokenizer.layer(byteTokenizer), Layer.succeedContext(sandbox)))
         const lock = yield* Semaphore.make(1)
         let held = -1
         const ensure = (version: number) =>

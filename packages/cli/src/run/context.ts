@@ -22,7 +22,7 @@ import { Transformer } from "@turnwise/runtime"
 import { Sandbox } from "@turnwise/sandbox"
 import { byteTokenizer } from "@turnwise/runtime"
 import type { Tokenizer as TokenizerImpl } from "@turnwise/runtime"
-import { carryOptimizerState, checkpointLayer, policyLayer, tokenizerLayer } from "@turnwise/runtime"
+import { SafetensorsCheckpoints, TfjsPolicy, TfjsTokenizer } from "@turnwise/runtime"
 import { makePolicyRuntime } from "@turnwise/runtime"
 import type { PolicyRuntime } from "@turnwise/runtime"
 import { autoInit, resolveInit } from "./init.js"
@@ -159,16 +159,16 @@ export const openRun = async (options: {
   })
   if (options.run.model.path !== "") options.log?.(`model: ${options.run.model.path} (${model.config.nLayers} layers, width ${model.config.dModel}, vocabulary ${model.vocabSize})`)
   const runtime = makePolicyRuntime(model, tokenizer, options.optimizer, { seed: options.run.train.seed, totalSteps: options.totalSteps })
-  if (options.optimizer.carryOptimizerState) await carryOptimizerState(runtime, options.run.model.init).catch((error: unknown) => {
+  if (options.optimizer.carryOptimizerState) await SafetensorsCheckpoints.carryOptimizerState(runtime, options.run.model.init).catch((error: unknown) => {
     runtime.dispose()
     throw error
   })
   const layer = Layer.mergeAll(
-    options.onSessionClosed === undefined ? policyLayer(runtime) : observedPolicy(policyLayer(runtime), options.onSessionClosed),
-    tokenizerLayer(tokenizer),
+    options.onSessionClosed === undefined ? TfjsPolicy.layer(runtime) : observedPolicy(TfjsPolicy.layer(runtime), options.onSessionClosed),
+    TfjsTokenizer.layer(tokenizer),
     Sandbox.layer({ size: options.run.sandboxWorkers }),
     options.metricsSink ?? MetricsSink.jsonl(path.join(options.outDir, "metrics.jsonl")),
-    checkpointLayer(runtime, path.join(options.outDir, "checkpoints"), { model: model.config, recipe: options.encodedRecipe ?? null, run: options.run }, {
+    SafetensorsCheckpoints.layer(runtime, path.join(options.outDir, "checkpoints"), { model: model.config, recipe: options.encodedRecipe ?? null, run: options.run }, {
       weightsOnly: options.weightsOnly ?? false,
     }),
   )

@@ -11,7 +11,7 @@
  */
 import { Effect, Layer, ManagedRuntime } from "effect"
 import type { RecipeType } from "@turnwise/dsl"
-import { HfTokenizer, makePolicyRuntime, policyLayer, setBackend, tokenizerLayer } from "@turnwise/runtime"
+import { HfTokenizer, makePolicyRuntime, TfjsPolicy, setBackend, TfjsTokenizer } from "@turnwise/runtime"
 import type { PolicyRuntime, Tokenizer as TokenizerImpl } from "@turnwise/runtime"
 import type { Io } from "../io.js"
 import { loadModel, loadTokenizer } from "../run/context.js"
@@ -95,7 +95,7 @@ export const serve = async (options: ServeCallOptions = {}): Promise<ServeHandle
     seed: settings.seed,
     trainEvery: settings.trainEvery,
     ...(rewardHook === undefined ? {} : { rewardHook }),
-  }).pipe(Layer.provide(Layer.mergeAll(policyLayer(runtime), tokenizerLayer(runtime.tokenizer))))
+  }).pipe(Layer.provide(Layer.mergeAll(TfjsPolicy.layer(runtime), TfjsTokenizer.layer(runtime.tokenizer))))
   const layer = ServeServer.layer({ host: settings.host, port: settings.port, apiKey: settings.apiKey, maxBodyBytes: settings.maxBodyBytes }).pipe(Layer.provideMerge(served))
   const managed = ManagedRuntime.make(layer)
   const opened = await managed

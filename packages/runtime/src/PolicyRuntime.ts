@@ -7,11 +7,11 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import type { OptimizerConfig } from "@turnwise/dsl"
-import type { Transformer } from "../model/transformer.js"
+import type { Transformer } from "./model/transformer.js"
 import { Rng } from "@turnwise/core"
-import type { Tokenizer } from "../tokenizer.js"
-import { createUpdateEngine } from "../train/trainer.js"
-import type { UpdateEngine } from "../train/trainer.js"
+import type { Tokenizer } from "./tokenizer.js"
+import { createUpdateEngine } from "./train/trainer.js"
+import type { UpdateEngine } from "./train/trainer.js"
 
 /** Everything that changes while training and must be checkpointed. */
 export interface PolicyRuntime {
