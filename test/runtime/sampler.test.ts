@@ -4,8 +4,9 @@ import { setBackend } from "../../packages/runtime/src/backend.js"
 import { presets, type ModelConfig } from "../../packages/runtime/src/model/config.js"
 import { createTransformer, type Transformer } from "../../packages/runtime/src/model/transformer.js"
 import { Rng } from "../../packages/core/src/rng.js"
-import { chooseToken, createSamplingSession, generateNoCache, generateNoCacheAsync, SamplingError, type GenerateOptions } from "../../packages/runtime/src/sampler.js"
-import { byteTokenizer, type Tokenizer } from "../../packages/runtime/src/tokenizer.js"
+import { chooseToken, createSamplingSession, generateNoCache, generateNoCacheAsync, SamplingError, type DecodeOptions } from "../../packages/runtime/src/sampler.js"
+import type { TokenizerShape } from "@turnwise/dsl"
+import { byteTokenizer } from "../../packages/runtime/src/tokenizer.js"
 
 const config: ModelConfig = { ...presets.tiny, dModel: 32, nLayers: 2, nHeads: 4, nKvHeads: 2, dFf: 48, maxSeqLen: 160, seed: 5 }
 const tok = byteTokenizer
@@ -14,7 +15,7 @@ const prompts = [prompt("Hi"), prompt("What is 12 * 34? Use code."), prompt("x =
 const rowsOf = (n: number) => Array.from({ length: n }, (_, i) => i)
 
 /** One letter per id, so any generated sequence is readable text for stop-string tests. */
-const letters: Tokenizer = {
+const letters: TokenizerShape = {
   vocabSize: 259,
   bos: 256,
   eos: 257,
@@ -23,7 +24,7 @@ const letters: Tokenizer = {
   decode: (ids) => ids.filter((i) => i < 256).map((i) => String.fromCharCode(65 + (i % 26))).join(""),
 }
 
-const sessionRun = (model: Transformer, seed: number, options: GenerateOptions, tokenizer: Tokenizer = tok) => {
+const sessionRun = (model: Transformer, seed: number, options: DecodeOptions, tokenizer: TokenizerShape = tok) => {
   const session = createSamplingSession(model, { rows: prompts.length, seed, tokenizer })
   prompts.forEach((p, i) => session.append(i, p))
   const out = session.generate(rowsOf(prompts.length), options)
@@ -45,7 +46,7 @@ describe("chooseToken", () => {
   })
 
   it("samples in proportion, restricted by top-k and top-p", () => {
-    const count = (options: GenerateOptions) => {
+    const count = (options: DecodeOptions) => {
       const rng = Rng.fromSeed(3)
       const n = [0, 0, 0]
       for (let i = 0; i < 4000; i++) n[chooseToken(logits, options, rng).token]! += 1

@@ -9,14 +9,14 @@ import * as tf from "@tensorflow/tfjs"
 import type { OptimizerConfig } from "@turnwise/dsl"
 import type { Transformer } from "./model/transformer.js"
 import { Rng } from "@turnwise/core"
-import type { Tokenizer } from "./tokenizer.js"
+import type { TokenizerShape } from "@turnwise/dsl"
 import { createUpdateEngine } from "./train/trainer.js"
 import type { UpdateEngine } from "./train/trainer.js"
 
 /** Everything that changes while training and must be checkpointed. */
 export interface PolicyRuntime {
   readonly model: Transformer
-  readonly tokenizer: Tokenizer
+  readonly tokenizer: TokenizerShape
   readonly engine: UpdateEngine
   /** Shuffles sequences into micro-batches; its state is saved with checkpoints. */
   readonly rng: Rng
@@ -34,7 +34,7 @@ export interface PolicyRuntime {
  */
 export const makePolicyRuntime = (
   model: Transformer,
-  tokenizer: Tokenizer,
+  tokenizer: TokenizerShape,
   optimizer: OptimizerConfig,
   options: { readonly seed: number; readonly totalSteps: number },
 ): PolicyRuntime => {

@@ -1,7 +1,7 @@
 /**
  * Batched, KV-cached sampling for multi-turn rollouts.
  *
- * A {@link SamplingSession} holds B rows (one trajectory each) and a key/value cache
+ * A {@link KvCacheSession} holds B rows (one trajectory each) and a key/value cache
  * shared by the batch. Each row's history grows independently: `append` adds context
  * (prompt, tool feedback) and `generate` samples continuations for the rows it is
  * given. Tokens are fed to the model lazily: the next `generate` prefills only the
@@ -38,7 +38,8 @@ import { Data } from "effect"
 import { decodeStep, prepareInference, type LayerCache } from "./model/inference.js"
 import { MASKED, type Transformer } from "./model/transformer.js"
 import { Rng } from "@turnwise/core"
-import { byteTokenizer, type Tokenizer } from "./tokenizer.js"
+import type { TokenizerShape } from "@turnwise/dsl"
+import { byteTokenizer } from "./tokenizer.js"
 
 /**
  * A sampling request or session use broke a rule.
@@ -56,7 +57,7 @@ export class SamplingError extends Data.TaggedError("SamplingError")<{
 }
 
 /** Options of one `generate` call. */
-export interface GenerateOptions {
+export interface DecodeOptions {
   /** Most tokens to generate per row in this call. */
   readonly maxNewTokens: number
   /** Softmax temperature; 0 means greedy (default 1). */
@@ -72,17 +73,17 @@ export interface GenerateOptions {
 }
 
 /** Why a row stopped generating. */
-export type GenerationFinish = "stop" | "eos" | "length" | "context"
+export type DecodeFinish = "stop" | "eos" | "length" | "context"
 
 /** What one row produced in one `generate` call. */
-export interface Generation {
+export interface DecodedRow {
   /** Sampled token ids, including a final stop string's or eos token. */
   readonly tokens: ReadonlyArray<number>
   /** log p(token) under softmax(logits / temperature) over the full vocabulary. */
   readonly logprobs: ReadonlyArray<number>
   /** Decoded text of `tokens`. */
   readonly text: string
-  readonly finish: GenerationFinish
+  readonly finish: DecodeFinish
   /** The stop string that ended the row, when finish is "stop". */
   readonly stop?: string
 }
@@ -94,20 +95,20 @@ export interface SessionOptions {
   /** Seed of the per-row generators. */
   readonly seed: number
   /** Tokenizer for stop strings and text (default the byte tokenizer). */
-  readonly tokenizer?: Tokenizer
+  readonly tokenizer?: TokenizerShape
 }
 
 /** A batch of growing token histories sharing a KV cache. See the module header. */
-export interface SamplingSession {
+export interface KvCacheSession {
   /** Add context tokens to a row (fed lazily at the next generate). */
   append(row: number, tokens: ReadonlyArray<number>): void
   /** Sample continuations for `rows`, in that order; other rows do not advance. */
-  generate(rows: ReadonlyArray<number>, options: GenerateOptions): Array<Generation>
+  generate(rows: ReadonlyArray<number>, options: DecodeOptions): Array<DecodedRow>
   /**
    * `generate` with asynchronous reads of the logits (needed on webgpu in Node). One
    * call at a time: appending or generating while it runs is an error.
    */
-  generateAsync(rows: ReadonlyArray<number>, options: GenerateOptions): Promise<Array<Generation>>
+  generateAsync(rows: ReadonlyArray<number>, options: DecodeOptions): Promise<Array<DecodedRow>>
   /** Number of tokens in a row's history. */
   length(row: number): number
   /** A row's whole history (context and generated tokens). */
@@ -164,7 +165,7 @@ const rowRngs = (seed: number, rows: number): Array<Rng> => {
  */
 export const chooseToken = (
   logits: Float32Array,
-  options: Pick<GenerateOptions, "temperature" | "topP" | "topK">,
+  options: Pick<DecodeOptions, "temperature" | "topP" | "topK">,
   rng: Rng,
 ): { token: number; logprob: number } => {
   const temperature = options.temperature ?? 1
@@ -224,12 +225,12 @@ export const chooseToken = (
 class RowOutput {
   readonly tokens: Array<number> = []
   readonly logprobs: Array<number> = []
-  finish: GenerationFinish | undefined
+  finish: DecodeFinish | undefined
   stop: string | undefined
 
   constructor(
-    private readonly options: GenerateOptions,
-    private readonly tokenizer: Tokenizer,
+    private readonly options: DecodeOptions,
+    private readonly tokenizer: TokenizerShape,
   ) {
     if (options.maxNewTokens <= 0) this.finish = "length"
   }
@@ -255,7 +256,7 @@ class RowOutput {
     if (this.tokens.length >= this.options.maxNewTokens) this.finish = "length"
   }
 
-  result(): Generation {
+  result(): DecodedRow {
     const base = {
       tokens: this.tokens,
       logprobs: this.logprobs,
@@ -266,7 +267,7 @@ class RowOutput {
   }
 }
 
-const checkOptions = (o: GenerateOptions): void => {
+const checkOptions = (o: DecodeOptions): void => {
   const problems: Array<string> = []
   if (!Number.isInteger(o.maxNewTokens) || o.maxNewTokens < 0) problems.push(`maxNewTokens must be a non-negative integer, got ${o.maxNewTokens}`)
   if (o.temperature !== undefined && !(o.temperature >= 0)) problems.push(`temperature must be >= 0, got ${o.temperature}`)
@@ -293,7 +294,7 @@ const checkTokens = (tokens: ReadonlyArray<number>, vocabSize: number, where: st
  * const [a2] = session.generate([0], { maxNewTokens: 64 }) // prefills only the feedback
  * session.dispose()
  */
-export const createSamplingSession = (model: Transformer, options: SessionOptions): SamplingSession => {
+export const createSamplingSession = (model: Transformer, options: SessionOptions): KvCacheSession => {
   const B = options.rows
   if (!Number.isInteger(B) || B <= 0) throw new SamplingError({ where: "createSamplingSession", problem: `rows must be a positive integer, got ${B}` })
   const tokenizer = options.tokenizer ?? byteTokenizer
@@ -379,7 +380,7 @@ export const createSamplingSession = (model: Transformer, options: SessionOption
     return result
   }
 
-  function* decode(rows: ReadonlyArray<number>, generateOptions: GenerateOptions): DecodeLoop<Array<Generation>> {
+  function* decode(rows: ReadonlyArray<number>, generateOptions: DecodeOptions): DecodeLoop<Array<DecodedRow>> {
     checkOptions(generateOptions)
     rows.forEach((r) => checkRow(r, "generate"))
     if (new Set(rows).size !== rows.length) throw new SamplingError({ where: "generate", problem: `rows repeat: ${rows.join(", ")}` })
@@ -473,10 +474,10 @@ export const createSamplingSession = (model: Transformer, options: SessionOption
 export const generateNoCache = (
   model: Transformer,
   prompts: ReadonlyArray<ReadonlyArray<number>>,
-  options: GenerateOptions,
+  options: DecodeOptions,
   seed: number,
-  tokenizer: Tokenizer = byteTokenizer,
-): Array<Generation> => runSync(decodeNoCache(model, prompts, options, seed, tokenizer))
+  tokenizer: TokenizerShape = byteTokenizer,
+): Array<DecodedRow> => runSync(decodeNoCache(model, prompts, options, seed, tokenizer))
 
 /**
  * {@link generateNoCache} with asynchronous reads (needed on webgpu in Node).
@@ -487,18 +488,18 @@ export const generateNoCache = (
 export const generateNoCacheAsync = (
   model: Transformer,
   prompts: ReadonlyArray<ReadonlyArray<number>>,
-  options: GenerateOptions,
+  options: DecodeOptions,
   seed: number,
-  tokenizer: Tokenizer = byteTokenizer,
-): Promise<Array<Generation>> => runAsync(decodeNoCache(model, prompts, options, seed, tokenizer))
+  tokenizer: TokenizerShape = byteTokenizer,
+): Promise<Array<DecodedRow>> => runAsync(decodeNoCache(model, prompts, options, seed, tokenizer))
 
 function* decodeNoCache(
   model: Transformer,
   prompts: ReadonlyArray<ReadonlyArray<number>>,
-  options: GenerateOptions,
+  options: DecodeOptions,
   seed: number,
-  tokenizer: Tokenizer,
-): DecodeLoop<Array<Generation>> {
+  tokenizer: TokenizerShape,
+): DecodeLoop<Array<DecodedRow>> {
   checkOptions(options)
   const rngs = rowRngs(seed, prompts.length)
   const histories = prompts.map((p, i) => {

@@ -9,29 +9,7 @@
  *
  * @category models
  */
-
-/**
- * What the sampler and the trainer need from a tokenizer.
- *
- * @example
- * const ids = [tokenizer.bos, ...tokenizer.encode("2+2=")]
- */
-export interface Tokenizer {
-  /** Number of ids (the model's vocabulary size must match). */
-  readonly vocabSize: number
-  /** Beginning-of-sequence id. */
-  readonly bos: number
-  /** End-of-sequence id. */
-  readonly eos: number
-  /** Padding id. */
-  readonly pad: number
-  /** Text to ids (no specials added). */
-  encode(text: string): Array<number>
-  /** Ids to text (specials dropped, malformed bytes replaced by U+FFFD). */
-  decode(ids: ReadonlyArray<number>): string
-  /** Wrap a task's prompt text before encoding (a chat template); absent = use it as is. */
-  formatPrompt?(text: string): string
-}
+import type { TokenizerShape } from "@turnwise/dsl"
 
 /**
  * The byte tokenizer.
@@ -41,7 +19,7 @@ export interface Tokenizer {
  * t.encode("é")            // [195, 169]
  * t.decode(t.encode("🙂")) // "🙂"
  */
-export class ByteTokenizer implements Tokenizer {
+export class ByteTokenizer implements TokenizerShape {
   readonly vocabSize = 259
   readonly bos = 256
   readonly eos = 257
@@ -63,4 +41,4 @@ export class ByteTokenizer implements Tokenizer {
 }
 
 /** A shared {@link ByteTokenizer} (it holds no state). */
-export const byteTokenizer: Tokenizer = new ByteTokenizer()
+export const byteTokenizer: TokenizerShape = new ByteTokenizer()

@@ -319,7 +319,7 @@ export const generateProblem = (rng: Rng, level: Level): Problem => {
 }
 
 /** Options of {@link generateProblems}. */
-export interface GenerateOptions {
+export interface ProblemGenerateOptions {
   /** Seed of the generator; the same seed gives the same problems. */
   readonly seed: number
   /** How many problems to return. */
@@ -340,7 +340,7 @@ export interface GenerateOptions {
  * const test = generateProblems({ seed: 1, count: 200, levels: [1, 2, 3], split: "heldout" })
  * // no question of `test` occurs in `train`
  */
-export const generateProblems = (options: GenerateOptions): Array<Problem> =>
+export const generateProblems = (options: ProblemGenerateOptions): Array<Problem> =>
   drawFromSplit("generateProblems", options, LEVELS, 50, (rng, level) => generateProblem(rng, level as Level))
 
 /**
@@ -352,7 +352,7 @@ export const generateProblems = (options: GenerateOptions): Array<Problem> =>
  */
 export const drawFromSplit = <P extends { readonly question: string }>(
   fn: string,
-  options: GenerateOptions,
+  options: ProblemGenerateOptions,
   known: ReadonlyArray<number>,
   drawsPerProblem: number,
   draw: (rng: Rng, level: number) => P,

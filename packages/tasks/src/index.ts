@@ -6,7 +6,7 @@
 export * from "./problem.js"
 export * from "./answers.js"
 export { generateProblem, generateProblems, LEVELS, splitOf, TaskConfigError, WORD_TEMPLATE_NAMES } from "./arithmetic.js"
-export type { GenerateOptions as ProblemGenerateOptions, Level as DifficultyLevel, Split } from "./arithmetic.js"
+export type { ProblemGenerateOptions, Level as DifficultyLevel, Split } from "./arithmetic.js"
 export * from "./demonstrations.js"
 export * from "./jsonl.js"
 export * from "./exact-answer-task.js"

@@ -10,7 +10,7 @@ import { promises as fs } from "node:fs"
 import * as path from "node:path"
 import { Effect, Layer } from "effect"
 import { CheckpointError, MetricsSink, Policy as PolicyService } from "@turnwise/dsl"
-import type { CheckpointStore, OptimizerConfig, Policy, RecipeType, Sandbox as DslSandbox, Tokenizer } from "@turnwise/dsl"
+import type { CheckpointStore, OptimizerConfig, Policy, RecipeType, Sandbox as DslSandbox, Tokenizer, TokenizerShape } from "@turnwise/dsl"
 import { setBackend } from "@turnwise/runtime"
 import { FileCheckpointStore } from "@turnwise/runtime"
 import { decodeModelConfig, presets } from "@turnwise/runtime"
@@ -21,7 +21,6 @@ import { loadHfTokenizer } from "@turnwise/runtime"
 import { Transformer } from "@turnwise/runtime"
 import { Sandbox } from "@turnwise/sandbox"
 import { byteTokenizer } from "@turnwise/runtime"
-import type { Tokenizer as TokenizerImpl } from "@turnwise/runtime"
 import { SafetensorsCheckpoints, TfjsPolicy, TfjsTokenizer } from "@turnwise/runtime"
 import { makePolicyRuntime } from "@turnwise/runtime"
 import type { PolicyRuntime } from "@turnwise/runtime"
@@ -94,7 +93,7 @@ export const loadModel = async (given: RunConfig): Promise<Transformer> => {
  * @example
  * const tokenizer = await loadTokenizer(run, model)
  */
-export const loadTokenizer = async (run: RunConfig, model: Transformer): Promise<TokenizerImpl> => {
+export const loadTokenizer = async (run: RunConfig, model: Transformer): Promise<TokenizerShape> => {
   if (run.model.path === "") return byteTokenizer
   const config = await readHfConfig(run.model.path)
   return loadHfTokenizer(run.model.path, { vocabSize: model.vocabSize, config })

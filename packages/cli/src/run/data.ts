@@ -12,7 +12,7 @@ import type { Demonstration } from "@turnwise/tasks"
 import { loadJsonlProblems } from "@turnwise/tasks"
 import type { Problem } from "@turnwise/tasks"
 import type { SandboxPool } from "@turnwise/sandbox"
-import type { Tokenizer } from "@turnwise/runtime"
+import type { TokenizerShape } from "@turnwise/dsl"
 import type { RunConfig } from "./RunConfig.js"
 
 /**
@@ -62,7 +62,7 @@ export const demonstrationsFor = (problems: ReadonlyArray<Problem>, pool: Sandbo
  * prompt goes through the tokenizer's `formatPrompt` (a pretrained model's chat
  * template) as in the rollout; the byte tokenizer has none and encodes it as is.
  */
-export const demonstrationSequence = (demo: Demonstration, tokenizer: Tokenizer): TrainingSequence => {
+export const demonstrationSequence = (demo: Demonstration, tokenizer: TokenizerShape): TrainingSequence => {
   const prompt = tokenizer.formatPrompt === undefined ? demo.prompt : tokenizer.formatPrompt(demo.prompt)
   const tokens: Array<number> = [tokenizer.bos, ...tokenizer.encode(prompt)]
   const mask: Array<number> = tokens.map(() => 0)

@@ -12,7 +12,8 @@
 import { Effect, Layer, ManagedRuntime } from "effect"
 import type { RecipeType } from "@turnwise/dsl"
 import { HfTokenizer, makePolicyRuntime, TfjsPolicy, setBackend, TfjsTokenizer } from "@turnwise/runtime"
-import type { PolicyRuntime, Tokenizer as TokenizerImpl } from "@turnwise/runtime"
+import type { TokenizerShape } from "@turnwise/dsl"
+import type { PolicyRuntime } from "@turnwise/runtime"
 import type { Io } from "../io.js"
 import { loadModel, loadTokenizer } from "../run/context.js"
 import { loadRecipe } from "../run/resolve.js"
@@ -56,7 +57,7 @@ export interface ServeHandle {
  * The chat format of a tokenizer: its chat template when it has one, else the
  * built-in format.
  */
-export const chatFormatFor = (tokenizer: TokenizerImpl): ChatFormat => {
+export const chatFormatFor = (tokenizer: TokenizerShape): ChatFormat => {
   if (tokenizer instanceof HfTokenizer && tokenizer.chatTemplate !== null) {
     const template = tokenizer.chatTemplate
     return templateChatFormat({ applyChatTemplate: (messages, options) => tokenizer.applyChatTemplate(messages, options), bosToken: tokenizer.bosToken }, template.specials.eos_token ?? "")

@@ -9,10 +9,10 @@
  */
 import { Layer } from "effect"
 import { Tokenizer } from "@turnwise/dsl"
-import type { Tokenizer as RuntimeTokenizer } from "../tokenizer.js"
+import type { TokenizerShape } from "@turnwise/dsl"
 
 /** The `Tokenizer` service over `tokenizer` (its prompt format too, when it has one). */
-export const layer = (tokenizer: RuntimeTokenizer): Layer.Layer<Tokenizer> =>
+export const layer = (tokenizer: TokenizerShape): Layer.Layer<Tokenizer> =>
   Layer.succeed(Tokenizer, {
     vocabSize: tokenizer.vocabSize,
     bos: tokenizer.bos,

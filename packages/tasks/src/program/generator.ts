@@ -22,7 +22,7 @@
  */
 import { Rng } from "@turnwise/core"
 import { drawFromSplit } from "../arithmetic.js"
-import type { GenerateOptions } from "../arithmetic.js"
+import type { ProblemGenerateOptions } from "../arithmetic.js"
 import { specificationText } from "./problem.js"
 import type { CodeProblem } from "./problem.js"
 
@@ -154,7 +154,7 @@ export const generateCodeProblem = (rng: Rng, level: ProgramLevel): CodeProblem 
 }
 
 /** Options of {@link generateCodeProblems} (levels are 1..4). */
-export type CodeGenerateOptions = GenerateOptions
+export type CodeGenerateOptions = ProblemGenerateOptions
 
 /**
  * A deterministic list of distinct problems from one side of the train/held-out split.

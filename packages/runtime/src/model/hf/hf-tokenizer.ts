@@ -16,7 +16,7 @@
  */
 import * as path from "node:path"
 import { Tokenizer as TokenizerJs } from "@huggingface/tokenizers"
-import type { Tokenizer } from "../../tokenizer.js"
+import type { TokenizerShape } from "@turnwise/dsl"
 import { HfFormatError } from "./errors.js"
 import { ChatTemplate, findChatTemplate } from "./hf-chat-template.js"
 import type { ChatMessage, ChatRenderOptions } from "./hf-chat-template.js"
@@ -38,7 +38,7 @@ const tokenString = (value: unknown): string | null => {
  * tok.decode(tok.encode("Hello")) // "Hello"
  * tok.formatPrompt("Q: 2+2?\n") // "<|im_start|>user\nQ: 2+2?\n<|im_end|>\n<|im_start|>assistant\n"
  */
-export class HfTokenizer implements Tokenizer {
+export class HfTokenizer implements TokenizerShape {
   constructor(
     private readonly inner: TokenizerJs,
     readonly vocabSize: number,
