@@ -15,7 +15,7 @@ import type { MetricsRecord } from "@turnwise/dsl"
 import { recipes } from "@turnwise/recipes"
 import { train } from "@turnwise/cli"
 import { byteTokenizer, createTransformer, makePolicyRuntime, TfjsPolicy, presets, setBackend, TfjsTokenizer } from "@turnwise/runtime"
-import { Sandbox } from "@turnwise/sandbox"
+import { WorkerSandbox } from "@turnwise/sandbox"
 import { exactAnswerTask, generateProblems } from "@turnwise/tasks"
 
 /** The Effect way: returns the metric records the app's own sink collected. */
@@ -27,7 +27,7 @@ export const withEffect = async (steps: number): Promise<Array<MetricsRecord>> =
   const services = Layer.mergeAll(
     TfjsPolicy.layer(runtime),
     TfjsTokenizer.layer(byteTokenizer),
-    Sandbox.layer({ size: 1 }),
+    WorkerSandbox.layer({ size: 1 }),
     MetricsSink.memory(records),
     Layer.succeed(CheckpointStore, { save: (step) => Effect.succeed({ step, path: "(not saved)", meta: {} }), restoreLatest: () => Effect.succeed(null) }),
   )

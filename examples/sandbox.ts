@@ -5,7 +5,8 @@
  *   npx tsx examples/sandbox.ts
  */
 import { Effect } from "effect"
-import { createSandboxPool, Sandbox } from "@turnwise/sandbox"
+import { Sandbox } from "@turnwise/dsl"
+import { createSandboxPool, WorkerSandbox } from "@turnwise/sandbox"
 import type { Observation } from "@turnwise/sandbox"
 
 /** Run the examples; returns the observations they got. */
@@ -25,12 +26,12 @@ export const main = async (): Promise<{ session: Observation; fresh: Observation
     await pool.close()
   }
 
-  // Effect service: one pool for the layer's scope (it also provides the DSL's Sandbox tag).
+  // Effect service: the DSL's Sandbox over one pool for the layer's scope.
   const program = Effect.gen(function* () {
     const sandbox = yield* Sandbox
     return yield* sandbox.run({ language: "js", code: "[1, 2, 3].map((x) => x * x)" })
   })
-  const service = await Effect.runPromise(program.pipe(Effect.provide(Sandbox.layer({ size: 1 }))))
+  const service = await Effect.runPromise(program.pipe(Effect.provide(WorkerSandbox.layer({ size: 1 }))))
   return { session, fresh, service, hang }
 }
 

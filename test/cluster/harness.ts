@@ -9,7 +9,7 @@ import { Layer } from "effect"
 import type { RecipeType } from "@turnwise/dsl"
 import { byteTokenizer, createTransformer, makePolicyRuntime, TfjsPolicy, presets, setBackend, TfjsTokenizer } from "@turnwise/runtime"
 import type { PolicyRuntime } from "@turnwise/runtime"
-import { Sandbox } from "@turnwise/sandbox"
+import { WorkerSandbox } from "@turnwise/sandbox"
 import { generateProblems } from "@turnwise/tasks"
 import { Schema } from "effect"
 import { perTrajectory } from "@turnwise/core"
@@ -58,7 +58,7 @@ export const makeLearner = async () => {
   return { runtime, layer: learnerLayer(runtime) }
 }
 
-const learnerLayer = (runtime: PolicyRuntime) => Layer.mergeAll(TfjsPolicy.layer(runtime), TfjsTokenizer.layer(byteTokenizer), Sandbox.layer({ size: 1 }))
+const learnerLayer = (runtime: PolicyRuntime) => Layer.mergeAll(TfjsPolicy.layer(runtime), TfjsTokenizer.layer(byteTokenizer), WorkerSandbox.layer({ size: 1 }))
 
 /** Metrics without wall-clock timings (they differ between any two runs). */
 export const withoutTimings = (metrics: Readonly<Record<string, number>>): Record<string, number> =>

@@ -3,7 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { runExecCommand } from "../../packages/cli/src/exec-command.js"
 import { createSandboxPool } from "../../packages/sandbox/src/pool.js"
 import type { SandboxPool } from "../../packages/sandbox/src/pool.js"
-import { Sandbox } from "../../packages/sandbox/src/Sandbox.js"
+import { Sandbox } from "@turnwise/dsl"
+import { WorkerSandbox } from "@turnwise/sandbox"
 import type { Observation } from "../../packages/sandbox/src/observation.js"
 
 const secret = "TURNWISE_SECRET_js_5f1c9e"
@@ -157,7 +158,7 @@ describe("QuickJS sandbox", () => {
       )
       return [fresh, inSession]
     })
-    const [fresh, inSession] = await Effect.runPromise(program.pipe(Effect.provide(Sandbox.layer({ size: 1 }))))
+    const [fresh, inSession] = await Effect.runPromise(program.pipe(Effect.provide(WorkerSandbox.layer({ size: 1 }))))
     expect(fresh).toMatchObject({ ok: true, value: "42" })
     expect(inSession).toMatchObject({ ok: true, value: "10" })
   })

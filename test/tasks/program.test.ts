@@ -1,6 +1,6 @@
 import { Effect, Layer } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { Sandbox } from "../../packages/sandbox/src/Sandbox.js"
+import { Sandbox } from "@turnwise/dsl"
 import { createSandboxPool } from "../../packages/sandbox/src/pool.js"
 import type { SandboxPool } from "../../packages/sandbox/src/pool.js"
 import { sandboxRunTool } from "../../packages/cli/src/run/data.js"
@@ -16,20 +16,19 @@ import type { CodeProblem } from "../../packages/tasks/src/program/problem.js"
 import { programSynthesisTask, submissionOf } from "../../packages/tasks/src/program/task.js"
 
 const limits = { timeoutMs: 500, memoryMb: 32 }
-let layer: Layer.Layer<Sandbox | import("@turnwise/dsl").Sandbox>
+let layer: Layer.Layer<Sandbox>
 let pool: SandboxPool
 let close: () => Promise<void>
 
 beforeAll(async () => {
   pool = createSandboxPool({ size: 2, limits: { timeoutMs: 500, graceMs: 300, outputLimitBytes: 4096 } })
   // One pool for the Effect service and for the demonstration tool.
-  const { Sandbox: DslSandbox } = await import("@turnwise/dsl")
   const impl = {
     run: (request: Parameters<SandboxPool["run"]>[0]) => Effect.promise(() => pool.run(request)),
     openSession: (language: "js" | "python") => Effect.sync(() => pool.openSession(language)),
     closeSession: (id: string) => Effect.sync(() => pool.closeSession(id)),
   }
-  layer = Layer.merge(Layer.succeed(Sandbox, impl), Layer.succeed(DslSandbox, impl))
+  layer = Layer.succeed(Sandbox, impl)
   close = () => pool.close()
 })
 afterAll(async () => {

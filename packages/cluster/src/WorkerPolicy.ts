@@ -14,7 +14,7 @@ import type { Scope } from "effect"
 import { Policy, Sandbox as DslSandbox, Tokenizer } from "@turnwise/dsl"
 import type { OptimizerConfig } from "@turnwise/dsl"
 import { createTransformer, makePolicyRuntime, TfjsPolicy, TfjsTokenizer, byteTokenizer } from "@turnwise/runtime"
-import { Sandbox } from "@turnwise/sandbox"
+import { WorkerSandbox } from "@turnwise/sandbox"
 import { loadVersion, PolicyVersionError } from "./PolicyVersions.js"
 
 /** What a worker's policy copy offers. */
@@ -51,7 +51,7 @@ export class WorkerPolicy extends Context.Service<WorkerPolicy, WorkerPolicyShap
           Effect.sync(() => makePolicyRuntime(createTransformer(options.model), byteTokenizer, options.optimizer, { seed: 0, totalSteps: 1 })),
           (runtime) => Effect.sync(() => runtime.dispose()),
         )
-        const sandbox = yield* Layer.build(Sandbox.layer({ size: options.sandboxWorkers }))
+        const sandbox = yield* Layer.build(WorkerSandbox.layer({ size: options.sandboxWorkers }))
         const services = yield* Layer.build(Layer.mergeAll(TfjsPolicy.layer(runtime), TfjsTokenizer.layer(byteTokenizer), Layer.succeedContext(sandbox)))
         const lock = yield* Semaphore.make(1)
         let held = -1

@@ -19,7 +19,7 @@ import { readHfConfig } from "@turnwise/runtime"
 import { loadHfModel } from "@turnwise/runtime"
 import { loadHfTokenizer } from "@turnwise/runtime"
 import { Transformer } from "@turnwise/runtime"
-import { Sandbox } from "@turnwise/sandbox"
+import { WorkerSandbox } from "@turnwise/sandbox"
 import { byteTokenizer } from "@turnwise/runtime"
 import { SafetensorsCheckpoints, TfjsPolicy, TfjsTokenizer } from "@turnwise/runtime"
 import { makePolicyRuntime } from "@turnwise/runtime"
@@ -165,7 +165,7 @@ export const openRun = async (options: {
   const layer = Layer.mergeAll(
     options.onSessionClosed === undefined ? TfjsPolicy.layer(runtime) : observedPolicy(TfjsPolicy.layer(runtime), options.onSessionClosed),
     TfjsTokenizer.layer(tokenizer),
-    Sandbox.layer({ size: options.run.sandboxWorkers }),
+    WorkerSandbox.layer({ size: options.run.sandboxWorkers }),
     options.metricsSink ?? MetricsSink.jsonl(path.join(options.outDir, "metrics.jsonl")),
     SafetensorsCheckpoints.layer(runtime, path.join(options.outDir, "checkpoints"), { model: model.config, recipe: options.encodedRecipe ?? null, run: options.run }, {
       weightsOnly: options.weightsOnly ?? false,

@@ -9,8 +9,8 @@
  *
  * @category services
  */
-import { Context, Data } from "effect"
-import type { Effect } from "effect"
+import { Context, Data, Effect } from "effect"
+import type { Scope } from "effect"
 
 /** One execution request. */
 export interface SandboxRequest {
@@ -53,4 +53,22 @@ export interface SandboxShape {
  * @example
  * const obs = Effect.gen(function* () { const sb = yield* Sandbox; return yield* sb.run({ language: "js", code: "6*7" }) })
  */
-export class Sandbox extends Context.Service<Sandbox, SandboxShape>()("turnwise/dsl/Sandbox") {}
+export class Sandbox extends Context.Service<Sandbox, SandboxShape>()("turnwise/dsl/Sandbox") {
+  /**
+   * A session that lives as long as the enclosing scope (e.g. one trajectory).
+   *
+   * @example
+   * Effect.scoped(Effect.gen(function* () {
+   *   const id = yield* Sandbox.session("python")
+   *   const sandbox = yield* Sandbox
+   *   yield* sandbox.run({ language: "python", code: "x = 41", session: id })
+   *   return yield* sandbox.run({ language: "python", code: "x + 1", session: id }) // value "42"
+   * }))
+   */
+  static session(language: "js" | "python"): Effect.Effect<string, SandboxError, Sandbox | Scope.Scope> {
+    return Effect.gen(function* () {
+      const sandbox = yield* Sandbox
+      return yield* Effect.acquireRelease(sandbox.openSession(language), (id) => sandbox.closeSession(id))
+    })
+  }
+}
