@@ -257,7 +257,11 @@ const main = async (): Promise<void> => {
       }
     }
     const kernelMs = [...byKernel.values()].reduce((s, t) => s + t.ms, 0) / steps
-    const matmul = [...byClass.values()].reduce((s, t) => ({ ms: s.ms + t.ms, count: s.count + t.count, flops: s.flops + t.flops }), { ms: 0, count: 0, flops: 0 })
+    const matmul = [...byClass.values()].reduce((s, t) => ({ ms: s.ms + t.ms, count: s.count + t.count, flops: s.flops + t.flops }), {
+      ms: 0,
+      count: 0,
+      flops: 0,
+    })
     const tokens = batchSize * seqLen
     const modelFlops = 6 * params * tokens + 12 * config.nLayers * config.dModel * seqLen * tokens
     const meanStep = stepMs / steps
@@ -301,7 +305,19 @@ const main = async (): Promise<void> => {
     for (const [, t] of sorted(byShape)) {
       const { batch, m, k, n } = t.dims
       console.log(
-        JSON.stringify({ bench: "profile", kind: "matmul-shape", attention, kernel: t.kernel, class: t.cls, batch, m, k, n, msPerCall: round(t.ms / t.count, 2), ...perStep(t) }),
+        JSON.stringify({
+          bench: "profile",
+          kind: "matmul-shape",
+          attention,
+          kernel: t.kernel,
+          class: t.cls,
+          batch,
+          m,
+          k,
+          n,
+          msPerCall: round(t.ms / t.count, 2),
+          ...perStep(t),
+        }),
       )
     }
   }

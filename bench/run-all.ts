@@ -48,11 +48,14 @@ if (existsSync(sgemmScript)) {
 
 for (const result of run("training.ts", ["--sizes", "small,medium", "--batch", "8", "--seq", "128", "--micro", "4", "--steps", quick ? "1" : "3"])) {
   const gflops = typeof result.gflopPerSecond === "number" ? result.gflopPerSecond : null
-  console.log(JSON.stringify({ ...result, sgemmCeilingGflops: ceiling, fractionOfCeiling: gflops !== null && ceiling !== null ? +(gflops / ceiling).toFixed(4) : null }))
+  console.log(
+    JSON.stringify({ ...result, sgemmCeilingGflops: ceiling, fractionOfCeiling: gflops !== null && ceiling !== null ? +(gflops / ceiling).toFixed(4) : null }),
+  )
 }
 const profileArgs = ["--size", "medium", "--batch", "8", "--seq", "128", "--micro", "4", "--steps", quick ? "1" : "2", "--plain", quick ? "0" : "1"]
 for (const result of run("profile.ts", ceiling === null ? profileArgs : [...profileArgs, "--ceiling", String(ceiling)])) {
-  const wanted = result.kind === "step" || result.kind === "matmul-class" || (result.kind === "kernel" && typeof result.share === "number" && result.share >= 0.01)
+  const wanted = result.kind === "step" || result.kind === "matmul-class" ||
+    (result.kind === "kernel" && typeof result.share === "number" && result.share >= 0.01)
   if (wanted) console.log(JSON.stringify(result))
 }
 for (const result of run("dispatches.ts", [])) console.log(JSON.stringify({ ...result, trainTop: undefined, decodeTop: undefined }))

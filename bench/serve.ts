@@ -86,8 +86,18 @@ for (let r = 0; r < requests; r++) {
   samplerTtft.push((performance.now() - t1) / 1000)
 }
 const samplerTotal = samplerTimes.reduce((a, b) => a + b, 0)
-const common = { bench: "serve", preset, backend: args.backend, requests, maxNewTokens: newTokens, promptTokens: prompt.length, meanReplyTokens: sampled / requests }
-console.log(JSON.stringify({ ...common, path: "sampler", requestsPerS: requests / samplerTotal, tokensPerS: sampled / samplerTotal, ttftMs: median(samplerTtft) * 1000 }))
+const common = {
+  bench: "serve",
+  preset,
+  backend: args.backend,
+  requests,
+  maxNewTokens: newTokens,
+  promptTokens: prompt.length,
+  meanReplyTokens: sampled / requests,
+}
+console.log(
+  JSON.stringify({ ...common, path: "sampler", requestsPerS: requests / samplerTotal, tokensPerS: sampled / samplerTotal, ttftMs: median(samplerTtft) * 1000 }),
+)
 console.log(
   JSON.stringify({
     ...common,

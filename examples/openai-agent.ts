@@ -50,7 +50,11 @@ export const runAgent = async (client: OpenAI, question: string, episode: string
       const args = JSON.parse(call.function.arguments) as { a?: unknown; b?: unknown }
       const ok = typeof args.a === "number" && typeof args.b === "number"
       if (ok) additions.push([args.a as number, args.b as number])
-      messages.push({ role: "tool", tool_call_id: call.id, content: ok ? String((args.a as number) + (args.b as number)) : "error: add needs integers a and b" })
+      messages.push({
+        role: "tool",
+        tool_call_id: call.id,
+        content: ok ? String((args.a as number) + (args.b as number)) : "error: add needs integers a and b",
+      })
     }
   }
   return { answer: null, additions }
@@ -60,7 +64,10 @@ export const runAgent = async (client: OpenAI, question: string, episode: string
 // The trainer side: Turnwise.
 
 /** The toy task: "What is a+b?" for one-digit a and b. */
-export const problems = (count: number, seed: number): Array<{ readonly question: string; readonly answer: string; readonly a: number; readonly b: number }> => {
+export const problems = (
+  count: number,
+  seed: number,
+): Array<{ readonly question: string; readonly answer: string; readonly a: number; readonly b: number }> => {
   const rng = Rng.fromSeed(seed)
   return Array.from({ length: count }, () => {
     const a = Math.floor(rng.next() * 10)
@@ -74,7 +81,10 @@ const chatTools: Array<ChatTool> = [{ name: "add", description: addTool.function
 /** Supervised steps (at most `steps`, fewer once 97% of target tokens are predicted) on demonstrations of the format: call add with the question's numbers, then answer with the tool's output. */
 export const teachFormat = async (server: ServeHandle, demos: ReturnType<typeof problems>, steps: number): Promise<number> => {
   const sequences = demos.map((p) => {
-    const prompt = [byteTokenizer.bos, ...byteTokenizer.encode(byteChatFormat.prompt([{ role: "user", content: p.question, toolCalls: [], toolCallId: null }], chatTools))]
+    const prompt = [
+      byteTokenizer.bos,
+      ...byteTokenizer.encode(byteChatFormat.prompt([{ role: "user", content: p.question, toolCalls: [], toolCallId: null }], chatTools)),
+    ]
     const call = byteTokenizer.encode(`<call name="add">{"a":${p.a},"b":${p.b}}</call>`)
     const observation = byteTokenizer.encode(`<|end|>\n<|tool|><output>${p.answer}</output><|end|>\n<|assistant|>`)
     const answer = byteTokenizer.encode(`${p.answer}<|end|>`)
@@ -82,7 +92,12 @@ export const teachFormat = async (server: ServeHandle, demos: ReturnType<typeof 
     const mask = [...prompt.map(() => 0), ...call.map(() => 1), ...observation.map(() => 0), ...answer.map(() => 1)]
     return { tokens, mask, oldLogprobs: tokens.map(() => 0), advantages: tokens.map(() => 0), turnIndex: tokens.map(() => -1) }
   })
-  const sft = createSupervisedTrainer(server.runtime.model, { schedule: constantSchedule(3e-3), microBatchSize: 8, rng: Rng.fromSeed(2), padId: byteTokenizer.pad })
+  const sft = createSupervisedTrainer(server.runtime.model, {
+    schedule: constantSchedule(3e-3),
+    microBatchSize: 8,
+    rng: Rng.fromSeed(2),
+    padId: byteTokenizer.pad,
+  })
   let accuracy = 0
   for (let step = 0; step < steps && accuracy < 0.97; step++) accuracy = (await sft.step(sequences)).accuracy
   sft.dispose()

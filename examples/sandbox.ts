@@ -27,7 +27,7 @@ export const main = async (): Promise<{ session: Observation; fresh: Observation
   }
 
   // Effect service: the DSL's Sandbox over one pool for the layer's scope.
-  const program = Effect.gen(function* () {
+  const program = Effect.gen(function*() {
     const sandbox = yield* Sandbox
     return yield* sandbox.run({ language: "js", code: "[1, 2, 3].map((x) => x * x)" })
   })

@@ -50,8 +50,7 @@ export const specifiersOf = (source: string): Array<string> =>
   [...source.matchAll(importPattern)].map((m) => m[1] ?? m[2] ?? m[3]!).filter((s) => s !== undefined)
 
 /** The package a repository-relative file belongs to, if any. */
-export const packageOf = (file: string): string | undefined =>
-  Object.entries(sourceRoots).find(([, root]) => file === root || file.startsWith(root + "/"))?.[0]
+export const packageOf = (file: string): string | undefined => Object.entries(sourceRoots).find(([, root]) => file === root || file.startsWith(root + "/"))?.[0]
 
 /** Every import edge between workspace files, and every import of a workspace package by name. */
 export const readImportGraph = (repoRoot: string): { files: Array<string>; edges: Array<ImportEdge> } => {

@@ -19,7 +19,7 @@ const logFile = (text: string): string => {
 
 describe("the metrics log", () => {
   it("drops a torn last line and cuts back to a checkpoint's step", async () => {
-    const file = logFile(line(0, "eval") + line(1, "train") + line(2, "train") + line(2, "eval") + line(3, "train") + '{"step":4,"pha')
+    const file = logFile(line(0, "eval") + line(1, "train") + line(2, "train") + line(2, "eval") + line(3, "train") + "{\"step\":4,\"pha")
     expect((await readMetricsLog(file)).map((r) => `${r.phase}:${r.step}`)).toEqual(["eval:0", "train:1", "train:2", "eval:2", "train:3"])
     const kept = await cutMetricsLog(file, 2)
     expect(kept.map((r) => `${r.phase}:${r.step}`)).toEqual(["eval:0", "train:1", "train:2", "eval:2"])

@@ -9,7 +9,11 @@ afterEach(() => {
   vi.useRealTimers()
 })
 
-const evalRecord = (step: number) => ({ step, phase: "eval" as const, metrics: { "outcome/accuracy": 0.25, "finish/answer_rate": 0.5, "turns/mean": 1.5, "tool/error_rate": 0 } })
+const evalRecord = (step: number) => ({
+  step,
+  phase: "eval" as const,
+  metrics: { "outcome/accuracy": 0.25, "finish/answer_rate": 0.5, "turns/mean": 1.5, "tool/error_rate": 0 },
+})
 
 describe("Progress", () => {
   it("on a terminal, shows problems done and a clock while an evaluation runs, and prints its result on its own line", () => {

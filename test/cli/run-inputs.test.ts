@@ -87,16 +87,18 @@ describe("runTrain checks every input before the run directory exists", () => {
   it("rejects a JSONL file that leaves nothing to train on, and creates nothing", async () => {
     const root = tempDir("short-jsonl")
     const data = path.join(root, "two.jsonl")
-    writeFileSync(data, '{"question":"1+1=?","answer":"2"}\n{"question":"2+2=?","answer":"4"}\n')
+    writeFileSync(data, "{\"question\":\"1+1=?\",\"answer\":\"2\"}\n{\"question\":\"2+2=?\",\"answer\":\"4\"}\n")
     const out = path.join(root, "run")
-    expect(await rejection([`task.jsonl=${data}`, "task.evalCount=2", "train.steps=1"], out)).toMatch(/two\.jsonl: 2 problem\(s\), all held out .*none left to train on/)
+    expect(await rejection([`task.jsonl=${data}`, "task.evalCount=2", "train.steps=1"], out)).toMatch(
+      /two\.jsonl: 2 problem\(s\), all held out .*none left to train on/,
+    )
     expect(existsSync(out)).toBe(false)
   })
 
   it("rejects a JSONL file with a bad line, naming the line, and creates nothing", async () => {
     const root = tempDir("bad-jsonl")
     const data = path.join(root, "bad.jsonl")
-    writeFileSync(data, '{"question":"1+1=?","answer":"2"}\nnot json\n')
+    writeFileSync(data, "{\"question\":\"1+1=?\",\"answer\":\"2\"}\nnot json\n")
     const out = path.join(root, "run")
     expect(await rejection([`task.jsonl=${data}`], out)).toMatch(/bad\.jsonl:2/)
     expect(existsSync(out)).toBe(false)

@@ -23,7 +23,11 @@ const evalAt = (step: number, accuracy: number) => ({ step, phase: "eval", metri
 
 describe("writeRunReport", () => {
   it("starts the held-out curve at step 0 with the before evaluation from metrics.jsonl", async () => {
-    const dir = runDir([evalAt(0, 0.4), train(1), train(2), evalAt(2, 0.6)], { recipe: "gtpo", before: { "outcome/accuracy": 0.4 }, after: { "outcome/accuracy": 0.6 } })
+    const dir = runDir([evalAt(0, 0.4), train(1), train(2), evalAt(2, 0.6)], {
+      recipe: "gtpo",
+      before: { "outcome/accuracy": 0.4 },
+      after: { "outcome/accuracy": 0.6 },
+    })
     const chart = heldOutChart(readFileSync(await writeRunReport(dir), "utf8"))
     expect(chart).toMatch(/font-size="10">0<\/text>/) // the x axis starts at step 0
     expect(chart.match(/<circle /g)?.length).toBe(2) // before and after

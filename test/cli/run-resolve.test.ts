@@ -5,7 +5,10 @@ import { defaultRunConfig, resolveRun } from "../../packages/cli/src/run/resolve
 
 describe("resolveRun routes --set overrides by their first key", () => {
   it("sends top-level run keys without a dot (backend, sandboxWorkers) to the run config", () => {
-    const { run, recipe } = resolveRun(recipes.gtpo!, defaultRunConfig, { file: {}, sets: ["backend=cpu", "sandboxWorkers=3", "model.path=/m", "rollout.groupSize=5"] })
+    const { run, recipe } = resolveRun(recipes.gtpo!, defaultRunConfig, {
+      file: {},
+      sets: ["backend=cpu", "sandboxWorkers=3", "model.path=/m", "rollout.groupSize=5"],
+    })
     expect(run.backend).toBe("cpu")
     expect(run.sandboxWorkers).toBe(3)
     expect(run.model.path).toBe("/m")

@@ -58,7 +58,11 @@ describe("cluster: synchronous mode", () => {
           }).pipe(Effect.provide(learnerClusterLayer(dirs)))
         }).pipe(
           Effect.provide(
-            Layer.mergeAll(learner.layer, MetricsSink.memory(records), SafetensorsCheckpoints.layer(learner.runtime, path.join(runDir, "checkpoints"), { test: true })),
+            Layer.mergeAll(
+              learner.layer,
+              MetricsSink.memory(records),
+              SafetensorsCheckpoints.layer(learner.runtime, path.join(runDir, "checkpoints"), { test: true }),
+            ),
           ),
         ),
       ),

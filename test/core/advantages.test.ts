@@ -54,8 +54,14 @@ describe("normalized-returns (GTPO)", () => {
 
   it("subtracts the mean only when normalizeStd is false", () => {
     const meanOnly = { normalizeStd: false, eps: 1e-6 }
-    expectClose(normalizedReturnAdvantages(shape, returns, { ...normalizedReturnsDefaults, ...meanOnly, scope: "group" }).values, [[[-2, -1, 0], [3]], [[-2, 2], [0, 0]]])
-    expectClose(normalizedReturnAdvantages(shape, returns, { ...normalizedReturnsDefaults, ...meanOnly, scope: "turn-index" }).values, [[[-2.5, 0, 0], [2.5]], [[-1, 1], [1, -1]]])
+    expectClose(normalizedReturnAdvantages(shape, returns, { ...normalizedReturnsDefaults, ...meanOnly, scope: "group" }).values, [[[-2, -1, 0], [3]], [
+      [-2, 2],
+      [0, 0],
+    ]])
+    expectClose(normalizedReturnAdvantages(shape, returns, { ...normalizedReturnsDefaults, ...meanOnly, scope: "turn-index" }).values, [[[-2.5, 0, 0], [2.5]], [
+      [-1, 1],
+      [1, -1],
+    ]])
     expectClose(normalizedReturnAdvantages(shape, returns, { ...normalizedReturnsDefaults, ...meanOnly, scope: "batch" }).values, [
       [[-1.5, -0.5, 0.5], [3.5]],
       [[-2.5, 1.5], [-0.5, -0.5]],
@@ -125,7 +131,11 @@ describe("trajectory-level estimators", () => {
     expectClose(reinforcePlusPlusAdvantages(two, r, { ...reinforcePlusPlusDefaults, eps: 0 }).values, [[0.25 / s, -0.75 / s], [0.25 / s, 0.25 / s]], tol)
     // group-centred {0.5, -0.5, 0, 0}: mean 0, std sqrt(0.125)
     const c = Math.sqrt(0.125)
-    expectClose(reinforcePlusPlusAdvantages(two, r, { ...reinforcePlusPlusDefaults, eps: 0, subtractGroupMean: true }).values, [[0.5 / c, -0.5 / c], [0, 0]], tol)
+    expectClose(
+      reinforcePlusPlusAdvantages(two, r, { ...reinforcePlusPlusDefaults, eps: 0, subtractGroupMean: true }).values,
+      [[0.5 / c, -0.5 / c], [0, 0]],
+      tol,
+    )
     expect(advantageEstimators["reinforce++"].defaults).toEqual({ subtractGroupMean: false, eps: 1e-6 })
   })
 

@@ -96,8 +96,7 @@ export const randomBatch = (seed: number, options: { readonly maxTurns?: number;
             feedbackTokens: Array.from({ length: rng.int(0, 3) }, () => rng.int(3, 50)),
           })),
         }
-      }),
-    ),
+      })),
   )
 }
 

@@ -10,14 +10,7 @@ import { beforeAll, describe, expect, it } from "vitest"
 import type { LossInputs } from "../../packages/core/src/component.js"
 import { AlgorithmInputError } from "../../packages/core/src/errors.js"
 import { klEstimate } from "../../packages/core/src/kl.js"
-import {
-  aggregate,
-  defaultPolicyLossOptions,
-  PolicyLossOptions,
-  policyLoss,
-  policyLosses,
-  stopGradient,
-} from "../../packages/core/src/loss.js"
+import { aggregate, defaultPolicyLossOptions, PolicyLossOptions, policyLoss, policyLosses, stopGradient } from "../../packages/core/src/loss.js"
 
 const backends: Array<string> = ["cpu"]
 if (await tf.setBackend("wasm").catch(() => false)) backends.push("wasm")
@@ -288,7 +281,7 @@ describe.each(backends)("policy losses on %s", (backend) => {
           const s = tf.exp(tf.div(tf.sum(dl, 1), tf.sum(x.mask, 1))) // [B]
           const a = tf.gather(x.advantages, 0, 1) // [B]
           return tf.neg(tf.mean(tf.mul(s, a))) // []
-        }),
+        })
       )(x.logprobs)
       expectRows(gradient(x, wide), rowsOf(direct))
       disposeInputs(x)
@@ -408,8 +401,13 @@ describe.each(backends)("policy losses on %s", (backend) => {
 
     it("the options Schema rejects out-of-range and unknown values", () => {
       const decode = Schema.decodeUnknownSync(PolicyLossOptions)
-      for (const bad of [{ epsLow: 1 }, { epsHigh: -0.1 }, { dualClip: 1 }, { normConstant: 0 }, { klBeta: -1 }, { aggregation: "sum" }, { ratio: "turn" }, { klEstimator: "k4" }])
+      for (
+        const bad of [{ epsLow: 1 }, { epsHigh: -0.1 }, { dualClip: 1 }, { normConstant: 0 }, { klBeta: -1 }, { aggregation: "sum" }, { ratio: "turn" }, {
+          klEstimator: "k4",
+        }]
+      ) {
         expect(() => decode({ ...D, ...bad }), JSON.stringify(bad)).toThrow()
+      }
       const { klBeta: _, ...missing } = D
       expect(() => decode(missing)).toThrow()
     })

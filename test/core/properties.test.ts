@@ -84,7 +84,11 @@ describe("GTPO reduces to GRPO with one turn and no format penalties", () => {
   it.each(seeds)("turn-level + discounted + normalized-returns(group) = trajectory-outcome + identity + grpo (seed %i)", (seed) => {
     const b = randomBatch(seed, { maxTurns: 1, clean: true })
     for (const accuracy of ["binary", "score"] as const) {
-      const gtpo = normalizedReturnAdvantages(b, discountedReturns(b, turnLevelRewards(b, { ...turnLevelDefaults, accuracy }), { ...discountedDefaults, gamma: 0.9 }), { ...normalizedReturnsDefaults, scope: "group" })
+      const gtpo = normalizedReturnAdvantages(
+        b,
+        discountedReturns(b, turnLevelRewards(b, { ...turnLevelDefaults, accuracy }), { ...discountedDefaults, gamma: 0.9 }),
+        { ...normalizedReturnsDefaults, scope: "group" },
+      )
       const grpo = broadcastToTurns(b, grpoAdvantages(b, identityReturns(b, trajectoryOutcomeRewards(b, { ...trajectoryOutcomeDefaults, accuracy }))))
       expectClose(gtpo.values, grpo.values, 1e-12)
     }
@@ -131,8 +135,8 @@ describe("discounted returns", () => {
           const tail = row.slice(j)
           expect(undiscounted[g]![i]![j]).toBeCloseTo(tail.reduce((s, r) => s + r, 0), 12)
           expect(discounted[g]![i]![j]).toBeCloseTo(tail.reduce((s, r, k) => s + gamma ** k * r, 0), 12)
-        }),
-      ),
+        })
+      )
     )
   })
 })

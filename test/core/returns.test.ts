@@ -1,11 +1,6 @@
 import { Schema } from "effect"
 import { describe, expect, it } from "vitest"
-import {
-  discountedReturns,
-  identityReturns,
-  returnEstimators,
-  trajectorySumReturns,
-} from "../../packages/core/src/returns.js"
+import { discountedReturns, identityReturns, returnEstimators, trajectorySumReturns } from "../../packages/core/src/returns.js"
 import { perTrajectory, perTurn } from "../../packages/core/src/values.js"
 import { batch, expectClose, thrown } from "./batch-builders.js"
 

@@ -113,7 +113,9 @@ describe("bad input", () => {
     )
     // options are checked once, by the entry's Schema, where a recipe is decoded
     expect(() => Schema.decodeUnknownSync(rewardAssigners["turn-level"].options)({ ...turnLevelDefaults, formatPenalty: -0.1 })).toThrow(/formatPenalty/)
-    expect(() => Schema.decodeUnknownSync(rewardAssigners["trajectory-outcome"].options)({ ...trajectoryOutcomeDefaults, accuracy: "graded" })).toThrow(/accuracy/)
+    expect(() => Schema.decodeUnknownSync(rewardAssigners["trajectory-outcome"].options)({ ...trajectoryOutcomeDefaults, accuracy: "graded" })).toThrow(
+      /accuracy/,
+    )
   })
 })
 

@@ -2,12 +2,7 @@ import { Schema } from "effect"
 import { describe, expect, it } from "vitest"
 import type { Embedder } from "../../packages/core/src/component.js"
 import { charNgramEmbedding, cosine, embeddings, fnv1a } from "../../packages/core/src/embedding.js"
-import {
-  codeSimilarityCredits,
-  codeSimilarityTrajectoryShaping,
-  codeSimilarityTurnShaping,
-  shapers,
-} from "../../packages/core/src/shaping.js"
+import { codeSimilarityCredits, codeSimilarityTrajectoryShaping, codeSimilarityTurnShaping, shapers } from "../../packages/core/src/shaping.js"
 import { codeSimilarityDefaults } from "../../packages/core/src/shaping.js"
 import { perTrajectory, perTurn } from "../../packages/core/src/values.js"
 import { batch, expectClose, thrown } from "./batch-builders.js"
@@ -52,7 +47,10 @@ describe("code-similarity credits", () => {
 
   it("scales with alpha and maxSimilarity", () => {
     const { embed } = recording()
-    expectClose(codeSimilarityCredits(shape, { ...codeSimilarityDefaults, alpha: 0.2, maxSimilarity: 0.5 }, embed).values, [[0, 0.1, 0, 0, 0], [0, 0], [0.1, 0]], 1e-12)
+    expectClose(codeSimilarityCredits(shape, { ...codeSimilarityDefaults, alpha: 0.2, maxSimilarity: 0.5 }, embed).values, [[0, 0.1, 0, 0, 0], [0, 0], [
+      0.1,
+      0,
+    ]], 1e-12)
     expectClose(codeSimilarityCredits(shape, { ...codeSimilarityDefaults, alpha: 0 }, embed).values, [[0, 0, 0, 0, 0], [0, 0], [0, 0]])
   })
 
@@ -63,7 +61,9 @@ describe("code-similarity credits", () => {
     expect(() => decode({ ...codeSimilarityDefaults, maxSimilarity: 1 })).toThrow(/maxSimilarity/)
     expect(() => decode({ ...codeSimilarityDefaults, alpha: -0.1 })).toThrow(/alpha/)
     expect(() => decode({ ...codeSimilarityDefaults, ngram: 0 })).toThrow(/ngram/)
-    expect(thrown(() => codeSimilarityCredits(shape, codeSimilarityDefaults, (codes) => codes.slice(1).map(() => [1]))).message).toMatch(/returned 5 vectors for 6/)
+    expect(thrown(() => codeSimilarityCredits(shape, codeSimilarityDefaults, (codes) => codes.slice(1).map(() => [1]))).message).toMatch(
+      /returned 5 vectors for 6/,
+    )
     expect(thrown(() => codeSimilarityCredits(shape, codeSimilarityDefaults, (codes) => codes.map(() => [Number.NaN]))).where).toBe("embedder, vector 0")
     expect(thrown(() => codeSimilarityCredits(shape, codeSimilarityDefaults, (codes) => codes.map((_, k) => (k === 2 ? [1, 2, 3] : [1, 0])))).where).toBe(
       "embedder, vector 2",

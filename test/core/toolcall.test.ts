@@ -7,7 +7,7 @@ describe("parseToolCall", () => {
     expect(parseToolCall("<code>print(1)</code>", { language: "python" }).call).toEqual({ language: "python", code: "print(1)" })
   })
   it("reads a lang attribute and a fence's language tag", () => {
-    expect(parseToolCall('<code lang="python">x = 1</code>', { language: "js" }).call).toEqual({ language: "python", code: "x = 1" })
+    expect(parseToolCall("<code lang=\"python\">x = 1</code>", { language: "js" }).call).toEqual({ language: "python", code: "x = 1" })
     expect(parseToolCall("Here:\n```py\nprint(2)\n```\n", { language: "js" }).call).toEqual({ language: "python", code: "print(2)" })
     expect(parseToolCall("<code>```javascript\n1+1\n```</code>").call).toEqual({ language: "js", code: "1+1" })
   })
@@ -46,7 +46,9 @@ describe("renderObservation", () => {
     expect(renderObservation({ ok: false, kind: "timeout", error: "execution exceeded the 5 ms deadline", stdout: "" }, { maxChars: 100 })).toBe(
       "<output>Timeout: execution exceeded the 5 ms deadline</output>",
     )
-    expect(renderObservation({ ok: false, kind: "error", error: "ReferenceError: x", stdout: "p\n" }, { maxChars: 100 })).toBe("<output>p\nError: ReferenceError: x</output>")
+    expect(renderObservation({ ok: false, kind: "error", error: "ReferenceError: x", stdout: "p\n" }, { maxChars: 100 })).toBe(
+      "<output>p\nError: ReferenceError: x</output>",
+    )
   })
   it("caps the body, keeping head and tail", () => {
     const out = renderObservation({ ok: true, stdout: "a".repeat(50) + "b".repeat(50) }, { maxChars: 40 })

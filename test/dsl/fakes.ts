@@ -61,7 +61,7 @@ export const fakePolicy = (script: Script, world: FakeWorld): Layer.Layer<Policy
                 }
                 world.sessionTokens[row]!.push(...tokens)
                 return { tokens, logprobs: tokens.map(() => -0.25), text: fakeTokenizer.decode(tokens), finish }
-              }),
+              })
             ),
         }
       }),
@@ -83,7 +83,7 @@ export const fakeSandbox = (world: FakeWorld, delayMs = 5): Layer.Layer<Sandbox>
   let inFlight = 0
   return Layer.succeed(Sandbox, {
     run: (request) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         world.sandboxCalls.push(request.code)
         inFlight++
         world.maxConcurrentCalls = Math.max(world.maxConcurrentCalls, inFlight)

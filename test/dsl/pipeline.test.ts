@@ -31,7 +31,9 @@ const run = <A, E>(script: Script, effect: Effect.Effect<A, E, never>) => Effect
 const rolloutWith = async (script: Script, config: Partial<typeof gtpo.rollout> = {}) => {
   const world = makeWorld()
   const batch = await Effect.runPromise(
-    Effect.scoped(rollout(task, problems, { ...gtpo.rollout, groupSize: 2, ...config }, { seed: 1, step: 0 })).pipe(Effect.provide(fakeServices(script, world))),
+    Effect.scoped(rollout(task, problems, { ...gtpo.rollout, groupSize: 2, ...config }, { seed: 1, step: 0 })).pipe(
+      Effect.provide(fakeServices(script, world)),
+    ),
   )
   return { batch, world }
 }
@@ -76,7 +78,7 @@ describe("rollout", () => {
         const sequence = toTrainingSequence(trajectory, trajectory.turns.map(() => 0))
         expect(sequence.tokens).toEqual(world.sessionTokens[g * 2 + i])
         expect(sequence.tokens[0]).toBe(fakeTokenizer.bos)
-      }),
+      })
     )
   })
 
@@ -101,9 +103,10 @@ describe("trainStep", () => {
     const world = makeWorld()
     const result = await run(
       script,
-      trainStep(Recipe.derive(recipe, { name: "t", rollout: { groupSize: 2, maxTurns: 3, maxNewTokensPerTurn: 32 } }), task, problems, { step: 0, seed: 3 }).pipe(
-        Effect.provide(fakeServices(script, world)),
-      ),
+      trainStep(Recipe.derive(recipe, { name: "t", rollout: { groupSize: 2, maxTurns: 3, maxNewTokensPerTurn: 32 } }), task, problems, { step: 0, seed: 3 })
+        .pipe(
+          Effect.provide(fakeServices(script, world)),
+        ),
     )
     return { result, world }
   }
@@ -161,7 +164,9 @@ describe("trainStep", () => {
   it("refuses to train at temperature 0", async () => {
     const world = makeWorld()
     const exit = await Effect.runPromiseExit(
-      trainStep(Recipe.derive(gtpo, { name: "greedy", rollout: { temperature: 0 } }), task, problems, { step: 0, seed: 1 }).pipe(Effect.provide(fakeServices(script, world))),
+      trainStep(Recipe.derive(gtpo, { name: "greedy", rollout: { temperature: 0 } }), task, problems, { step: 0, seed: 1 }).pipe(
+        Effect.provide(fakeServices(script, world)),
+      ),
     )
     expect(exit._tag).toBe("Failure")
     expect(JSON.stringify(exit)).toMatch(/temperature 0/)

@@ -6,7 +6,11 @@ import { runStage, StageError, use } from "@turnwise/dsl"
 
 const turn = { policyTokens: [1], logprobs: [-0.1], text: "x", toolCall: null, malformed: null, feedbackTokens: [], feedbackText: "", answer: null }
 const batch: Batch = {
-  groups: [{ groupId: "g", promptId: "p", trajectories: [{ promptId: "p", groupId: "g", promptTokens: [0], turns: [turn, turn], outcome: { correct: false, score: 0 }, finishReason: "answer" }] }],
+  groups: [{
+    groupId: "g",
+    promptId: "p",
+    trajectories: [{ promptId: "p", groupId: "g", promptTokens: [0], turns: [turn, turn], outcome: { correct: false, score: 0 }, finishReason: "answer" }],
+  }],
 }
 
 describe("runStage", () => {

@@ -22,11 +22,16 @@ describe("turnwise train with cluster.runners", () => {
       "train",
       "gtpo",
       ...tinyRun,
-      "--set", "model.preset=tiny",
-      "--set", "train.steps=2",
-      "--set", "sandboxWorkers=1",
-      "--set", "cluster.runners=1",
-      "--out", out,
+      "--set",
+      "model.preset=tiny",
+      "--set",
+      "train.steps=2",
+      "--set",
+      "sandboxWorkers=1",
+      "--set",
+      "cluster.runners=1",
+      "--out",
+      out,
     ])
     expect(result.code, result.stderr).toBe(0)
     expect(result.stderr).toContain("rolling out on 1 local runner processes")

@@ -6,7 +6,20 @@ import { cli, tempDir, tinyRun } from "./helpers.js"
 describe("turnwise compare", () => {
   it("trains each recipe per seed from the same start and data, and summarises over seeds", async () => {
     const out = tempDir("compare")
-    const result = await cli(["compare", "grpo", "gtpo", "--seeds", "2", "--out", out, ...tinyRun, "--set", "train.steps=1", "--set", "model.init=assets/warm-start"])
+    const result = await cli([
+      "compare",
+      "grpo",
+      "gtpo",
+      "--seeds",
+      "2",
+      "--out",
+      out,
+      ...tinyRun,
+      "--set",
+      "train.steps=1",
+      "--set",
+      "model.init=assets/warm-start",
+    ])
     expect(result.code, result.stderr).toBe(0)
     const summary = JSON.parse(readFileSync(path.join(out, "compare.json"), "utf8")) as {
       summaries: Array<{

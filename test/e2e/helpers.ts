@@ -26,12 +26,20 @@ export const tempDir = (prefix: string): string => mkdtempSync(path.join(tmpdir(
 
 /** Small sizes so a CLI run takes seconds. */
 export const tinyRun = [
-  "--set", "train.promptsPerStep=2",
-  "--set", "rollout.groupSize=3",
-  "--set", "rollout.maxNewTokensPerTurn=24",
-  "--set", "rollout.maxTurns=2",
-  "--set", "task.trainCount=16",
-  "--set", "task.evalCount=3",
-  "--set", "train.evalEvery=0",
-  "--set", "train.checkpointEvery=1",
+  "--set",
+  "train.promptsPerStep=2",
+  "--set",
+  "rollout.groupSize=3",
+  "--set",
+  "rollout.maxNewTokensPerTurn=24",
+  "--set",
+  "rollout.maxTurns=2",
+  "--set",
+  "task.trainCount=16",
+  "--set",
+  "task.evalCount=3",
+  "--set",
+  "train.evalEvery=0",
+  "--set",
+  "train.checkpointEvery=1",
 ] as const

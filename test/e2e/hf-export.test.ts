@@ -39,7 +39,19 @@ describe("turnwise export", () => {
     // A random model earns the same reward on every trajectory, so the step's gradient is
     // ~0 and only weight decay (lr x decay) moves the weights: a large lr makes that move
     // visible in the logits (~1e-4). turnwise sft's test exports a model moved by real gradients.
-    const result = await cli(["train", "recipes/gtpo.ts", ...tinyRun, "--set", "train.steps=1", "--set", "optimizer.lr=0.01", "--set", `model.path=${fx.dir}`, "--out", run])
+    const result = await cli([
+      "train",
+      "recipes/gtpo.ts",
+      ...tinyRun,
+      "--set",
+      "train.steps=1",
+      "--set",
+      "optimizer.lr=0.01",
+      "--set",
+      `model.path=${fx.dir}`,
+      "--out",
+      run,
+    ])
     expect(result.code, result.stderr).toBe(0)
     checkpoints = path.join(run, "checkpoints")
     await setBackend("wasm")
@@ -55,7 +67,9 @@ describe("turnwise export", () => {
     const out = path.join(tempDir("hf-export"), "tuned")
     const result = await cli(["export", "--checkpoint", checkpoints, "--out", out, "--set", `model.path=${fx.dir}`])
     expect(result.code, result.stderr).toBe(0)
-    expect(result.stderr).toContain(`exported ${checkpoints} to ${out}: config.json, model.safetensors, tokenizer.json, tokenizer_config.json, generation_config.json`)
+    expect(result.stderr).toContain(
+      `exported ${checkpoints} to ${out}: config.json, model.safetensors, tokenizer.json, tokenizer_config.json, generation_config.json`,
+    )
     const exported = logitsOf((await loadHfModel(out)).model)
     expect(exported).toEqual(trained)
     // The step moved the weights, so equality with the checkpoint is not equality with the
@@ -88,7 +102,7 @@ describe("turnwise export", () => {
     expect(noOut.stderr).toContain("export needs --checkpoint DIR and --out DIR")
     const badDtype = await cli(["export", "--checkpoint", checkpoints, "--out", tempDir("hf-export"), "--dtype", "float16"])
     expect(badDtype.code).toBe(2)
-    expect(badDtype.stderr).toContain('--dtype must be float32 or bfloat16, got "float16"')
+    expect(badDtype.stderr).toContain("--dtype must be float32 or bfloat16, got \"float16\"")
     const missing = await cli(["export", "--checkpoint", "/nonexistent/run", "--out", tempDir("hf-export")])
     expect(missing.code).toBe(1)
     expect(missing.stderr).toMatch(/\/nonexistent\/run\/state\.json: not found/)

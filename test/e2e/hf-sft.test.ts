@@ -80,7 +80,21 @@ describe("turnwise sft --set model.path=DIR", () => {
   it("trains the pretrained model on demonstrations encoded by its tokenizer; the result exports and reloads", async () => {
     const fx = await writeHfFixture({ seed: 8 })
     const out = tempDir("hf-sft")
-    const result = await cli(["sft", "--steps", "2", "--batch", "4", "--lr", "0.01", "--set", "task.trainCount=12", "--set", `model.path=${fx.dir}`, "--out", out])
+    const result = await cli([
+      "sft",
+      "--steps",
+      "2",
+      "--batch",
+      "4",
+      "--lr",
+      "0.01",
+      "--set",
+      "task.trainCount=12",
+      "--set",
+      `model.path=${fx.dir}`,
+      "--out",
+      out,
+    ])
     expect(result.code, result.stderr).toBe(0)
     expect(result.stderr).toContain(`model: ${fx.dir} (2 layers, width 16, vocabulary 272)`)
     const checkpoint = path.join(out, "checkpoints", "step-000002")

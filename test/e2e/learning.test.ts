@@ -20,16 +20,28 @@ describe("GTPO learns", () => {
   it(`raises mean reward by at least ${MARGIN} within ${STEPS} steps from the warm start`, async () => {
     const out = tempDir("learning")
     const result = await cli([
-      "train", "gtpo", "--out", out,
-      "--set", "model.init=assets/warm-start",
-      "--set", `train.steps=${STEPS}`,
-      "--set", "train.promptsPerStep=8",
-      "--set", "train.evalEvery=0",
-      "--set", "train.checkpointEvery=0",
-      "--set", "task.trainCount=8",
-      "--set", "task.evalCount=4",
-      "--set", "task.levels=[1]",
-      "--set", "optimizer.lr=1e-4",
+      "train",
+      "gtpo",
+      "--out",
+      out,
+      "--set",
+      "model.init=assets/warm-start",
+      "--set",
+      `train.steps=${STEPS}`,
+      "--set",
+      "train.promptsPerStep=8",
+      "--set",
+      "train.evalEvery=0",
+      "--set",
+      "train.checkpointEvery=0",
+      "--set",
+      "task.trainCount=8",
+      "--set",
+      "task.evalCount=4",
+      "--set",
+      "task.levels=[1]",
+      "--set",
+      "optimizer.lr=1e-4",
     ])
     expect(result.code, result.stderr).toBe(0)
     const records = readFileSync(path.join(out, "metrics.jsonl"), "utf8")
@@ -48,11 +60,19 @@ describe("a KL penalty towards the warm start", () => {
   it("trains with klBeta > 0 and reports a finite, non-zero KL to the reference every step", async () => {
     const out = tempDir("kl")
     const result = await cli([
-      "train", "gtpo", "--out", out, ...tinyRun,
-      "--set", "model.init=assets/warm-start",
-      "--set", "train.steps=2",
-      "--set", "loss.options.klBeta=0.1",
-      "--set", "optimizer.lr=1e-3",
+      "train",
+      "gtpo",
+      "--out",
+      out,
+      ...tinyRun,
+      "--set",
+      "model.init=assets/warm-start",
+      "--set",
+      "train.steps=2",
+      "--set",
+      "loss.options.klBeta=0.1",
+      "--set",
+      "optimizer.lr=1e-3",
     ])
     expect(result.code, result.stderr).toBe(0)
     const train = readFileSync(path.join(out, "metrics.jsonl"), "utf8")
@@ -73,4 +93,3 @@ describe("a KL penalty towards the warm start", () => {
     expect(Number.isFinite(train[1]!.metrics["actor/kl"])).toBe(true)
   }, 300_000)
 })
-

@@ -19,7 +19,7 @@ describe("turnwise train checks its inputs before it creates the run directory",
   it("a model.init that is not a checkpoint, or a data set with nothing to train on, leaves no directory", async () => {
     const root = tempDir("cli-inputs")
     const data = path.join(root, "one.jsonl")
-    writeFileSync(data, '{"question":"1+1=?","answer":"2"}\n')
+    writeFileSync(data, "{\"question\":\"1+1=?\",\"answer\":\"2\"}\n")
     const cases: Array<[ReadonlyArray<string>, RegExp]> = [
       [["--set", "model.init=/nonexistent/warm"], /error: checkpoint \/nonexistent\/warm\/state\.json: not found/],
       [["--set", `task.jsonl=${data}`, "--set", "task.evalCount=1"], /one\.jsonl: 1 problem\(s\), all held out/],
@@ -35,9 +35,26 @@ describe("turnwise train checks its inputs before it creates the run directory",
 
   it("--set train.steps=0 evaluates the starting weights and writes the report", async () => {
     const out = path.join(tempDir("cli-zero"), "run")
-    const result = await cli(["train", "gtpo", "--set", "train.steps=0", "--set", "model.preset=tiny", "--set", "task.evalCount=2", "--set", "sandboxWorkers=1", "--out", out])
+    const result = await cli([
+      "train",
+      "gtpo",
+      "--set",
+      "train.steps=0",
+      "--set",
+      "model.preset=tiny",
+      "--set",
+      "task.evalCount=2",
+      "--set",
+      "sandboxWorkers=1",
+      "--out",
+      out,
+    ])
     expect(result.code, result.stderr).toBe(0)
-    const results = JSON.parse(readFileSync(path.join(out, "results.json"), "utf8")) as { steps: number; before: Record<string, number>; after: Record<string, number> }
+    const results = JSON.parse(readFileSync(path.join(out, "results.json"), "utf8")) as {
+      steps: number
+      before: Record<string, number>
+      after: Record<string, number>
+    }
     expect(results.steps).toBe(0)
     expect(results.after).toEqual(results.before)
     expect(results.before["outcome/accuracy"]).toBeTypeOf("number")

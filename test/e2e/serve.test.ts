@@ -36,7 +36,12 @@ const teach = async (handle: ServeHandle) => {
   const tokens = [...prompt, ...first, ...observation, ...second]
   const mask = [...prompt.map(() => 0), ...first.map(() => 1), ...observation.map(() => 0), ...second.map(() => 1)]
   const sequence = { tokens, mask, oldLogprobs: tokens.map(() => 0), advantages: tokens.map(() => 0), turnIndex: tokens.map(() => -1) }
-  const sft = createSupervisedTrainer(handle.runtime.model, { schedule: constantSchedule(3e-3), microBatchSize: 4, rng: Rng.fromSeed(1), padId: byteTokenizer.pad })
+  const sft = createSupervisedTrainer(handle.runtime.model, {
+    schedule: constantSchedule(3e-3),
+    microBatchSize: 4,
+    rng: Rng.fromSeed(1),
+    padId: byteTokenizer.pad,
+  })
   for (let step = 0; step < 150; step++) {
     const report = await sft.step([sequence])
     if (report.accuracy === 1 && report.crossEntropy < 0.05) break
@@ -151,7 +156,11 @@ describe("serve: an OpenAI-compatible endpoint over the training policy", () => 
 
   it("records a new branch, and says why, when a request does not extend the episode", async () => {
     const { messages } = await runEpisode("branching")
-    const edited = messages.slice(0, 2).concat([{ role: "tool", tool_call_id: (messages[1] as { tool_calls: Array<{ id: string }> }).tool_calls[0]!.id, content: "6" }])
+    const edited = messages.slice(0, 2).concat([{
+      role: "tool",
+      tool_call_id: (messages[1] as { tool_calls: Array<{ id: string }> }).tool_calls[0]!.id,
+      content: "6",
+    }])
     edited[0] = { role: "user", content: "add 2 and 3, please" }
     const reply = await client.chat.completions.create({ model: "turnwise", messages: edited, tools: [addTool] }, episodeHeaders("branching"))
     expect(turnwiseOf(reply).episode).toMatchObject({ id: "branching", branch: 1, turn: 0 })
@@ -194,7 +203,11 @@ describe("serve: an OpenAI-compatible endpoint over the training policy", () => 
     const robot = [{ role: "robot", content: "beep" }] as unknown as Array<OpenAI.ChatCompletionMessageParam>
     expect(await refused(client.chat.completions.create({ model: "turnwise", messages: robot }))).toMatchObject({ status: 400, type: "invalid_request_error" })
     expect(await refused(client.chat.completions.create({ model: "turnwise", messages: [] }))).toMatchObject({ status: 400, param: "messages" })
-    const orphan: Array<OpenAI.ChatCompletionMessageParam> = [{ role: "user", content: question }, { role: "tool", tool_call_id: "call_never_made", content: "5" }]
+    const orphan: Array<OpenAI.ChatCompletionMessageParam> = [{ role: "user", content: question }, {
+      role: "tool",
+      tool_call_id: "call_never_made",
+      content: "5",
+    }]
     expect(await refused(client.chat.completions.create({ model: "turnwise", messages: orphan, tools: [addTool] }))).toMatchObject({
       status: 400,
       code: "unknown_tool_call",
@@ -232,7 +245,10 @@ describe("serve: a Hugging Face model's chat template", () => {
     const [branch] = episode.branches
     const tokenizer = hf.runtime.tokenizer
     // The fixture's ChatML template adds a system message before a first user message.
-    expect(branch!.promptTokens).toEqual([tokenizer.bos, ...tokenizer.encode("<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")])
+    expect(branch!.promptTokens).toEqual([
+      tokenizer.bos,
+      ...tokenizer.encode("<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"),
+    ])
     const sampled = turnwiseOf(first).token_ids
     expect(branch!.turns.map((t) => t.policyTokens)).toEqual([sampled, turnwiseOf(second).token_ids])
     const closing = sampled[sampled.length - 1] === tokenizer.eos ? "" : "<|im_end|>"

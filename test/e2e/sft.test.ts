@@ -29,9 +29,24 @@ describe("turnwise sft", () => {
 
     const run = tempDir("from-sft")
     const trained = await cli([
-      "train", "gtpo", "--out", run, "--set", `model.init=${path.join(a, "checkpoints")}`,
-      "--set", "train.steps=1", "--set", "train.promptsPerStep=1", "--set", "rollout.groupSize=2",
-      "--set", "task.trainCount=4", "--set", "task.evalCount=2", "--set", "rollout.maxTurns=1",
+      "train",
+      "gtpo",
+      "--out",
+      run,
+      "--set",
+      `model.init=${path.join(a, "checkpoints")}`,
+      "--set",
+      "train.steps=1",
+      "--set",
+      "train.promptsPerStep=1",
+      "--set",
+      "rollout.groupSize=2",
+      "--set",
+      "task.trainCount=4",
+      "--set",
+      "task.evalCount=2",
+      "--set",
+      "rollout.maxTurns=1",
     ])
     expect(trained.code, trained.stderr).toBe(0)
     const state = JSON.parse(readFileSync(path.join(run, "checkpoints", "step-000001", "state.json"), "utf8")) as { config: { model: { dModel: number } } }

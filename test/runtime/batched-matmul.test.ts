@@ -21,8 +21,7 @@ import { Rng } from "../../packages/core/src/rng.js"
 
 const initialMode = attentionMatMulMode()
 
-const rand = (rng: Rng, shape: Array<number>): tf.Tensor =>
-  tf.tensor(Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.normal()), shape)
+const rand = (rng: Rng, shape: Array<number>): tf.Tensor => tf.tensor(Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.normal()), shape)
 
 const maxAbsDiff = (a: tf.Tensor, b: tf.Tensor): number => tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0] ?? NaN)
 
@@ -93,7 +92,18 @@ describe.each(["cpu", "wasm"] as const)("attentionMatMul on %s", (backend) => {
 
   it("a model's logits and weight gradients are the same split and batched", () => {
     // Grouped-query attention with products big enough for mode auto to split on wasm.
-    const config: ModelConfig = { ...presets.tiny, dModel: 64, nLayers: 2, nHeads: 4, nKvHeads: 2, dFf: 96, maxSeqLen: 64, qkvBias: true, tieEmbeddings: false, seed: 4 }
+    const config: ModelConfig = {
+      ...presets.tiny,
+      dModel: 64,
+      nLayers: 2,
+      nHeads: 4,
+      nKvHeads: 2,
+      dFf: 96,
+      maxSeqLen: 64,
+      qkvBias: true,
+      tieEmbeddings: false,
+      seed: 4,
+    }
     const model = createTransformer(config)
     try {
       const rng = Rng.fromSeed(8)

@@ -240,10 +240,12 @@ describe("loading a Hugging Face model directory", () => {
   it("applies linear and Llama 3 rope scaling like transformers, in the forward pass and the KV-cached one", async () => {
     // Scaled so that it matters at the fixture's few positions: 16 original positions.
     const llama3 = { rope_type: "llama3", factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 16 }
-    for (const [scaling, expected] of [
-      [llama3, { kind: "llama3", factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 16 }],
-      [{ type: "linear", factor: 4 }, { kind: "linear", factor: 4 }],
-    ] as const) {
+    for (
+      const [scaling, expected] of [
+        [llama3, { kind: "llama3", factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 16 }],
+        [{ type: "linear", factor: 4 }, { kind: "linear", factor: 4 }],
+      ] as const
+    ) {
       const fx = await writeHfFixture({ architecture: "LlamaForCausalLM", seed: 12, config: { rope_scaling: scaling } })
       const { model } = await load(fx.dir)
       expect(model.config.ropeScaling).toEqual(expected)
@@ -260,7 +262,10 @@ describe("loading a Hugging Face model directory", () => {
       expect((await readHfConfig(out)).model.ropeScaling).toEqual(expected)
     }
     // A model trained from scratch with scaling writes it into a fresh config.json.
-    expect(hfConfigJson({ ...presets.tiny, ropeScaling: { kind: "linear", factor: 2 } }, { dtype: "float32" })["rope_scaling"]).toEqual({ rope_type: "linear", factor: 2 })
+    expect(hfConfigJson({ ...presets.tiny, ropeScaling: { kind: "linear", factor: 2 } }, { dtype: "float32" })["rope_scaling"]).toEqual({
+      rope_type: "linear",
+      factor: 2,
+    })
   })
 
   it("caps the context at 2048 positions by default and honours an explicit maxSeqLen", async () => {
@@ -346,7 +351,13 @@ describe("saving in the Hugging Face layout", () => {
     const out = path.join(mkdtempSync(path.join(tmpdir(), "turnwise-hf-")), "scratch")
     expect(await saveHfModel(scratch, out)).toEqual(["config.json", "model.safetensors"])
     const config = JSON.parse(readFileSync(path.join(out, "config.json"), "utf8")) as Json
-    expect(config).toMatchObject({ architectures: ["Qwen2ForCausalLM"], vocab_size: 259, hidden_size: 16, max_position_embeddings: 64, tie_word_embeddings: true })
+    expect(config).toMatchObject({
+      architectures: ["Qwen2ForCausalLM"],
+      vocab_size: 259,
+      hidden_size: 16,
+      max_position_embeddings: 64,
+      tie_word_embeddings: true,
+    })
     const again = await load(out)
     const tokens = [256, 72, 105, 33]
     expect(logitsOf(again.model, tokens)).toEqual(logitsOf(scratch, tokens))
@@ -411,7 +422,11 @@ describe("the pretrained tokenizer", () => {
 
   it("the rollout encodes the task prompt through the chat template", async () => {
     const world = makeWorld()
-    const task: Task<{ id: string; question: string }> = { name: "t", prompt: (p) => `Q: ${p.question}\n`, grade: () => Effect.succeed({ correct: false, score: 0 }) }
+    const task: Task<{ id: string; question: string }> = {
+      name: "t",
+      prompt: (p) => `Q: ${p.question}\n`,
+      grade: () => Effect.succeed({ correct: false, score: 0 }),
+    }
     const layer = Layer.mergeAll(fakePolicy(() => null, world), fakeSandbox(world), TfjsTokenizer.layer(qwen))
     const batch = await Effect.runPromise(
       Effect.scoped(rollout(task, [{ id: "a", question: "1+1=?" }], { ...gtpo.rollout, groupSize: 1 }, { seed: 1, step: 0 })).pipe(Effect.provide(layer)),
@@ -420,7 +435,11 @@ describe("the pretrained tokenizer", () => {
     expect(prompt).toEqual([261, ...qwen.encode("<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nQ: 1+1=?\n<|im_end|>\n<|im_start|>assistant\n")])
     expect(prompt.filter((id) => id === 262)).toHaveLength(3)
     // The byte tokenizer has no prompt format: the service leaves prompts alone.
-    const plain = Effect.runSync(Effect.gen(function* () { return (yield* Tokenizer).formatPrompt }).pipe(Effect.provide(TfjsTokenizer.layer(byteTokenizer))))
+    const plain = Effect.runSync(
+      Effect.gen(function*() {
+        return (yield* Tokenizer).formatPrompt
+      }).pipe(Effect.provide(TfjsTokenizer.layer(byteTokenizer))),
+    )
     expect(plain).toBeUndefined()
   })
 })
@@ -444,7 +463,9 @@ describe("clear errors", () => {
 
     const sharded = await writeHfFixture({ shards: 2 })
     await fs.rm(path.join(sharded.dir, "model-00002-of-00002.safetensors"))
-    expect((await rejection(loadHfModel(sharded.dir))).message).toMatch(/model-00002-of-00002\.safetensors not found \(listed in model\.safetensors\.index\.json\)/)
+    expect((await rejection(loadHfModel(sharded.dir))).message).toMatch(
+      /model-00002-of-00002\.safetensors not found \(listed in model\.safetensors\.index\.json\)/,
+    )
   })
 
   it("an unknown architecture is named, with the supported ones", async () => {

@@ -72,15 +72,35 @@ describe("safetensors", () => {
     const good = handBuilt({ a: f32([2], 0, 8), b: f32([1], 8, 12) }, new Array(12).fill(0))
     const cases: Array<[string, Uint8Array, RegExp]> = [
       ["a file shorter than 8 bytes", new Uint8Array(5), /shorter than the 8-byte header length/],
-      ["a truncated file (data cut short)", good.subarray(0, good.length - 3), /tensor "b": data_offsets \[8, 12\] run past the end of the data \(9 bytes\); the file is truncated/],
+      [
+        "a truncated file (data cut short)",
+        good.subarray(0, good.length - 3),
+        /tensor "b": data_offsets \[8, 12\] run past the end of the data \(9 bytes\); the file is truncated/,
+      ],
       ["a header length beyond the file", good.subarray(0, 20), /header length \d+ runs past the end of the file/],
       ["malformed JSON", handBuilt("x", []).map((b, i) => (i === 8 ? 0x7b : b)), /header is not valid UTF-8 JSON/],
       ["a header that is not an object", handBuilt([1, 2], []), /header is not a JSON object/],
-      ["overlapping offsets", handBuilt({ a: f32([2], 0, 8), b: f32([1], 4, 8) }, new Array(8).fill(0)), /tensor "b": data_offsets \[4, 8\] overlap those of "a"/],
-      ["a gap between tensors", handBuilt({ a: f32([1], 0, 4), b: f32([1], 8, 12) }, new Array(12).fill(0)), /tensor "b": bytes \[4, 8\) before it belong to no tensor/],
+      [
+        "overlapping offsets",
+        handBuilt({ a: f32([2], 0, 8), b: f32([1], 4, 8) }, new Array(8).fill(0)),
+        /tensor "b": data_offsets \[4, 8\] overlap those of "a"/,
+      ],
+      [
+        "a gap between tensors",
+        handBuilt({ a: f32([1], 0, 4), b: f32([1], 8, 12) }, new Array(12).fill(0)),
+        /tensor "b": bytes \[4, 8\) before it belong to no tensor/,
+      ],
       ["trailing bytes", handBuilt({ a: f32([1], 0, 4) }, new Array(6).fill(0)), /data section has 6 bytes but tensors cover only 4/],
-      ["a size that does not match shape x dtype", handBuilt({ a: f32([3], 0, 8) }, new Array(8).fill(0)), /tensor "a": shape \[3\] x F32 needs 12 bytes, data_offsets give 8/],
-      ["an unknown dtype", handBuilt({ a: { dtype: "F64", shape: [1], data_offsets: [0, 8] } }, new Array(8).fill(0)), /tensor "a": dtype "F64" is not supported/],
+      [
+        "a size that does not match shape x dtype",
+        handBuilt({ a: f32([3], 0, 8) }, new Array(8).fill(0)),
+        /tensor "a": shape \[3\] x F32 needs 12 bytes, data_offsets give 8/,
+      ],
+      [
+        "an unknown dtype",
+        handBuilt({ a: { dtype: "F64", shape: [1], data_offsets: [0, 8] } }, new Array(8).fill(0)),
+        /tensor "a": dtype "F64" is not supported/,
+      ],
       ["a negative dimension", handBuilt({ a: f32([-1], 0, 4) }, new Array(4).fill(0)), /tensor "a": shape \[-1\] is not a list of non-negative integers/],
       ["offsets that end before they begin", handBuilt({ a: f32([0], 4, 0) }, new Array(4).fill(0)), /tensor "a": data_offsets \[4, 0\] end before they begin/],
       ["non-string metadata", handBuilt({ __metadata__: { step: 3 }, a: f32([1], 0, 4) }, new Array(4).fill(0)), /__metadata__ entry "step" is not a string/],

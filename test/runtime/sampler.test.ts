@@ -4,7 +4,14 @@ import { setBackend } from "../../packages/runtime/src/backend.js"
 import { presets, type ModelConfig } from "../../packages/runtime/src/model/config.js"
 import { createTransformer, type Transformer } from "../../packages/runtime/src/model/transformer.js"
 import { Rng } from "../../packages/core/src/rng.js"
-import { chooseToken, createSamplingSession, generateNoCache, generateNoCacheAsync, SamplingError, type DecodeOptions } from "../../packages/runtime/src/sampler.js"
+import {
+  chooseToken,
+  createSamplingSession,
+  generateNoCache,
+  generateNoCacheAsync,
+  SamplingError,
+  type DecodeOptions,
+} from "../../packages/runtime/src/sampler.js"
 import type { TokenizerShape } from "@turnwise/dsl"
 import { byteTokenizer } from "../../packages/runtime/src/tokenizer.js"
 
@@ -88,8 +95,9 @@ describe.each(["cpu", "wasm"] as const)("sampler on %s", (backend) => {
   it("the cached inference form equals the reference for a Qwen-like model with trained-looking gains and biases", () => {
     const qwen = createTransformer({ ...config, qkvBias: true, tieEmbeddings: false, ropeTheta: 1e6, seed: 8 })
     // Non-unit norm gains and non-zero biases, so folding them into the projections is exercised.
-    for (const [name, v] of qwen.variables)
+    for (const [name, v] of qwen.variables) {
       if (name.endsWith("norm.weight") || name.endsWith(".bias")) v.assign(tf.randomUniform(v.shape, 0.3, 1.7, "float32", name.length))
+    }
     const options = { maxNewTokens: 16, temperature: 0, eos: null }
     const session = createSamplingSession(qwen, { rows: 3, seed: 1 })
     prompts.forEach((p, i) => session.append(i, p))

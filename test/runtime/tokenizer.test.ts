@@ -35,8 +35,9 @@ describe("ByteTokenizer", () => {
   })
 
   it("round-trips fixed and random unicode strings", () => {
-    for (const s of ["", "hello\nworld", "naïve café", "日本語テキスト", "emoji 🙂👍🏽 and flags 🇫🇷", "<code>print(1)</code>"])
+    for (const s of ["", "hello\nworld", "naïve café", "日本語テキスト", "emoji 🙂👍🏽 and flags 🇫🇷", "<code>print(1)</code>"]) {
       expect(byteTokenizer.decode(byteTokenizer.encode(s))).toBe(s)
+    }
     const rng = Rng.fromSeed(11)
     for (let i = 0; i < 200; i++) {
       const s = randomText(rng, 1 + rng.int(40))

@@ -372,13 +372,18 @@ describe("createTrainer", () => {
 
 describe("policy runtime from a recipe's optimizer section", () => {
   const newRuntime = (optimizer: typeof defaultOptimizer) =>
-    makePolicyRuntime(createTransformer({ ...presets.tiny, dModel: 16, nLayers: 1, nHeads: 2, nKvHeads: 1, dFf: 24, maxSeqLen: 32, seed: 3 }), byteTokenizer, optimizer, {
-      seed: 1,
-      totalSteps: 10,
-    })
+    makePolicyRuntime(
+      createTransformer({ ...presets.tiny, dModel: 16, nLayers: 1, nHeads: 2, nKvHeads: 1, dFf: 24, maxSeqLen: 32, seed: 3 }),
+      byteTokenizer,
+      optimizer,
+      {
+        seed: 1,
+        totalSteps: 10,
+      },
+    )
   const train = (runtime: ReturnType<typeof newRuntime>, sequences: ReadonlyArray<TrainingSequence>) =>
     Effect.runPromise(
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const policy = yield* Policy
         return yield* policy.train(sequences, { loss: clippedSurrogate(), temperature: 1, accumulation: "tokens" })
       }).pipe(Effect.provide(TfjsPolicy.layer(runtime))),
@@ -434,7 +439,13 @@ describe("policy runtime from a recipe's optimizer section", () => {
 
     const weightsOnly = mkdtempSync(path.join(tmpdir(), "turnwise-carry-"))
     const bare = newRuntime(defaultOptimizer)
-    await new FileCheckpointStore(weightsOnly).save({ weights: bare.model.variables, optimizer: { step: 0, tensors: new Map() }, rngState: bare.rng.state(), step: 1, config: {} })
+    await new FileCheckpointStore(weightsOnly).save({
+      weights: bare.model.variables,
+      optimizer: { step: 0, tensors: new Map() },
+      rngState: bare.rng.state(),
+      step: 1,
+      config: {},
+    })
     await expect(SafetensorsCheckpoints.carryOptimizerState(bare, weightsOnly)).rejects.toThrow(/saved no optimizer moments/)
     bare.dispose()
   })

@@ -19,8 +19,7 @@ const configError = (raw: unknown): string => {
   throw new Error("expected a ModelConfigError")
 }
 
-const values = (m: Transformer): Record<string, Array<number>> =>
-  Object.fromEntries([...m.variables].map(([k, v]) => [k, Array.from(v.dataSync())]))
+const values = (m: Transformer): Record<string, Array<number>> => Object.fromEntries([...m.variables].map(([k, v]) => [k, Array.from(v.dataSync())]))
 
 const int2d = (rows: Array<Array<number>>) => tf.tensor2d(rows, [rows.length, rows[0]?.length ?? 0], "int32")
 
@@ -83,7 +82,7 @@ const referenceLogits = (m: Transformer, tokens: Array<number>): Array<Array<num
         const e = scores.map((s) => Math.exp(s - mx))
         const z = e.reduce((a, b) => a + b, 0)
         return Array.from({ length: Dh }, (_, i) => e.reduce((acc, w, s) => acc + (w / z) * (v[s]?.[kv]?.[i] ?? NaN), 0))
-      }),
+      })
     )
     xs = xs.map((x, t) => {
       const o = lin(attn[t] ?? [], `${p}.self_attn.o_proj`, c.dModel, false)
@@ -181,8 +180,9 @@ describe.each(["cpu", "wasm"] as const)("transformer on %s", (backend) => {
       const tokens = [256, 72, 101, 108, 108, 111, 33]
       const expected = referenceLogits(m, tokens)
       const got = m.logits(int2d([tokens])).arraySync()[0] ?? []
-      for (let t = 0; t < tokens.length; t++)
+      for (let t = 0; t < tokens.length; t++) {
         for (let v = 0; v < 259; v += 7) expect(got[t]?.[v]).toBeCloseTo(expected[t]?.[v] ?? NaN, 4)
+      }
     }
   })
 

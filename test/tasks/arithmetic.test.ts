@@ -1,14 +1,7 @@
 import { describe, expect, it } from "vitest"
 import { runInNewContext } from "node:vm"
 import { Rng } from "../../packages/core/src/rng.js"
-import {
-  generateProblem,
-  generateProblems,
-  splitOf,
-  TaskConfigError,
-  WORD_TEMPLATE_NAMES,
-  type Level,
-} from "../../packages/tasks/src/arithmetic.js"
+import { generateProblem, generateProblems, splitOf, TaskConfigError, WORD_TEMPLATE_NAMES, type Level } from "../../packages/tasks/src/arithmetic.js"
 import type { Problem } from "../../packages/tasks/src/problem.js"
 import { decodeProblem } from "../../packages/tasks/src/problem.js"
 
@@ -147,7 +140,11 @@ describe("generateProblems: answers are correct", () => {
       seen.add(template)
       let want: bigint
       switch (template) {
-        case "shop": { const [a = 0n, b = 0n, k = 0n] = n; want = a - b + k * b; break }
+        case "shop": {
+          const [a = 0n, b = 0n, k = 0n] = n
+          want = a - b + k * b
+          break
+        }
         case "pens": {
           const [boxes = 0n, each = 0n, given = 0n, students = 0n] = n
           expect((boxes * each - given) % students).toBe(0n)
@@ -155,15 +152,24 @@ describe("generateProblems: answers are correct", () => {
           want = (boxes * each - given) / students
           break
         }
-        case "savings": { const [a = 0n, w = 0n, spent = 0n, k = 0n] = n; want = (a * w - spent) * k; break }
-        case "train": { const [v = 0n, h = 0n, u = 0n, g = 0n] = n; want = v * h + u * g; break }
+        case "savings": {
+          const [a = 0n, w = 0n, spent = 0n, k = 0n] = n
+          want = (a * w - spent) * k
+          break
+        }
+        case "train": {
+          const [v = 0n, h = 0n, u = 0n, g = 0n] = n
+          want = v * h + u * g
+          break
+        }
         case "factory": {
           const [a = 0n, d = 0n, faulty = 0n, per = 0n] = n
           expect((a * d - faulty) % per).toBe(0n)
           want = (a * d - faulty) / per
           break
         }
-        default: throw new Error(`unknown template ${template}`)
+        default:
+          throw new Error(`unknown template ${template}`)
       }
       expect(p.answer).toBe(want.toString())
       expect(want > 0n).toBe(true)

@@ -128,8 +128,9 @@ describe("breakCode", () => {
   })
   it("makes JavaScript reject every kind of mistake", () => {
     const r = Rng.fromSeed(8)
-    for (const code of ["4821*97+12", "(31+514-554)*402*233", "667+3*567", "1", "(5)"])
+    for (const code of ["4821*97+12", "(31+514-554)*402*233", "667+3*567", "1", "(5)"]) {
       for (const kind of MISTAKE_KINDS) expect(isError(jsTool(breakCode(code, kind, r)))).toBe(true)
+    }
   })
 })
 

@@ -82,7 +82,7 @@ describe("loadJsonlProblems: good files", () => {
 describe("loadJsonlProblems: bad lines", () => {
   const good = JSON.stringify({ question: "2+2?", answer: "4" })
   const cases: ReadonlyArray<readonly [string, string, RegExp]> = [
-    ["invalid JSON", '{"question": "2+2?", "answer": "4"', /invalid JSON/],
+    ["invalid JSON", "{\"question\": \"2+2?\", \"answer\": \"4\"", /invalid JSON/],
     ["not an object", "[1, 2]", /expected a JSON object, got array/],
     ["null line", "null", /expected a JSON object, got null/],
     ["missing question", JSON.stringify({ answer: "4" }), /missing field "question"/],

@@ -53,7 +53,10 @@ describe("grading a JavaScript submission against hidden tests", () => {
     expect(partial.verdicts[2]!.detail).toMatch(/expected 37, got 30/)
     const outcome = await Effect.runPromise(gradeSubmission(addProblem, "function add(x){return x < 20 ? x+7 : x}", limits).pipe(Effect.provide(layer)))
     expect(outcome).toEqual({ correct: false, score: 0.5 })
-    expect(await Effect.runPromise(gradeSubmission(addProblem, "function add(x){return x+7}", limits).pipe(Effect.provide(layer)))).toEqual({ correct: true, score: 1 })
+    expect(await Effect.runPromise(gradeSubmission(addProblem, "function add(x){return x+7}", limits).pipe(Effect.provide(layer)))).toEqual({
+      correct: true,
+      score: 1,
+    })
   })
 
   it("a submission that hangs or crashes scores 0 on those tests, and grading goes on", async () => {
@@ -103,7 +106,11 @@ describe("grading a JavaScript submission against hidden tests", () => {
 })
 
 describe("grading a Python submission", () => {
-  const square: GradedProblem = { language: "python", entryPoint: "square", tests: ["assert square(2) == 4", "assert square(3) == 9", "assert square(-4) == 16"] }
+  const square: GradedProblem = {
+    language: "python",
+    entryPoint: "square",
+    tests: ["assert square(2) == 4", "assert square(3) == 9", "assert square(-4) == 16"],
+  }
   it("scores correct, partial, hanging and crashing submissions", async () => {
     expect((await grade(square, "def square(x):\n    return x * x")).passed).toBe(3)
     expect((await grade(square, "def square(x):\n    return x * x if x > 0 else 0")).passed).toBe(2)
@@ -178,9 +185,22 @@ describe("demonstrations and the task", () => {
     const [problem] = generateCodeProblems({ seed: 5, count: 1, levels: [1], split: "train" })
     const p = problem!
     const turn = (code: string | null) => ({
-      policyTokens: [], logprobs: [], text: "", toolCall: code === null ? null : { language: "js", code }, malformed: null, feedbackTokens: [], feedbackText: "", answer: null,
+      policyTokens: [],
+      logprobs: [],
+      text: "",
+      toolCall: code === null ? null : { language: "js", code },
+      malformed: null,
+      feedbackTokens: [],
+      feedbackText: "",
+      answer: null,
     })
-    const trajectory = { promptId: p.id, groupId: "g", promptTokens: [], finishReason: "answer" as const, turns: [turn(p.buggy!), turn(`${p.reference}\n${p.examples[0]!.call}`), turn(null)] }
+    const trajectory = {
+      promptId: p.id,
+      groupId: "g",
+      promptTokens: [],
+      finishReason: "answer" as const,
+      turns: [turn(p.buggy!), turn(`${p.reference}\n${p.examples[0]!.call}`), turn(null)],
+    }
     expect(submissionOf(p, p.entryPoint, trajectory)).toBe(`${p.reference}\n${p.examples[0]!.call}`)
     expect(submissionOf(p, `${p.entryPoint}()`, trajectory)).toBe(`${p.reference}\n${p.examples[0]!.call}`)
     expect(submissionOf(p, null, trajectory)).toBeNull()
@@ -196,14 +216,21 @@ describe("demonstrations and the task", () => {
 
 describe("JSONL program problem sets", () => {
   const good = [
-    '{"prompt":"Write add(a, b): return a plus b.","entry_point":"add","tests":["assert.equal(add(1, 2), 3)"],"solution":"function add(a,b){return a+b}"}',
-    '{"id":"sq","prompt":"Write square(x).","entry_point":"square","tests":["assert square(3) == 9"],"language":"python","difficulty":2,"extra":"ignored"}',
+    "{\"prompt\":\"Write add(a, b): return a plus b.\",\"entry_point\":\"add\",\"tests\":[\"assert.equal(add(1, 2), 3)\"],\"solution\":\"function add(a,b){return a+b}\"}",
+    "{\"id\":\"sq\",\"prompt\":\"Write square(x).\",\"entry_point\":\"square\",\"tests\":[\"assert square(3) == 9\"],\"language\":\"python\",\"difficulty\":2,\"extra\":\"ignored\"}",
   ].join("\n")
 
   it("loads problems in JavaScript and Python", () => {
     const problems = parseCodeProblems(good, { name: "mine" })
     expect(problems).toHaveLength(2)
-    expect(problems[0]).toMatchObject({ id: "mine-1", language: "js", entryPoint: "add", question: "Write add(a, b): return a plus b.", reference: "function add(a,b){return a+b}", difficulty: 0 })
+    expect(problems[0]).toMatchObject({
+      id: "mine-1",
+      language: "js",
+      entryPoint: "add",
+      question: "Write add(a, b): return a plus b.",
+      reference: "function add(a,b){return a+b}",
+      difficulty: 0,
+    })
     expect(problems[1]).toMatchObject({ id: "sq", language: "python", tests: ["assert square(3) == 9"], difficulty: 2 })
   })
 
@@ -221,14 +248,14 @@ describe("JSONL program problem sets", () => {
       expect((error as DatasetError).message).toMatch(reason)
       expect((error as DatasetError).message.startsWith("mine.jsonl:4: ")).toBe(true)
     }
-    bad('{"prompt":"x","tests":["1"]}', /missing field "entry_point"/)
-    bad('{"prompt":"x","entry_point":"f","tests":"assert f()"}', /"tests" must be an array/)
-    bad('{"prompt":"x","entry_point":"f","tests":[]}', /"tests" is empty/)
-    bad('{"prompt":"x","entry_point":"f","tests":[3]}', /tests\[0\] must be a string/)
-    bad('{"prompt":"x","entry_point":"f g","tests":["1"]}', /must be a function name/)
-    bad('{"prompt":"x","entry_point":"f","tests":["1"],"language":"ruby"}', /"language" must be "js" or "python"/)
-    bad('{"prompt":"x","entry_point":"f","tests":["1"],"id":"sq"}', /duplicate id "sq"/)
-    bad('{"prompt": "x", ', /invalid JSON/)
-    bad('["a"]', /expected a JSON object, got array/)
+    bad("{\"prompt\":\"x\",\"tests\":[\"1\"]}", /missing field "entry_point"/)
+    bad("{\"prompt\":\"x\",\"entry_point\":\"f\",\"tests\":\"assert f()\"}", /"tests" must be an array/)
+    bad("{\"prompt\":\"x\",\"entry_point\":\"f\",\"tests\":[]}", /"tests" is empty/)
+    bad("{\"prompt\":\"x\",\"entry_point\":\"f\",\"tests\":[3]}", /tests\[0\] must be a string/)
+    bad("{\"prompt\":\"x\",\"entry_point\":\"f g\",\"tests\":[\"1\"]}", /must be a function name/)
+    bad("{\"prompt\":\"x\",\"entry_point\":\"f\",\"tests\":[\"1\"],\"language\":\"ruby\"}", /"language" must be "js" or "python"/)
+    bad("{\"prompt\":\"x\",\"entry_point\":\"f\",\"tests\":[\"1\"],\"id\":\"sq\"}", /duplicate id "sq"/)
+    bad("{\"prompt\": \"x\", ", /invalid JSON/)
+    bad("[\"a\"]", /expected a JSON object, got array/)
   })
 })

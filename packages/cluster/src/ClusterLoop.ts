@@ -33,7 +33,7 @@ export const clusterTrainLoop = <P extends TaskProblem>(
   },
 ): Effect.Effect<LoopResult, RunError | ClusterRolloutError | PolicyVersionError, RunServices | Sharding> =>
   trainLoopWith(recipe, task, options, (problems, at) =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const started = performance.now()
       const result = yield* clusterTrainStep(recipe, taskName, problems, { ...at, model: options.model, weightsDir: options.weightsDir })
       options.onResult?.(at.step, result)

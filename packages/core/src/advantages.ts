@@ -28,19 +28,9 @@ import type { AdvantageEstimator } from "./component.js"
 import type { Batch } from "./model.js"
 import { defaultsOf, setting } from "./setting.js"
 import { mean, NoOptions, standardize } from "./stats.js"
-import {
-  assertNonEmptyBatch,
-  assertTrajectoryShape,
-  assertTurnShape,
-  perTrajectory,
-  perTurn,
-  type PerTrajectory,
-  type PerTurn,
-  type Values,
-} from "./values.js"
+import { assertNonEmptyBatch, assertTrajectoryShape, assertTurnShape, perTrajectory, perTurn, type PerTrajectory, type PerTurn, type Values } from "./values.js"
 
 const Eps = Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0))
-
 
 /** Which returns a normalised return is compared with. */
 export const NormalizationScope = Schema.Literals(["group", "turn-index", "batch"])
@@ -93,9 +83,7 @@ export const normalizedReturnAdvantages = (
         values.map((rows) => {
           const longest = Math.max(...rows.map((row) => row.length))
           // zs[j] normalises over the returns of turn j of the trajectories that reached it.
-          const zs = Array.from({ length: longest }, (_, j) =>
-            standardize(rows.flatMap((row) => (j < row.length ? [row[j]!] : [])), o),
-          )
+          const zs = Array.from({ length: longest }, (_, j) => standardize(rows.flatMap((row) => (j < row.length ? [row[j]!] : [])), o))
           return rows.map((row) => row.map((r, j) => zs[j]!(r)))
         }),
       )
@@ -193,9 +181,9 @@ export const reinforcePlusPlusAdvantages = (
   checkTrajectoryReturns(fn, batch, returns)
   const centred = o.subtractGroupMean
     ? returns.values.map((row) => {
-        const m = mean(row)
-        return row.map((r) => r - m)
-      })
+      const m = mean(row)
+      return row.map((r) => r - m)
+    })
     : returns.values
   const z = standardize(centred.flat(), { normalizeStd: true, eps: o.eps })
   return perTrajectory("advantage", centred.map((row) => row.map(z)))

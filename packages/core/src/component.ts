@@ -60,7 +60,8 @@ export type Embedder = (codes: ReadonlyArray<string>) => ReadonlyArray<ReadonlyA
 
 /** Rewrites rewards (e.g. partial credit for failed trajectories), keeping their level. */
 export interface Shaper<L extends Level, O>
-  extends Component<{ readonly batch: Batch; readonly rewards: LevelValues<L, "reward">; readonly embed?: Embedder }, LevelValues<L, "reward">, O> {
+  extends Component<{ readonly batch: Batch; readonly rewards: LevelValues<L, "reward">; readonly embed?: Embedder }, LevelValues<L, "reward">, O>
+{
   readonly level: L
   /**
    * Whether, with these options, the shaper compares code by the policy's own
@@ -71,14 +72,16 @@ export interface Shaper<L extends Level, O>
 
 /** Maps rewards to returns. */
 export interface ReturnEstimator<In extends Level, Out extends Level, O>
-  extends Component<{ readonly batch: Batch; readonly rewards: LevelValues<In, "reward"> }, LevelValues<Out, "return">, O> {
+  extends Component<{ readonly batch: Batch; readonly rewards: LevelValues<In, "reward"> }, LevelValues<Out, "return">, O>
+{
   readonly inputLevel: In
   readonly outputLevel: Out
 }
 
 /** Maps returns to advantages. */
 export interface AdvantageEstimator<In extends Level, Out extends Level, O>
-  extends Component<{ readonly batch: Batch; readonly returns: LevelValues<In, "return"> }, LevelValues<Out, "advantage">, O> {
+  extends Component<{ readonly batch: Batch; readonly returns: LevelValues<In, "return"> }, LevelValues<Out, "advantage">, O>
+{
   readonly inputLevel: In
   readonly outputLevel: Out
 }

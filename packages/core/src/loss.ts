@@ -188,21 +188,25 @@ const validateInputs = (inputs: LossInputs, options: PolicyLossOptions): void =>
     if (!(tensor instanceof tf.Tensor)) fail(`inputs.${name}`, `${name} is not a tfjs tensor`)
     if (tensor.isDisposed) fail(`inputs.${name}`, `${name} has already been disposed`)
     if (tensor.rank !== 2) fail(`inputs.${name}`, `${name} must be [B, T] (rank 2) but has shape ${shapeText(tensor.shape)}`)
-    if (tensor.dtype === "string" || tensor.dtype === "complex64")
+    if (tensor.dtype === "string" || tensor.dtype === "complex64") {
       fail(`inputs.${name}`, `${name} has dtype ${tensor.dtype}; expected a real number type`)
+    }
   }
   const expected = inputs.logprobs.shape
   for (const [name, tensor] of named) {
-    if (tensor !== undefined && (tensor.shape[0] !== expected[0] || tensor.shape[1] !== expected[1]))
+    if (tensor !== undefined && (tensor.shape[0] !== expected[0] || tensor.shape[1] !== expected[1])) {
       fail(
         `inputs.${name}`,
         `${name} has shape ${shapeText(tensor.shape)} but logprobs has shape ${shapeText(expected)}; every input must be the same [B, T]`,
       )
+    }
   }
-  if (inputs.logprobs.dtype !== "float32")
+  if (inputs.logprobs.dtype !== "float32") {
     fail("inputs.logprobs", `logprobs has dtype ${inputs.logprobs.dtype}; it must be float32 to be differentiable`)
-  if (options.klBeta > 0 && inputs.refLogprobs === undefined)
+  }
+  if (options.klBeta > 0 && inputs.refLogprobs === undefined) {
     fail("inputs.refLogprobs", `klBeta is ${options.klBeta} but no refLogprobs were given; pass the reference policy's logprobs or set klBeta to 0`)
+  }
 }
 
 const validateOptions = (o: PolicyLossOptions): void => {
@@ -212,17 +216,21 @@ const validateOptions = (o: PolicyLossOptions): void => {
   if (epsLow < 0 || epsLow >= 1) fail("options.epsLow", `epsLow must be in [0, 1), got ${epsLow}`)
   const epsHigh = finite("epsHigh", o.epsHigh)
   if (epsHigh < 0) fail("options.epsHigh", `epsHigh must be >= 0, got ${epsHigh}`)
-  if (o.dualClip !== null && !(finite("dualClip", o.dualClip) > 1))
+  if (o.dualClip !== null && !(finite("dualClip", o.dualClip) > 1)) {
     fail("options.dualClip", `dualClip must be > 1 or null, got ${o.dualClip}`)
-  if (o.normConstant !== null && !(finite("normConstant", o.normConstant) > 0))
+  }
+  if (o.normConstant !== null && !(finite("normConstant", o.normConstant) > 0)) {
     fail("options.normConstant", `normConstant must be > 0 or null, got ${o.normConstant}`)
+  }
   const klBeta = finite("klBeta", o.klBeta)
   if (klBeta < 0) fail("options.klBeta", `klBeta must be >= 0, got ${klBeta}`)
-  if (!aggregations.includes(o.aggregation))
+  if (!aggregations.includes(o.aggregation)) {
     fail("options.aggregation", `unknown aggregation "${String(o.aggregation)}"; known: ${aggregations.join(", ")}`)
+  }
   if (!ratioLevels.includes(o.ratio)) fail("options.ratio", `unknown ratio "${String(o.ratio)}"; known: ${ratioLevels.join(", ")}`)
-  if (!klEstimators.includes(o.klEstimator))
+  if (!klEstimators.includes(o.klEstimator)) {
     fail("options.klEstimator", `unknown klEstimator "${String(o.klEstimator)}"; known: ${klEstimators.join(", ")}`)
+  }
 }
 
 // ---------------------------------------------------------------------------------

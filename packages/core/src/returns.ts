@@ -15,20 +15,16 @@ import type { ReturnEstimator } from "./component.js"
 import type { Batch } from "./model.js"
 import { defaultsOf, setting } from "./setting.js"
 import { NoOptions, sum } from "./stats.js"
-import {
-  assertNonEmptyBatch,
-  assertTrajectoryShape,
-  assertTurnShape,
-  perTrajectory,
-  perTurn,
-  type PerTrajectory,
-  type PerTurn,
-} from "./values.js"
+import { assertNonEmptyBatch, assertTrajectoryShape, assertTurnShape, perTrajectory, perTurn, type PerTrajectory, type PerTurn } from "./values.js"
 
 /** Options of the `discounted` estimator. */
 export const DiscountedOptions = Schema.Struct({
   // 0.9, the value third-party implementations attribute to the GTPO paper.
-  gamma: setting(Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThanOrEqualTo(1)), 0.9, "Discount per turn, in [0, 1]; 1 turns discounting off"),
+  gamma: setting(
+    Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThanOrEqualTo(1)),
+    0.9,
+    "Discount per turn, in [0, 1]; 1 turns discounting off",
+  ),
 })
 export type DiscountedOptions = typeof DiscountedOptions.Type
 
@@ -61,7 +57,7 @@ export const discountedReturns = (
           returns[j] = next
         }
         return returns
-      }),
+      })
     ),
   )
 }

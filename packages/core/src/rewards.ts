@@ -56,7 +56,6 @@ const accuracyOf = (trajectory: Trajectory, accuracy: "binary" | "score"): numbe
 
 const calledTool = (trajectory: Trajectory): boolean => trajectory.turns.some((turn) => turn.toolCall !== null)
 
-
 /**
  * GTPO's turn-level rewards: accuracy on the last turn, -formatPenalty on each
  * malformed turn and on turn 0 when no turn called the tool.
@@ -84,7 +83,7 @@ export const turnLevelRewards = (batch: Batch, options: TurnLevelOptions = turnL
           const accuracy = j === last ? accuracyOf(trajectory, o.accuracy) : 0
           return accuracy + format
         })
-      }),
+      })
     ),
   )
 }
@@ -104,8 +103,7 @@ export const turnLevelRewards = (batch: Batch, options: TurnLevelOptions = turnL
  */
 export const trajectoryOutcomeReward = (trajectory: Trajectory, options: TrajectoryOutcomeOptions): number => {
   const accuracy = accuracyOf(trajectory, options.accuracy)
-  const badlyFormatted =
-    trajectory.turns.some((turn) => turn.malformed !== null) || (options.penalizeNoToolCall && !calledTool(trajectory))
+  const badlyFormatted = trajectory.turns.some((turn) => turn.malformed !== null) || (options.penalizeNoToolCall && !calledTool(trajectory))
   return badlyFormatted ? Math.min(accuracy, -options.formatPenalty) : accuracy
 }
 
@@ -139,7 +137,7 @@ export const outcomeOnLastTurnRewards = (batch: Batch, options: TrajectoryOutcom
         const reward = trajectoryOutcomeReward(trajectory, o)
         const last = trajectory.turns.length - 1
         return trajectory.turns.map((_, j) => (j === last ? reward : 0))
-      }),
+      })
     ),
   )
 }
@@ -198,7 +196,12 @@ export const testsPassedAssigner: RewardAssigner<"turn", TestsPassedOptions> = {
   options: TestsPassedOptions,
   defaults: testsPassedDefaults,
   run: ({ batch }, options) =>
-    turnLevelRewards(batch, { accuracy: options.allPass ? "binary" : "score", formatPenalty: options.formatPenalty, penalizeNoToolCall: options.penalizeNoToolCall, capFormatPerTurn: true }),
+    turnLevelRewards(batch, {
+      accuracy: options.allPass ? "binary" : "score",
+      formatPenalty: options.formatPenalty,
+      penalizeNoToolCall: options.penalizeNoToolCall,
+      capFormatPerTurn: true,
+    }),
 }
 
 /** Catalogue entry `tests-passed-outcome`: the same credit as one reward per trajectory (GRPO's min rule). */
@@ -209,7 +212,11 @@ export const testsPassedOutcomeAssigner: RewardAssigner<"trajectory", TestsPasse
   options: TestsPassedOptions,
   defaults: testsPassedDefaults,
   run: ({ batch }, options) =>
-    trajectoryOutcomeRewards(batch, { accuracy: options.allPass ? "binary" : "score", formatPenalty: options.formatPenalty, penalizeNoToolCall: options.penalizeNoToolCall }),
+    trajectoryOutcomeRewards(batch, {
+      accuracy: options.allPass ? "binary" : "score",
+      formatPenalty: options.formatPenalty,
+      penalizeNoToolCall: options.penalizeNoToolCall,
+    }),
 }
 
 /**
@@ -239,13 +246,17 @@ export const customTurnReward = (
         group.trajectories.map((trajectory, i) => {
           const rewards = fn(trajectory, group)
           if (rewards.length !== trajectory.turns.length) {
-            throw new AlgorithmInputError({ fn: name, where: where(g, i), problem: `the reward function returned ${rewards.length} rewards for ${trajectory.turns.length} turns` })
+            throw new AlgorithmInputError({
+              fn: name,
+              where: where(g, i),
+              problem: `the reward function returned ${rewards.length} rewards for ${trajectory.turns.length} turns`,
+            })
           }
           rewards.forEach((r, j) => {
             if (!Number.isFinite(r)) throw new AlgorithmInputError({ fn: name, where: where(g, i, j), problem: `the reward function returned ${r}` })
           })
           return [...rewards]
-        }),
+        })
       ),
     )
   },
@@ -279,7 +290,7 @@ export const customTrajectoryReward = (
             throw new AlgorithmInputError({ fn: name, where: where(g, i), problem: `the reward function returned ${String(r)}` })
           }
           return r
-        }),
+        })
       ),
     )
   },

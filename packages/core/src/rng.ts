@@ -9,7 +9,7 @@
 /** Serialisable generator state (four 32-bit words). */
 export type RngState = readonly [number, number, number, number]
 
-const splitmix32 = (seed: number): (() => number) => {
+const splitmix32 = (seed: number): () => number => {
   let s = seed >>> 0
   return () => {
     s = (s + 0x9e3779b9) >>> 0

@@ -29,15 +29,7 @@ import { AlgorithmInputError } from "./errors.js"
 import { trajectoryCode, type Batch } from "./model.js"
 import { defaultsOf, setting } from "./setting.js"
 import { mean, NoOptions } from "./stats.js"
-import {
-  assertNonEmptyBatch,
-  assertTrajectoryShape,
-  assertTurnShape,
-  perTrajectory,
-  perTurn,
-  type PerTrajectory,
-  type PerTurn,
-} from "./values.js"
+import { assertNonEmptyBatch, assertTrajectoryShape, assertTurnShape, perTrajectory, perTurn, type PerTrajectory, type PerTurn } from "./values.js"
 
 /** Options of the code-similarity shapers. */
 export const CodeSimilarityOptions = Schema.Struct({
@@ -142,7 +134,7 @@ export const codeSimilarityTurnShaping = (
       rows.map((row, i) => {
         const credit = credits[g]![i]!
         return row.map((r, j) => (j === row.length - 1 ? r + credit : r))
-      }),
+      })
     ),
   )
 }

@@ -70,7 +70,7 @@ export interface StandardizeOptions {
  * const z = standardize([1, 3], { normalizeStd: true, eps: 0 })
  * z(3) // 1
  */
-export const standardize = (set: ReadonlyArray<number>, options: StandardizeOptions): ((value: number) => number) => {
+export const standardize = (set: ReadonlyArray<number>, options: StandardizeOptions): (value: number) => number => {
   const m = mean(set)
   if (!options.normalizeStd) return (value) => value - m
   const scale = populationStd(set) + options.eps
@@ -122,17 +122,25 @@ export const bootstrapInterval = (values: ReadonlyArray<ReadonlyArray<number>>, 
   if (!(Number.isInteger(resamples) && resamples >= 1)) {
     throw new AlgorithmInputError({ fn, where: "option resamples", problem: `resamples must be a positive integer, got ${resamples}` })
   }
-  if (!(Number.isFinite(level) && level > 0 && level < 1)) throw new AlgorithmInputError({ fn, where: "option level", problem: `level must be in (0, 1), got ${level}` })
+  if (!(Number.isFinite(level) && level > 0 && level < 1)) {
+    throw new AlgorithmInputError({ fn, where: "option level", problem: `level must be in (0, 1), got ${level}` })
+  }
   const rows = values.length
   if (rows === 0) throw new AlgorithmInputError({ fn, where: "values", problem: "the table has no rows; nothing to resample" })
   const columns = values[0]?.length ?? 0
   if (columns === 0) throw new AlgorithmInputError({ fn, where: "values[0]", problem: "the first row has no entries; nothing to resample" })
   values.forEach((row, r) => {
     if (row.length !== columns) {
-      throw new AlgorithmInputError({ fn, where: `values[${r}]`, problem: `values[${r}] has ${row.length} entries, values[0] has ${columns}; every row must cover the same columns` })
+      throw new AlgorithmInputError({
+        fn,
+        where: `values[${r}]`,
+        problem: `values[${r}] has ${row.length} entries, values[0] has ${columns}; every row must cover the same columns`,
+      })
     }
     row.forEach((v, c) => {
-      if (!Number.isFinite(v)) throw new AlgorithmInputError({ fn, where: `values[${r}][${c}]`, problem: `values[${r}][${c}] is ${v}; every entry must be a finite number` })
+      if (!Number.isFinite(v)) {
+        throw new AlgorithmInputError({ fn, where: `values[${r}][${c}]`, problem: `values[${r}][${c}] is ${v}; every entry must be a finite number` })
+      }
     })
   })
   const rowSums = values.map((row) => sum(row))

@@ -81,7 +81,5 @@ export const toTrainingSequences = (batch: Batch, advantages: PerTurn<"advantage
   const fn = "toTrainingSequences"
   assertNonEmptyBatch(fn, batch)
   assertTurnShape(fn, batch, advantages)
-  return batch.groups.flatMap((group, g) =>
-    group.trajectories.map((trajectory, i) => toTrainingSequence(trajectory, advantages.values[g]![i]!, where(g, i))),
-  )
+  return batch.groups.flatMap((group, g) => group.trajectories.map((trajectory, i) => toTrainingSequence(trajectory, advantages.values[g]![i]!, where(g, i))))
 }

@@ -63,12 +63,20 @@ export const assertTurnShape = (fn: string, batch: Batch, table: PerTurn<Quantit
   batch.groups.forEach((group, g) => {
     const rows = values[g]!
     if (rows.length !== group.trajectories.length) {
-      throw new AlgorithmInputError({ fn, where: where(g), problem: `${table.quantity}s have ${rows.length} trajectories, the group has ${group.trajectories.length}` })
+      throw new AlgorithmInputError({
+        fn,
+        where: where(g),
+        problem: `${table.quantity}s have ${rows.length} trajectories, the group has ${group.trajectories.length}`,
+      })
     }
     group.trajectories.forEach((trajectory, i) => {
       const row = rows[i]!
       if (row.length !== trajectory.turns.length) {
-        throw new AlgorithmInputError({ fn, where: where(g, i), problem: `${table.quantity}s have ${row.length} turns, the trajectory has ${trajectory.turns.length}` })
+        throw new AlgorithmInputError({
+          fn,
+          where: where(g, i),
+          problem: `${table.quantity}s have ${row.length} turns, the trajectory has ${trajectory.turns.length}`,
+        })
       }
       row.forEach((v, j) => {
         if (!Number.isFinite(v)) throw new AlgorithmInputError({ fn, where: where(g, i, j), problem: `${table.quantity} is ${v}` })
@@ -111,7 +119,11 @@ export const assertTrajectoryShape = (fn: string, batch: Batch, table: PerTrajec
   batch.groups.forEach((group, g) => {
     const row = values[g]!
     if (row.length !== group.trajectories.length) {
-      throw new AlgorithmInputError({ fn, where: where(g), problem: `${table.quantity}s have ${row.length} trajectories, the group has ${group.trajectories.length}` })
+      throw new AlgorithmInputError({
+        fn,
+        where: where(g),
+        problem: `${table.quantity}s have ${row.length} trajectories, the group has ${group.trajectories.length}`,
+      })
     }
     row.forEach((v, i) => {
       if (!Number.isFinite(v)) throw new AlgorithmInputError({ fn, where: where(g, i), problem: `${table.quantity} is ${v}` })

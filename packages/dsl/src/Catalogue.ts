@@ -9,15 +9,7 @@
  *
  * @category models
  */
-import {
-  advantageEstimators,
-  policyLosses,
-  returnEstimators,
-  rewardAssigners,
-  sampleFilters,
-  shapers,
-  UnknownComponentError,
-} from "@turnwise/core"
+import { advantageEstimators, policyLosses, returnEstimators, rewardAssigners, sampleFilters, shapers, UnknownComponentError } from "@turnwise/core"
 import type { AdvantageEstimator, Level, PolicyLoss, ReturnEstimator, RewardAssigner, SampleFilter, Shaper } from "@turnwise/core"
 
 /** Entries of every kind, by name. */

@@ -51,7 +51,7 @@ const mean = (xs: ReadonlyArray<number>): number => (xs.length === 0 ? 0 : xs.re
 
 /** When the shaper asks for the policy's own embedding, compute it for every code string of the batch. */
 const policyEmbedder = (recipe: Recipe, batch: Batch): Effect.Effect<Embedder | undefined, PolicyError, Policy> =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     if (recipe.shaper.entry.usesPolicyEmbedding?.(recipe.shaper.options) !== true) return undefined
     const policy = yield* Policy
     const codes = [...new Set(batch.groups.flatMap((group) => group.trajectories.map(trajectoryCode)))]
@@ -72,7 +72,7 @@ export const trainStep = <P extends TaskProblem>(
   problems: ReadonlyArray<P>,
   options: { readonly step: number; readonly seed: number },
 ): Effect.Effect<StepResult, RunError, Policy | Sandbox | Tokenizer> =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     if (recipe.rollout.temperature === 0) {
       return yield* new StageError({ stage: "rollout", reason: "temperature 0 (greedy) is for evaluation; training needs temperature > 0" })
     }
@@ -101,7 +101,7 @@ const everyGroupDropped = "the sample filter dropped every group"
  * const result = yield* trainOnBatch(gtpo, recordedBatch)
  */
 export const trainOnBatch = (recipe: Recipe, rolled: Batch): Effect.Effect<StepResult, RunError, Policy> =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const filtered = yield* runStage(recipe.filter, { batch: rolled })
     const batch = applyKeep(rolled, filtered.keep)
     const metrics: Record<string, number> = {
@@ -153,7 +153,7 @@ export const evaluate = <P extends TaskProblem>(
   problems: ReadonlyArray<P>,
   options: { readonly seed: number; readonly temperature?: number; readonly batchSize?: number },
 ): Effect.Effect<{ readonly metrics: Readonly<Record<string, number>>; readonly batch: Batch }, PolicyError | SandboxError, Policy | Sandbox | Tokenizer> =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const config = { ...recipe.rollout, groupSize: 1, temperature: options.temperature ?? 0 }
     const size = options.batchSize ?? 64
     const groups: Array<Batch["groups"][number]> = []
@@ -239,7 +239,7 @@ export const trainLoopWith = <P extends TaskProblem, E, R>(
   options: LoopOptions<P>,
   runStep: StepRunner<P, E, R>,
 ): Effect.Effect<LoopResult, RunError | E, RunServices | R> =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const sink = yield* MetricsSink
     const store = yield* CheckpointStore
     let startStep = 0

@@ -40,7 +40,8 @@ export interface Recipe<R extends Level = Level, T extends Level = Level, A exte
 
 /** What {@link make} accepts: stages are required, settings may be partial. */
 export interface RecipeSpec<R extends Level, T extends Level, A extends Level>
-  extends Omit<Recipe<R, T, A>, "rollout" | "optimizer" | "description" | "shaper" | "returns" | "advantage"> {
+  extends Omit<Recipe<R, T, A>, "rollout" | "optimizer" | "description" | "shaper" | "returns" | "advantage">
+{
   readonly description?: string
   readonly shaper: Recipe<NoInfer<R>, T, A>["shaper"]
   readonly returns: Recipe<NoInfer<R>, T, A>["returns"]
@@ -189,10 +190,17 @@ const checkLevels = (recipe: LevelledStages, path: string): void => {
   const fail = (where: string, problem: string) => {
     throw new ConfigError({ path: `${path}.${where}`, problem })
   }
-  if (recipe.shaper.entry.level !== rewardLevel) fail("shaper", `shapes ${recipe.shaper.entry.level}-level rewards but the reward assigner gives ${rewardLevel}-level rewards`)
-  if (recipe.returns.entry.inputLevel !== rewardLevel) fail("returns", `takes ${recipe.returns.entry.inputLevel}-level rewards but the reward assigner gives ${rewardLevel}-level rewards`)
+  if (recipe.shaper.entry.level !== rewardLevel) {
+    fail("shaper", `shapes ${recipe.shaper.entry.level}-level rewards but the reward assigner gives ${rewardLevel}-level rewards`)
+  }
+  if (recipe.returns.entry.inputLevel !== rewardLevel) {
+    fail("returns", `takes ${recipe.returns.entry.inputLevel}-level rewards but the reward assigner gives ${rewardLevel}-level rewards`)
+  }
   if (recipe.advantage.entry.inputLevel !== recipe.returns.entry.outputLevel) {
-    fail("advantage", `takes ${recipe.advantage.entry.inputLevel}-level returns but the return estimator gives ${recipe.returns.entry.outputLevel}-level returns`)
+    fail(
+      "advantage",
+      `takes ${recipe.advantage.entry.inputLevel}-level returns but the return estimator gives ${recipe.returns.entry.outputLevel}-level returns`,
+    )
   }
 }
 

@@ -47,7 +47,7 @@ export const rollout = <P extends TaskProblem>(
   config: RolloutConfig,
   options: { readonly seed: number; readonly step: number },
 ): Effect.Effect<Batch, PolicyError | SandboxError, Policy | Sandbox | Tokenizer | Scope.Scope> =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const policy = yield* Policy
     const sandbox = yield* Sandbox
     const tokenizer = yield* Tokenizer
@@ -80,7 +80,17 @@ export const rollout = <P extends TaskProblem>(
 
       // Decide each row's turn; collect the tool calls to run.
       const pending: Array<{ readonly r: number; readonly call: ToolCall }> = []
-      const turnOf = new Map<number, { policyTokens: ReadonlyArray<number>; logprobs: ReadonlyArray<number>; text: string; call: ToolCall | null; malformed: MalformedReason | null; answer: string | null }>()
+      const turnOf = new Map<
+        number,
+        {
+          policyTokens: ReadonlyArray<number>
+          logprobs: ReadonlyArray<number>
+          text: string
+          call: ToolCall | null
+          malformed: MalformedReason | null
+          answer: string | null
+        }
+      >()
       active.forEach((r, k) => {
         const row = rows[r]!
         const generation = generations[k]!
@@ -120,10 +130,9 @@ export const rollout = <P extends TaskProblem>(
         let feedbackText = ""
         let feedbackTokens: ReadonlyArray<number> = []
         if (row.finish === null) {
-          const rendered =
-            observation !== undefined
-              ? renderObservation(observation, { maxChars: config.maxOutputChars })
-              : renderObservation({ ok: false, kind: "error", error: `malformed tool call (${t.malformed})`, stdout: "" }, { maxChars: config.maxOutputChars })
+          const rendered = observation !== undefined
+            ? renderObservation(observation, { maxChars: config.maxOutputChars })
+            : renderObservation({ ok: false, kind: "error", error: `malformed tool call (${t.malformed})`, stdout: "" }, { maxChars: config.maxOutputChars })
           const text = `\n${rendered}\n`
           const tokens = tokenizer.encode(text)
           if (row.used + tokens.length > config.maxTokens) {

@@ -66,7 +66,7 @@ export const policyUpdate: ServiceStage<OptimizerConfig, UpdateInput, TrainRepor
   name: "policy-update",
   config: OptimizerConfig,
   run: (_config, input) =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const policy = yield* Policy
       return yield* policy.train(input.sequences, { loss: input.loss, temperature: input.temperature, accumulation: input.accumulation })
     }),

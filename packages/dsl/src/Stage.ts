@@ -73,8 +73,7 @@ export const decodeSection = <S extends Schema.Codec<unknown, unknown>>(schema: 
 }
 
 /** The readable part of a Schema error (message with the field path). */
-export const schemaProblem = (error: unknown): string =>
-  (error instanceof Error ? error.message : String(error)).replace(/\s+/g, " ").trim()
+export const schemaProblem = (error: unknown): string => (error instanceof Error ? error.message : String(error)).replace(/\s+/g, " ").trim()
 
 /**
  * Fix an entry's options.

@@ -122,7 +122,7 @@ type DecodeLoop<A> = Generator<tf.Tensor, A, Float32Array>
 
 /** Run a loop reading each step's logits synchronously (the reader disposes the tensor). */
 const runSync = <A>(loop: DecodeLoop<A>): A => {
-  for (let step = loop.next(); ; ) {
+  for (let step = loop.next();;) {
     if (step.done === true) return step.value
     const logits = step.value
     let values: Float32Array
@@ -137,7 +137,7 @@ const runSync = <A>(loop: DecodeLoop<A>): A => {
 
 /** Run a loop reading each step's logits asynchronously (the reader disposes the tensor). */
 const runAsync = async <A>(loop: DecodeLoop<A>): Promise<A> => {
-  for (let step = loop.next(); ; ) {
+  for (let step = loop.next();;) {
     if (step.done === true) return step.value
     const logits = step.value
     let values: Float32Array
@@ -277,9 +277,11 @@ const checkOptions = (o: DecodeOptions): void => {
 }
 
 const checkTokens = (tokens: ReadonlyArray<number>, vocabSize: number, where: string): void => {
-  for (const t of tokens)
-    if (!Number.isInteger(t) || t < 0 || t >= vocabSize)
+  for (const t of tokens) {
+    if (!Number.isInteger(t) || t < 0 || t >= vocabSize) {
       throw new SamplingError({ where, problem: `token ${t} is not an id in [0, ${vocabSize})` })
+    }
+  }
 }
 
 /**
@@ -318,7 +320,7 @@ export const createSamplingSession = (model: Transformer, options: SessionOption
   }
 
   const setCache = (next: Array<LayerCache>): void => {
-    if (cache !== undefined) for (const layer of cache) tf.dispose([layer.k, layer.v])
+    if (cache !== undefined) { for (const layer of cache) tf.dispose([layer.k, layer.v]) }
     cache = next
   }
 
@@ -384,9 +386,11 @@ export const createSamplingSession = (model: Transformer, options: SessionOption
     checkOptions(generateOptions)
     rows.forEach((r) => checkRow(r, "generate"))
     if (new Set(rows).size !== rows.length) throw new SamplingError({ where: "generate", problem: `rows repeat: ${rows.join(", ")}` })
-    for (const r of rows)
-      if ((histories[r]?.length ?? 0) === 0)
+    for (const r of rows) {
+      if ((histories[r]?.length ?? 0) === 0) {
         throw new SamplingError({ where: `generate row ${r}`, problem: "row has no context: append a prompt (at least BOS) first" })
+      }
+    }
     const outputs = new Map(rows.map((r) => [r, new RowOutput(generateOptions, tokenizer)] as const))
     for (;;) {
       const active = rows.filter((r) => {
@@ -419,11 +423,12 @@ export const createSamplingSession = (model: Transformer, options: SessionOption
       checkIdle("append")
       const history = histories[row] ?? []
       checkTokens(tokens, model.vocabSize, `append to row ${row}`)
-      if (history.length + tokens.length > model.maxSeqLen)
+      if (history.length + tokens.length > model.maxSeqLen) {
         throw new SamplingError({
           where: `append to row ${row}`,
           problem: `history would be ${history.length + tokens.length} tokens, over maxSeqLen ${model.maxSeqLen}`,
         })
+      }
       history.push(...tokens)
     },
 
@@ -455,7 +460,7 @@ export const createSamplingSession = (model: Transformer, options: SessionOption
     dispose() {
       if (disposed) return
       disposed = true
-      if (cache !== undefined) for (const layer of cache) tf.dispose([layer.k, layer.v])
+      if (cache !== undefined) { for (const layer of cache) tf.dispose([layer.k, layer.v]) }
       cache = undefined
       weights.dispose()
     },

@@ -30,13 +30,13 @@ const toSandboxError = (cause: unknown): SandboxError =>
 
 /** The service implementation over a pool. */
 const fromPool = (pool: SandboxPool): SandboxShape => ({
-  run: Effect.fn("Sandbox.run")(function* (request: SandboxRequest) {
+  run: Effect.fn("Sandbox.run")(function*(request: SandboxRequest) {
     return yield* Effect.tryPromise({ try: () => pool.run(request), catch: toSandboxError })
   }),
-  openSession: Effect.fn("Sandbox.openSession")(function* (language: Language) {
+  openSession: Effect.fn("Sandbox.openSession")(function*(language: Language) {
     return yield* Effect.try({ try: () => pool.openSession(language), catch: toSandboxError })
   }),
-  closeSession: Effect.fn("Sandbox.closeSession")(function* (id: string) {
+  closeSession: Effect.fn("Sandbox.closeSession")(function*(id: string) {
     yield* Effect.sync(() => pool.closeSession(id))
   }),
 })

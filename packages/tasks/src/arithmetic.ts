@@ -99,9 +99,15 @@ const evaluate = (e: Expr): bigint | null => {
   if (l === null || r === null) return null
   let v: bigint
   switch (e.op) {
-    case "+": v = l + r; break
-    case "-": v = l - r; break
-    case "*": v = l * r; break
+    case "+":
+      v = l + r
+      break
+    case "-":
+      v = l - r
+      break
+    case "*":
+      v = l * r
+      break
     case "/":
       if (r === 0n || l % r !== 0n) return null
       v = l / r
@@ -133,8 +139,7 @@ const countOps = (e: Expr): number => (e.kind === "num" ? 0 : 1 + countOps(e.lef
 const between = (rng: Rng, lo: number, hi: number): number => lo + rng.int(hi - lo + 1)
 
 /** A uniform integer with exactly `digits` digits. */
-const withDigits = (rng: Rng, digits: number): bigint =>
-  BigInt(between(rng, 10 ** (digits - 1), 10 ** digits - 1))
+const withDigits = (rng: Rng, digits: number): bigint => BigInt(between(rng, 10 ** (digits - 1), 10 ** digits - 1))
 
 const pick = <A>(rng: Rng, items: ReadonlyArray<A>): A => {
   const item = items[rng.int(items.length)]
@@ -159,8 +164,7 @@ const expressionDraft = (e: Expr, value: bigint): Draft => ({
   tags: { ops: countOps(e), steps: 1 },
 })
 
-const level1 = (rng: Rng): Expr =>
-  bin(pick(rng, ["+", "-", "*"] as const), num(withDigits(rng, between(rng, 2, 3))), num(withDigits(rng, between(rng, 2, 3))))
+const level1 = (rng: Rng): Expr => bin(pick(rng, ["+", "-", "*"] as const), num(withDigits(rng, between(rng, 2, 3))), num(withDigits(rng, between(rng, 2, 3))))
 
 const level2 = (rng: Rng): Expr => {
   const operand = () => num(withDigits(rng, between(rng, 3, 4)))
@@ -359,12 +363,14 @@ export const drawFromSplit = <P extends { readonly question: string }>(
 ): Array<P> => {
   const levels = options.levels ?? known
   const fraction = options.heldoutFraction ?? 0.2
-  if (!Number.isInteger(options.count) || options.count < 0)
+  if (!Number.isInteger(options.count) || options.count < 0) {
     throw new TaskConfigError({ fn, problem: `count must be a non-negative integer, got ${options.count}` })
+  }
   if (levels.length === 0) throw new TaskConfigError({ fn, problem: "levels is empty" })
   for (const l of levels) if (!known.includes(l)) throw new TaskConfigError({ fn, problem: `level ${l} is not one of ${known.join(", ")}` })
-  if (!(fraction > 0 && fraction < 1))
+  if (!(fraction > 0 && fraction < 1)) {
     throw new TaskConfigError({ fn, problem: `heldoutFraction must be in (0, 1), got ${fraction}` })
+  }
 
   const rng = Rng.fromSeed(options.seed)
   const seen = new Set<string>()
@@ -377,8 +383,12 @@ export const drawFromSplit = <P extends { readonly question: string }>(
       const p = draw(rng, level)
       if (!seen.has(p.question) && splitOf(p.question, fraction) === options.split) found = p
     }
-    if (found === null)
-      throw new TaskConfigError({ fn, problem: `could not find a new ${options.split} problem of level ${level} after ${budget} draws (${out.length} found); ask for fewer` })
+    if (found === null) {
+      throw new TaskConfigError({
+        fn,
+        problem: `could not find a new ${options.split} problem of level ${level} after ${budget} draws (${out.length} found); ask for fewer`,
+      })
+    }
     seen.add(found.question)
     out.push(found)
   }

@@ -225,14 +225,16 @@ export const makeDemonstration = async (problem: Problem, options: Demonstration
     if (i === 0 && mistake !== null) brokenOutput = await call(breakCode(code, mistake, Rng.fromSeed(options.seed ?? 0)))
     const output = await call(code)
     if (parseNumber(output) === null) throw fail(`step ${i + 1} (${code}) printed "${output}", not a number`)
-    if (brokenOutput !== null && checkAnswer(brokenOutput, output))
+    if (brokenOutput !== null && checkAnswer(brokenOutput, output)) {
       throw fail(`the ${mistake} mistake did not break the call: it printed "${brokenOutput}"`)
+    }
     outputs.push(output)
   }
 
   const final = outputs[outputs.length - 1] ?? ""
-  if (!checkAnswer(final, problem.answer))
+  if (!checkAnswer(final, problem.answer)) {
     throw fail(`the tool's final output "${final}" is not the expected answer "${problem.answer}"`)
+  }
   // Answer by copying the output when it is already in canonical form (the tiny model learns to copy).
   const answer = canonicalAnswer(final) === final ? final : canonicalAnswer(problem.answer)
   turns.push({ policyText: Protocol.answer(answer), feedbackText: "" })
@@ -301,9 +303,9 @@ export const makeDemonstrations = async (
       const made = makeDemonstration(plan.problem, { runTool: options.runTool, style: plan.style, mistake: plan.mistake, seed: plan.seed })
       out[i] = options.skipFailures === true
         ? await made.catch((e: unknown) => {
-            if (e instanceof DemonstrationError) return undefined
-            throw e
-          })
+          if (e instanceof DemonstrationError) return undefined
+          throw e
+        })
         : await made
     }
   }

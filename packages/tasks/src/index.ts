@@ -3,17 +3,17 @@
  * JSONL loaders, answer checking, demonstrations for supervised warm starts and
  * the graders.
  */
-export * from "./problem.js"
 export * from "./answers.js"
 export { generateProblem, generateProblems, LEVELS, splitOf, TaskConfigError, WORD_TEMPLATE_NAMES } from "./arithmetic.js"
 export type { ProblemGenerateOptions, Level as DifficultyLevel, Split } from "./arithmetic.js"
 export * from "./demonstrations.js"
-export * from "./jsonl.js"
 export * from "./exact-answer-task.js"
-export * from "./program/problem.js"
+export * from "./jsonl.js"
+export * from "./problem.js"
+export * from "./program/demonstrations.js"
 export * from "./program/generator.js"
 export * from "./program/grade.js"
 export { submissionCode } from "./program/harness.js"
 export * from "./program/jsonl.js"
-export * from "./program/demonstrations.js"
+export * from "./program/problem.js"
 export * from "./program/task.js"

@@ -113,19 +113,19 @@ export const parseJsonlProblems = (text: string, options: JsonlOptions & { reado
   const problems: Array<Problem> = []
   forEachJsonlRow(text, file, (row, line, bad) => {
     const question = row["question"]
-    if (question === undefined) throw bad('missing field "question"')
+    if (question === undefined) throw bad("missing field \"question\"")
     if (typeof question !== "string") throw bad(`field "question" must be a string, got ${describeJson(question)}`)
-    if (question.trim() === "") throw bad('field "question" is empty')
+    if (question.trim() === "") throw bad("field \"question\" is empty")
 
     const rawAnswer = row["answer"]
-    if (rawAnswer === undefined) throw bad('missing field "answer"')
+    if (rawAnswer === undefined) throw bad("missing field \"answer\"")
     let answer: string
     let steps: Array<string> | undefined
     if (typeof rawAnswer === "number") {
       if (!Number.isFinite(rawAnswer)) throw bad(`field "answer" must be finite, got ${rawAnswer}`)
       answer = canonicalAnswer(rawAnswer)
     } else if (typeof rawAnswer === "string") {
-      if (rawAnswer.trim() === "") throw bad('field "answer" is empty')
+      if (rawAnswer.trim() === "") throw bad("field \"answer\" is empty")
       const marker = rawAnswer.lastIndexOf("####")
       if (marker >= 0) {
         const after = rawAnswer.slice(marker + 4).trim()
@@ -142,12 +142,12 @@ export const parseJsonlProblems = (text: string, options: JsonlOptions & { reado
     const tags: Record<string, TagValue> = {}
     for (const [key, value] of Object.entries(row)) {
       if (key === "question" || key === "answer") continue
-      if (typeof value === "string" || typeof value === "boolean" || (typeof value === "number" && Number.isFinite(value)))
+      if (typeof value === "string" || typeof value === "boolean" || (typeof value === "number" && Number.isFinite(value))) {
         tags[key] = value
+      }
     }
     const declared = row["difficulty"]
-    const difficulty =
-      typeof declared === "number" && Number.isInteger(declared) && declared >= 0 ? declared : (options.difficulty ?? 0)
+    const difficulty = typeof declared === "number" && Number.isInteger(declared) && declared >= 0 ? declared : (options.difficulty ?? 0)
 
     const problem: Problem = { id: `${name}-${line}`, question: question.trim(), answer, difficulty, family: name, tags }
     problems.push(steps === undefined ? problem : { ...problem, steps })

@@ -18,13 +18,16 @@ import { withUsage } from "./usage.js"
 export const compare = Command.make(
   "compare",
   {
-    recipes: Argument.String("recipe").pipe(Argument.withDescription("Recipes to compare (shipped names, .ts modules or recipe.json files), at least two"), Argument.atLeast(2)),
+    recipes: Argument.String("recipe").pipe(
+      Argument.withDescription("Recipes to compare (shipped names, .ts modules or recipe.json files), at least two"),
+      Argument.atLeast(2),
+    ),
     seeds: intAtLeast("seeds", 1).pipe(describedWithDefault("Seeds per recipe; seed k trains with train.seed + k", 3)),
     out: out("The comparison directory (default runs/compare-<time>)"),
     config,
     set,
   },
-  Effect.fn("turnwise.compare")(function* (flags) {
+  Effect.fn("turnwise.compare")(function*(flags) {
     const io = yield* CommandIo
     const overrides = yield* overridesOf(flags)
     const entries = yield* attempt(() => Promise.all(flags.recipes.map(async (ref) => resolveRun(await loadRecipe(ref), defaultRunConfig, overrides))))

@@ -42,15 +42,19 @@ export const evalCommand = Command.make(
     set,
     temperature: numberAtLeast("temperature", 0).pipe(describedWithDefault("Sampling temperature; 0 is greedy", 0)),
   },
-  Effect.fn("turnwise.eval")(function* (flags) {
+  Effect.fn("turnwise.eval")(function*(flags) {
     const io = yield* CommandIo
     const overrides = yield* overridesOf(flags)
     const { problems, metrics } = yield* attempt(async () => {
       const resolved = resolveRun(recipes.gtpo!, await fromCheckpoint(flags.checkpoint), overrides)
       const { recipe, task, heldout } = runTask(resolved.run, resolved.recipe)
       const seed = resolved.run.train.seed
-      const { metrics } = await withScratchRun("eval", resolved.run, recipe, io.log, (context) =>
-        runWith(context, evaluate(recipe, task, heldout, { seed, temperature: flags.temperature })),
+      const { metrics } = await withScratchRun(
+        "eval",
+        resolved.run,
+        recipe,
+        io.log,
+        (context) => runWith(context, evaluate(recipe, task, heldout, { seed, temperature: flags.temperature })),
       )
       return { problems: heldout.length, metrics }
     })

@@ -71,7 +71,7 @@ export const exec = Command.make(
       Flag.withDefault(false),
     ),
   },
-  Effect.fn("turnwise.exec")(function* (flags) {
+  Effect.fn("turnwise.exec")(function*(flags) {
     const io = yield* CommandIo
     const stdin = yield* attempt(() => io.readStdin())
     const observations = yield* attempt(() =>
@@ -81,7 +81,7 @@ export const exec = Command.make(
         session: flags.session,
         timeoutMs: Option.getOrUndefined(flags.timeoutMs),
         memoryMb: Option.getOrUndefined(flags.memoryMb),
-      }),
+      })
     ).pipe(Effect.tapError((failure) => Effect.sync(() => io.stdout(JSON.stringify({ sandboxError: describeError(failure.cause) }) + "\n"))))
     io.stdout(observations.map((o) => JSON.stringify(o) + "\n").join(""))
   }),

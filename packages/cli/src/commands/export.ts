@@ -24,7 +24,7 @@ export const exportCommand = Command.make(
     config,
     set,
   },
-  Effect.fn("turnwise.export")(function* (flags) {
+  Effect.fn("turnwise.export")(function*(flags) {
     const io = yield* CommandIo
     const overrides = yield* overridesOf(flags)
     const result = yield* attempt(async () => {

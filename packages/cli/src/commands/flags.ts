@@ -48,10 +48,8 @@ export const positiveNumber = (name: string) => Flag.Finite(name).pipe(Flag.filt
  * @example
  * intAtLeast("seeds", 1).pipe(describedWithDefault("Seeds per recipe", 3))
  */
-export const describedWithDefault =
-  <const B>(description: string, value: B) =>
-  <A>(flag: Flag.Flag<A>): Flag.Flag<A | B> =>
-    flag.pipe(Flag.withDescription(`${description} (default ${String(value)})`), Flag.withDefault(value))
+export const describedWithDefault = <const B>(description: string, value: B) => <A>(flag: Flag.Flag<A>): Flag.Flag<A | B> =>
+  flag.pipe(Flag.withDescription(`${description} (default ${String(value)})`), Flag.withDefault(value))
 
 /**
  * The overrides `--config` and `--set` give, as the run resolver takes them.

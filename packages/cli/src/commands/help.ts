@@ -22,14 +22,16 @@ export const commandLines = (root: Command.Command.Any): Array<string> =>
  * @example
  * runCommand(cli, { version, extraHelp: extraHelp(cli, recipes.gtpo) })
  */
-export const extraHelp =
-  (root: Command.Command.Any, defaultRecipe: RecipeType) =>
-  (doc: HelpDoc.HelpDoc): Array<string> => {
-    const sections: Array<string> = []
-    if ((doc.commandPath?.length ?? 1) <= 1 && root.subcommands.length > 0) {
-      sections.push(["COMMAND LINES", ...commandLines(root).map((line) => `  ${line}`), "", `Run '${root.name} <subcommand> --help' for its options and --set keys.`].join("\n"))
-    }
-    // serve's keys are the endpoint's own; every other command with --set takes run and recipe keys.
-    if (doc.flags.some((flag) => flag.name === "set")) sections.push(doc.commandPath?.at(-1) === "serve" ? serveSettingsHelp() : settingsHelp(defaultRecipe))
-    return sections
+export const extraHelp = (root: Command.Command.Any, defaultRecipe: RecipeType) => (doc: HelpDoc.HelpDoc): Array<string> => {
+  const sections: Array<string> = []
+  if ((doc.commandPath?.length ?? 1) <= 1 && root.subcommands.length > 0) {
+    sections.push(
+      ["COMMAND LINES", ...commandLines(root).map((line) => `  ${line}`), "", `Run '${root.name} <subcommand> --help' for its options and --set keys.`].join(
+        "\n",
+      ),
+    )
   }
+  // serve's keys are the endpoint's own; every other command with --set takes run and recipe keys.
+  if (doc.flags.some((flag) => flag.name === "set")) sections.push(doc.commandPath?.at(-1) === "serve" ? serveSettingsHelp() : settingsHelp(defaultRecipe))
+  return sections
+}

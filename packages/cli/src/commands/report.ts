@@ -14,7 +14,7 @@ import { withUsage } from "./usage.js"
 export const report = Command.make(
   "report",
   { dir: Argument.String("run-dir").pipe(Argument.withDescription("A run directory (holds metrics.jsonl)")) },
-  Effect.fn("turnwise.report")(function* ({ dir }) {
+  Effect.fn("turnwise.report")(function*({ dir }) {
     const io = yield* CommandIo
     io.log(`report: ${yield* attempt(() => writeRunReport(dir))}`)
   }),

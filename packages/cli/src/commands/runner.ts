@@ -100,7 +100,7 @@ const exitCodeOf = (cause: Cause.Cause<unknown>, io: Io): number => {
 export const runCommand =
   <Name extends string, Input, ContextInput, E, R>(command: Command.Command<Name, Input, ContextInput, E, R>, options: RunnerOptions) =>
   (argv: ReadonlyArray<string>): Effect.Effect<number, never, R | Command.Environment | CommandIo> =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const io = yield* CommandIo
       const base = CliOutput.defaultFormatter({ colors: io.tty && process.env.NO_COLOR === undefined })
       const formatter: CliOutput.Formatter = {

@@ -22,20 +22,24 @@ export const sample = Command.make(
   "sample",
   {
     checkpoint,
-    question: Flag.String("question").pipe(Flag.withMetavar("text"), Flag.withDescription('The question, as the task writes them ("12*34=?")')),
+    question: Flag.String("question").pipe(Flag.withMetavar("text"), Flag.withDescription("The question, as the task writes them (\"12*34=?\")")),
     n: intAtLeast("n", 1).pipe(describedWithDefault("How many transcripts", 1)),
     temperature: numberAtLeast("temperature", 0).pipe(describedWithDefault("Sampling temperature; 0 is greedy", 1)),
     seed: Flag.Int("seed").pipe(describedWithDefault("Sampling seed", 0)),
     set,
   },
-  Effect.fn("turnwise.sample")(function* (flags) {
+  Effect.fn("turnwise.sample")(function*(flags) {
     const io = yield* CommandIo
     const problem = { id: "cli", question: flags.question, answer: "", difficulty: 0, family: "cli", tags: {} }
     const batch = yield* attempt(async () => {
       const { recipe, run } = resolveRun(recipes.gtpo!, await fromCheckpoint(flags.checkpoint), { file: {}, sets: flags.set })
       const settings = { ...recipe.rollout, groupSize: flags.n, temperature: flags.temperature }
-      return withScratchRun("sample", run, recipe, () => {}, (context) =>
-        runWith(context, Effect.scoped(rollout(exactAnswerTask("cli"), [problem], settings, { seed: flags.seed, step: 0 }))),
+      return withScratchRun(
+        "sample",
+        run,
+        recipe,
+        () => {},
+        (context) => runWith(context, Effect.scoped(rollout(exactAnswerTask("cli"), [problem], settings, { seed: flags.seed, step: 0 }))),
       )
     })
     for (const trajectory of batch.groups[0]!.trajectories) {
@@ -45,7 +49,7 @@ export const sample = Command.make(
 ).pipe(
   Command.withDescription("Print n transcripts of a checkpoint answering one question, tool calls and their output included"),
   withUsage({
-    synopsis: 'turnwise sample --checkpoint dir --question "12*34=?" [--n 4] [--temperature 1] [--seed 0] [--set k=v]...',
+    synopsis: "turnwise sample --checkpoint dir --question \"12*34=?\" [--n 4] [--temperature 1] [--seed 0] [--set k=v]...",
     needs: "sample needs --checkpoint DIR and --question TEXT",
   }),
 )

@@ -22,7 +22,7 @@ const config = Flag.String("config").pipe(
 export const serve = Command.make(
   "serve",
   { set, config },
-  Effect.fn("turnwise.serve")(function* (flags) {
+  Effect.fn("turnwise.serve")(function*(flags) {
     const io = yield* CommandIo
     const { file, sets } = yield* overridesOf(flags)
     const options = yield* attempt(async () => serveOptionsFromSets(sets, file))

@@ -145,7 +145,9 @@ const table = (settings: ReadonlyArray<Setting>): string => {
   const defaultWidth = Math.min(22, Math.max(...settings.map((s) => s.defaultValue.length)))
   // A doc goes on its own line under the default, so the columns stay narrow.
   return settings
-    .map((s) => `  ${s.key.padEnd(keyWidth)}${s.defaultValue.padEnd(defaultWidth)}  ${s.type}${s.doc === undefined ? "" : `\n  ${" ".repeat(keyWidth)}${s.doc}`}`)
+    .map((s) =>
+      `  ${s.key.padEnd(keyWidth)}${s.defaultValue.padEnd(defaultWidth)}  ${s.type}${s.doc === undefined ? "" : `\n  ${" ".repeat(keyWidth)}${s.doc}`}`
+    )
     .join("\n")
 }
 

@@ -30,7 +30,7 @@ export const sft = Command.make(
     config,
     set,
   },
-  Effect.fn("turnwise.sft")(function* (flags) {
+  Effect.fn("turnwise.sft")(function*(flags) {
     const io = yield* CommandIo
     const overrides = yield* overridesOf(flags)
     const { run } = yield* attempt(async () => resolveRun(recipes.gtpo!, defaultRunConfig, overrides))
@@ -47,11 +47,17 @@ export const sft = Command.make(
         batchSize: Option.getOrElse(flags.batch, () => first.batchSize),
         lr: Option.getOrElse(flags.lr, () => first.lr),
         log: io.log,
-      }),
+      })
     )
-    io.log(`warm-start checkpoint: ${result.checkpoint} (loss ${fixed3(result.finalLoss)}, token accuracy ${fixed3(result.finalAccuracy)}, ${result.seconds.toFixed(0)} s)`)
+    io.log(
+      `warm-start checkpoint: ${result.checkpoint} (loss ${fixed3(result.finalLoss)}, token accuracy ${fixed3(result.finalAccuracy)}, ${
+        result.seconds.toFixed(0)
+      } s)`,
+    )
   }),
 ).pipe(
-  Command.withDescription("Warm-start a policy on demonstrations of the tool protocol; without --steps, --batch or --lr, the schedule of the shipped warm start"),
+  Command.withDescription(
+    "Warm-start a policy on demonstrations of the tool protocol; without --steps, --batch or --lr, the schedule of the shipped warm start",
+  ),
   withUsage({ synopsis: "turnwise sft [--out dir] [--steps N --lr x] [--batch N] [--set k=v]...   (no --steps: the shipped warm start's schedule)" }),
 )

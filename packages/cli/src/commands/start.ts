@@ -17,7 +17,7 @@ import { withUsage } from "./usage.js"
 export const start = Command.make(
   "start",
   { set, out: out("The run directory (default runs/start-<time>)") },
-  Effect.fn("turnwise.start")(function* (flags) {
+  Effect.fn("turnwise.start")(function*(flags) {
     const io = yield* CommandIo
     yield* attempt(() => runStart({ sets: flags.set, outDir: Option.getOrElse(flags.out, () => defaultRunDir("start")), io }))
   }),

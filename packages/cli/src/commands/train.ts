@@ -29,7 +29,7 @@ export const train = Command.make(
     out: out("The run directory (default runs/<recipe>-<time>)"),
     resume: Flag.Boolean("resume").pipe(Flag.withDescription("Continue the run in --out from its latest checkpoint"), Flag.withDefault(false)),
   },
-  Effect.fn("turnwise.train")(function* (flags) {
+  Effect.fn("turnwise.train")(function*(flags) {
     const io = yield* CommandIo
     const overrides = yield* overridesOf(flags)
     const { recipe, run } = yield* attempt(async () => resolveRun(await loadRecipe(flags.recipe), defaultRunConfig, overrides))

@@ -42,8 +42,7 @@ export const defaultCharts: ReadonlyArray<ChartSpec> = [
 
 const palette = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"]
 
-const escapeHtml = (text: string): string =>
-  text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;")
+const escapeHtml = (text: string): string => text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;")
 
 const formatNumber = (x: number): string =>
   !Number.isFinite(x) ? String(x) : Math.abs(x) >= 1000 || (Math.abs(x) < 0.001 && x !== 0) ? x.toExponential(2) : x.toFixed(3)
@@ -56,7 +55,7 @@ export const lineChart = (spec: ChartSpec, runs: ReadonlyArray<ReportRun>): stri
   const series = runs.map((run) =>
     run.records
       .filter((r) => r.phase === spec.phase && Number.isFinite(r.metrics[spec.metric]))
-      .map((r) => [r.step, r.metrics[spec.metric]!] as const),
+      .map((r) => [r.step, r.metrics[spec.metric]!] as const)
   )
   const points = series.flat()
   if (points.length === 0) return ""
@@ -79,11 +78,17 @@ export const lineChart = (spec: ChartSpec, runs: ReadonlyArray<ReportRun>): stri
   const ticks = [0, 0.5, 1]
     .map((f) => {
       const y = y0 + f * (y1 - y0)
-      return `<text x="${pad.left - 6}" y="${sy(y) + 4}" font-size="10" text-anchor="end">${formatNumber(y)}</text><line x1="${pad.left}" x2="${W - pad.right}" y1="${sy(y)}" y2="${sy(y)}" stroke="#eee"/>`
+      return `<text x="${pad.left - 6}" y="${sy(y) + 4}" font-size="10" text-anchor="end">${formatNumber(y)}</text><line x1="${pad.left}" x2="${
+        W - pad.right
+      }" y1="${sy(y)}" y2="${sy(y)}" stroke="#eee"/>`
     })
     .join("")
-  const xTicks = `<text x="${pad.left}" y="${H - 10}" font-size="10">${x0}</text><text x="${W - pad.right}" y="${H - 10}" font-size="10" text-anchor="end">${x1}</text><text x="${(W + pad.left) / 2}" y="${H - 10}" font-size="10" text-anchor="middle">step</text>`
-  return `<figure><svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" role="img" aria-label="${escapeHtml(spec.title)}"><text x="${pad.left}" y="16" font-size="13" font-weight="600">${escapeHtml(spec.title)}</text>${ticks}${xTicks}${lines}</svg></figure>`
+  const xTicks = `<text x="${pad.left}" y="${H - 10}" font-size="10">${x0}</text><text x="${W - pad.right}" y="${
+    H - 10
+  }" font-size="10" text-anchor="end">${x1}</text><text x="${(W + pad.left) / 2}" y="${H - 10}" font-size="10" text-anchor="middle">step</text>`
+  return `<figure><svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" role="img" aria-label="${
+    escapeHtml(spec.title)
+  }"><text x="${pad.left}" y="16" font-size="13" font-weight="600">${escapeHtml(spec.title)}</text>${ticks}${xTicks}${lines}</svg></figure>`
 }
 
 /** A table: a header row and rows of cells. */
@@ -94,9 +99,11 @@ export interface ReportTable {
 }
 
 const renderTable = (table: ReportTable): string =>
-  `<table><caption>${escapeHtml(table.caption)}</caption><thead><tr>${table.header.map((h) => `<th>${escapeHtml(h)}</th>`).join("")}</tr></thead><tbody>${table.rows
-    .map((row) => `<tr>${row.map((cell) => `<td>${escapeHtml(typeof cell === "number" ? formatNumber(cell) : cell)}</td>`).join("")}</tr>`)
-    .join("")}</tbody></table>`
+  `<table><caption>${escapeHtml(table.caption)}</caption><thead><tr>${table.header.map((h) => `<th>${escapeHtml(h)}</th>`).join("")}</tr></thead><tbody>${
+    table.rows
+      .map((row) => `<tr>${row.map((cell) => `<td>${escapeHtml(typeof cell === "number" ? formatNumber(cell) : cell)}</td>`).join("")}</tr>`)
+      .join("")
+  }</tbody></table>`
 
 /**
  * Render the whole report.
@@ -113,10 +120,11 @@ export const renderReport = (options: {
   readonly notes?: ReadonlyArray<string>
 }): string => {
   const charts = (options.charts ?? defaultCharts).map((spec) => lineChart(spec, options.runs)).filter((svg) => svg !== "")
-  const legend =
-    options.runs.length > 1
-      ? `<p class="legend">${options.runs.map((run, k) => `<span style="color:${palette[k % palette.length]}">&#9632; ${escapeHtml(run.name)}</span>`).join(" ")}</p>`
-      : ""
+  const legend = options.runs.length > 1
+    ? `<p class="legend">${
+      options.runs.map((run, k) => `<span style="color:${palette[k % palette.length]}">&#9632; ${escapeHtml(run.name)}</span>`).join(" ")
+    }</p>`
+    : ""
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(options.title)}</title>
 <style>

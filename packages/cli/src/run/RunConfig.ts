@@ -32,7 +32,11 @@ export const RunConfig = Schema.Struct({
   ),
   task: section(
     {
-      kind: setting(Schema.Literals(["arithmetic", "program"]), "arithmetic", "arithmetic (exact answers) or program (program synthesis graded by hidden tests)"),
+      kind: setting(
+        Schema.Literals(["arithmetic", "program"]),
+        "arithmetic",
+        "arithmetic (exact answers) or program (program synthesis graded by hidden tests)",
+      ),
       levels: setting(Schema.Array(Schema.Literals([1, 2, 3, 4, 5])), [1, 2], "Difficulty levels of the built-in generator (arithmetic 1..5, program 1..4)"),
       trainCount: setting(PositiveInt, 2000, "Problems in the training pool"),
       evalCount: setting(PositiveInt, 200, "Held-out problems evaluated before and after"),
@@ -59,7 +63,11 @@ export const RunConfig = Schema.Struct({
     },
     "How long to train, and when to evaluate and checkpoint",
   ),
-  backend: setting(Schema.Literals(["wasm", "cpu", "tensorflow", "tensorflow-gpu", "webgpu"]), "wasm", "tfjs backend: wasm, cpu, tensorflow, tensorflow-gpu, webgpu"),
+  backend: setting(
+    Schema.Literals(["wasm", "cpu", "tensorflow", "tensorflow-gpu", "webgpu"]),
+    "wasm",
+    "tfjs backend: wasm, cpu, tensorflow, tensorflow-gpu, webgpu",
+  ),
   sandboxWorkers: setting(PositiveInt, 2, "Sandbox worker threads"),
   cluster: section(
     {

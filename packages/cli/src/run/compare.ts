@@ -78,7 +78,12 @@ const averageBySteps = (runs: ReadonlyArray<ReadonlyArray<ReportRecord>>): Array
 const heldoutOutcomes = async (recipe: RecipeType, run: RunConfig, runDir: string): Promise<Array<number>> => {
   const checkpoint: RunConfig = { ...run, model: { ...run.model, init: path.join(runDir, "checkpoints") } }
   const { recipe: resolved, task, heldout } = runTask(checkpoint, recipe)
-  const context = await openRun({ run: checkpoint, optimizer: { ...resolved.optimizer, reference: "none", carryOptimizerState: false }, outDir: path.join(runDir, "compare-eval"), totalSteps: 1 })
+  const context = await openRun({
+    run: checkpoint,
+    optimizer: { ...resolved.optimizer, reference: "none", carryOptimizerState: false },
+    outDir: path.join(runDir, "compare-eval"),
+    totalSteps: 1,
+  })
   try {
     const { batch } = await runWith(context, evaluate(resolved, task, heldout, { seed: run.train.seed }))
     return batch.groups.map((group) => (group.trajectories[0]?.outcome.correct === true ? 1 : 0))
@@ -103,7 +108,9 @@ export const runCompare = async (options: {
   const { io } = options
   const names = options.entries.map((e) => e.recipe.name)
   if (new Set(names).size !== names.length) throw new Error(`compare: recipe names must differ, got ${names.join(", ")}`)
-  if (!Number.isInteger(options.seeds) || options.seeds < 1) throw new Error(`compare: --seeds must be a positive integer, got ${options.seeds}; a comparison needs at least one run per recipe`)
+  if (!Number.isInteger(options.seeds) || options.seeds < 1) {
+    throw new Error(`compare: --seeds must be a positive integer, got ${options.seeds}; a comparison needs at least one run per recipe`)
+  }
   const results = new Map<
     string,
     Array<{ accuracy: number; outcomes: Array<number>; turns: number; toolErrorRate: number; stepSeconds: number; records: Array<ReportRecord> }>
@@ -149,15 +156,30 @@ export const runCompare = async (options: {
     }
   })
   await fs.mkdir(options.outDir, { recursive: true })
-  await fs.writeFile(path.join(options.outDir, "compare.json"), JSON.stringify({ seeds: options.seeds, summaries, entries: options.entries.map((e) => ({ recipe: e.recipe.name, run: e.run })) }, null, 2) + "\n")
+  await fs.writeFile(
+    path.join(options.outDir, "compare.json"),
+    JSON.stringify({ seeds: options.seeds, summaries, entries: options.entries.map((e) => ({ recipe: e.recipe.name, run: e.run })) }, null, 2) + "\n",
+  )
   const html = renderReport({
     title: `Turnwise comparison: ${names.join(" vs ")}`,
     subtitle: `${options.seeds} seeds per recipe; curves are means over seeds; intervals are 95% bootstrap intervals over seeds and problems`,
     runs: names.map((name) => ({ name, records: averageBySteps((results.get(name) ?? []).map((r) => r.records)) })),
     tables: [
       {
-        caption: "Final held-out greedy accuracy: mean with its 95% bootstrap interval (seeds and problems resampled), and the paired difference against the first recipe",
-        header: ["recipe", "accuracy", "95% interval", `difference vs ${first}`, "95% interval of the difference", "std over seeds", "per-seed accuracy", "turns", "tool error rate", "step time (s)"],
+        caption:
+          "Final held-out greedy accuracy: mean with its 95% bootstrap interval (seeds and problems resampled), and the paired difference against the first recipe",
+        header: [
+          "recipe",
+          "accuracy",
+          "95% interval",
+          `difference vs ${first}`,
+          "95% interval of the difference",
+          "std over seeds",
+          "per-seed accuracy",
+          "turns",
+          "tool error rate",
+          "step time (s)",
+        ],
         rows: summaries.map((s) => [
           s.recipe,
           s.interval.mean,
@@ -176,13 +198,19 @@ export const runCompare = async (options: {
   await fs.writeFile(path.join(options.outDir, "report.html"), html)
   io.stdout(
     [
-      `Held-out greedy accuracy over ${options.seeds} seed(s) x ${summaries[0]?.problems ?? 0} problems; [95% bootstrap interval, seeds and problems resampled]`,
-      `${"recipe".padEnd(28)}${"accuracy [95% CI]".padEnd(26)}${`paired diff vs ${first} [95% CI]`.padEnd(36)}${"seed std".padEnd(10)}turns   tool err   step s`,
+      `Held-out greedy accuracy over ${options.seeds} seed(s) x ${
+        summaries[0]?.problems ?? 0
+      } problems; [95% bootstrap interval, seeds and problems resampled]`,
+      `${"recipe".padEnd(28)}${"accuracy [95% CI]".padEnd(26)}${`paired diff vs ${first} [95% CI]`.padEnd(36)}${
+        "seed std".padEnd(10)
+      }turns   tool err   step s`,
     ]
       .concat(
         summaries.map(
           (s) =>
-            `${s.recipe.padEnd(28)}${formatInterval(s.interval).padEnd(26)}${(s.difference === undefined ? "-" : formatSigned(s.difference)).padEnd(36)}${s.accuracy.std.toFixed(3).padEnd(10)}${s.turns.toFixed(2)}    ${s.toolErrorRate.toFixed(3)}      ${s.stepSeconds.toFixed(2)}`,
+            `${s.recipe.padEnd(28)}${formatInterval(s.interval).padEnd(26)}${(s.difference === undefined ? "-" : formatSigned(s.difference)).padEnd(36)}${
+              s.accuracy.std.toFixed(3).padEnd(10)
+            }${s.turns.toFixed(2)}    ${s.toolErrorRate.toFixed(3)}      ${s.stepSeconds.toFixed(2)}`,
         ),
       )
       .join("\n") + `\nreport: ${path.join(options.outDir, "report.html")}\n`,

@@ -106,7 +106,7 @@ export const loadTokenizer = async (run: RunConfig, model: Transformer): Promise
 const observedPolicy = (inner: Layer.Layer<Policy>, onSessionClosed: (rows: number) => void): Layer.Layer<Policy> =>
   Layer.effect(
     PolicyService,
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const policy = yield* PolicyService
       return {
         ...policy,
@@ -156,18 +156,26 @@ export const openRun = async (options: {
     model.dispose()
     throw error
   })
-  if (options.run.model.path !== "") options.log?.(`model: ${options.run.model.path} (${model.config.nLayers} layers, width ${model.config.dModel}, vocabulary ${model.vocabSize})`)
+  if (options.run.model.path !== "") {
+    options.log?.(`model: ${options.run.model.path} (${model.config.nLayers} layers, width ${model.config.dModel}, vocabulary ${model.vocabSize})`)
+  }
   const runtime = makePolicyRuntime(model, tokenizer, options.optimizer, { seed: options.run.train.seed, totalSteps: options.totalSteps })
-  if (options.optimizer.carryOptimizerState) await SafetensorsCheckpoints.carryOptimizerState(runtime, options.run.model.init).catch((error: unknown) => {
-    runtime.dispose()
-    throw error
-  })
+  if (options.optimizer.carryOptimizerState) {
+    await SafetensorsCheckpoints.carryOptimizerState(runtime, options.run.model.init).catch((error: unknown) => {
+      runtime.dispose()
+      throw error
+    })
+  }
   const layer = Layer.mergeAll(
     options.onSessionClosed === undefined ? TfjsPolicy.layer(runtime) : observedPolicy(TfjsPolicy.layer(runtime), options.onSessionClosed),
     TfjsTokenizer.layer(tokenizer),
     WorkerSandbox.layer({ size: options.run.sandboxWorkers }),
     options.metricsSink ?? MetricsSink.jsonl(path.join(options.outDir, "metrics.jsonl")),
-    SafetensorsCheckpoints.layer(runtime, path.join(options.outDir, "checkpoints"), { model: model.config, recipe: options.encodedRecipe ?? null, run: options.run }, {
+    SafetensorsCheckpoints.layer(runtime, path.join(options.outDir, "checkpoints"), {
+      model: model.config,
+      recipe: options.encodedRecipe ?? null,
+      run: options.run,
+    }, {
       weightsOnly: options.weightsOnly ?? false,
     }),
   )

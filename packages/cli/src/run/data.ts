@@ -42,17 +42,15 @@ export const defaultOutputChars = 120
  * A tool runner for demonstrations that renders exactly what the rollout shows the
  * policy, so warm-start transcripts and live feedback have the same form.
  */
-export const sandboxRunTool =
-  (pool: SandboxPool, maxChars = defaultOutputChars, language: "js" | "python" = "js") =>
-  async (code: string): Promise<string> => {
-    const rendered = renderObservation(await pool.run({ language, code }), { maxChars })
-    return rendered.slice("<output>".length, rendered.length - "</output>".length)
-  }
+export const sandboxRunTool = (pool: SandboxPool, maxChars = defaultOutputChars, language: "js" | "python" = "js") => async (code: string): Promise<string> => {
+  const rendered = renderObservation(await pool.run({ language, code }), { maxChars })
+  return rendered.slice("<output>".length, rendered.length - "</output>".length)
+}
 
 /** Demonstrations for problems, with the real sandbox's outputs. */
 export const demonstrationsFor = (problems: ReadonlyArray<Problem>, pool: SandboxPool, seed: number, failShare = 0.15): Promise<Array<Demonstration>> =>
   makeDemonstrations(problems, { runTool: sandboxRunTool(pool), seed, failShare, skipFailures: true }).then((demos) =>
-    demos.filter((demo): demo is Demonstration => demo !== undefined),
+    demos.filter((demo): demo is Demonstration => demo !== undefined)
   )
 
 /**

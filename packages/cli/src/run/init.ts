@@ -74,7 +74,9 @@ export const resolveInit = async (run: RunConfig, warmStart: string = shippedWar
     if (run.model.init !== "") return { run, description: `starting from checkpoint ${run.model.init} (model.init)` }
     return { run, description: `starting from ${run.model.path === "" ? initial : `the weights of ${run.model.path}`} (model.init is "")` }
   }
-  if (run.model.path !== "") return { run: withInit(""), description: `starting from the weights of ${run.model.path} (model.path; the shipped warm start is for the built-in presets)` }
+  if (run.model.path !== "") {
+    return { run: withInit(""), description: `starting from the weights of ${run.model.path} (model.path; the shipped warm start is for the built-in presets)` }
+  }
   const fit = await checkpointFit(warmStart)
   if (fit === null) return { run: withInit(""), description: `starting from ${initial}: no warm start at ${warmStart}` }
   const preset = modelKey({ ...presets[run.model.preset], seed: run.model.seed })
@@ -82,7 +84,9 @@ export const resolveInit = async (run: RunConfig, warmStart: string = shippedWar
     const madeFor = Object.entries(presets).find(([, config]) => modelKey({ ...config, seed: 0 }) === fit.model)?.[0]
     return {
       run: withInit(""),
-      description: `starting from ${initial}: the shipped warm start ${warmStart} is for ${madeFor === undefined ? "another model" : `preset ${madeFor}`} and task kind ${fit.taskKind} (--set model.init=DIR picks a checkpoint)`,
+      description: `starting from ${initial}: the shipped warm start ${warmStart} is for ${
+        madeFor === undefined ? "another model" : `preset ${madeFor}`
+      } and task kind ${fit.taskKind} (--set model.init=DIR picks a checkpoint)`,
     }
   }
   return {

@@ -31,14 +31,18 @@ export const checkRunDirectory = async (outDir: string, options: { readonly resu
   const dir = await statOf(outDir)
   if (dir !== null && !dir.isDirectory()) throw new RunInputError({ path: outDir, problem: "is a file, not a run directory" })
   if (options.resume) {
-    if (dir === null) throw new RunInputError({ path: outDir, problem: "does not exist, so there is no run to resume (leave out --resume to start a new run there)" })
+    if (dir === null) {
+      throw new RunInputError({ path: outDir, problem: "does not exist, so there is no run to resume (leave out --resume to start a new run there)" })
+    }
     if ((await statOf(path.join(outDir, "config.json"))) === null) {
       throw new RunInputError({ path: outDir, problem: "is not a run directory (it has no config.json), so there is no run to resume" })
     }
     return
   }
   const checkpoints = await fs.readdir(path.join(outDir, "checkpoints")).catch(() => [])
-  if (checkpoints.length > 0) throw new RunInputError({ path: outDir, problem: "already holds checkpoints; pass --resume to continue it or choose another --out" })
+  if (checkpoints.length > 0) {
+    throw new RunInputError({ path: outDir, problem: "already holds checkpoints; pass --resume to continue it or choose another --out" })
+  }
 }
 
 /**
@@ -52,7 +56,10 @@ export const checkRunDirectory = async (outDir: string, options: { readonly resu
 export const checkRunSettings = (run: RunConfig): void => {
   if (run.cluster.runners === 0) return
   if (run.task.kind !== "arithmetic") {
-    throw new RunInputError({ path: "cluster.runners", problem: `rollouts on runners serve exact-answer tasks only; task.kind is ${run.task.kind} (set cluster.runners=0)` })
+    throw new RunInputError({
+      path: "cluster.runners",
+      problem: `rollouts on runners serve exact-answer tasks only; task.kind is ${run.task.kind} (set cluster.runners=0)`,
+    })
   }
   if (run.model.path !== "") {
     throw new RunInputError({ path: "cluster.runners", problem: "rollouts on runners use preset models only; model.path is set (set cluster.runners=0)" })
@@ -67,7 +74,8 @@ export const checkRunProblems = (run: RunConfig, train: ReadonlyArray<unknown>, 
     const rows = train.length + heldout.length
     throw new RunInputError({
       path: where,
-      problem: `${rows} problem(s), all held out for evaluation (task.evalCount ${run.task.evalCount}), none left to train on; lower task.evalCount or add rows`,
+      problem:
+        `${rows} problem(s), all held out for evaluation (task.evalCount ${run.task.evalCount}), none left to train on; lower task.evalCount or add rows`,
     })
   }
 }

@@ -81,8 +81,7 @@ export class Progress {
     const elapsed = (performance.now() - (this.trainingStarted ?? performance.now())) / 1000
     const done = step - (this.schedule.firstStep ?? 0)
     const eta = done > 0 ? (elapsed / done) * (this.total - step) : 0
-    const line =
-      `step ${step}/${this.total}  reward ${fmt(metrics["reward/mean"])}  accuracy ${fmt(metrics["outcome/accuracy"])}` +
+    const line = `step ${step}/${this.total}  reward ${fmt(metrics["reward/mean"])}  accuracy ${fmt(metrics["outcome/accuracy"])}` +
       `  turns ${fmt(metrics["turns/mean"], 2)}  tok/s ${fmt(metrics["tokens_per_s"], 0)}  ETA ${clock(eta)}`
     if (this.output.tty) this.live(line)
     else this.output.log(line)
@@ -125,8 +124,7 @@ export class Progress {
     this.stopClock()
     this.evaluation = undefined
     const m = record.metrics
-    const line =
-      `held-out accuracy ${label}: ${fmt(m["outcome/accuracy"])}  answer rate ${fmt(m["finish/answer_rate"])}` +
+    const line = `held-out accuracy ${label}: ${fmt(m["outcome/accuracy"])}  answer rate ${fmt(m["finish/answer_rate"])}` +
       `  turns ${fmt(m["turns/mean"], 2)}  tool errors ${fmt(m["tool/error_rate"])}${seconds === undefined ? "" : `  (${seconds.toFixed(0)} s)`}`
     if (this.output.tty) {
       this.live(line)

@@ -47,7 +47,9 @@ export const writeRunReport = async (outDir: string): Promise<string> => {
   }
   const html = renderReport({
     title: `Turnwise run: ${name}`,
-    subtitle: `${outDir}${results?.backend === undefined ? "" : ` · backend ${results.backend}`}${results?.seconds === undefined ? "" : ` · ${results.seconds.toFixed(0)} s`}`,
+    subtitle: `${outDir}${results?.backend === undefined ? "" : ` · backend ${results.backend}`}${
+      results?.seconds === undefined ? "" : ` · ${results.seconds.toFixed(0)} s`
+    }`,
     runs: [{ name, records }],
     tables,
     notes: records.some((r) => r.phase === "eval" && r.step === 0) ? ["The held-out curve's step 0 is the starting weights, evaluated before training."] : [],

@@ -39,7 +39,9 @@ export const loadRecipe = async (ref: string): Promise<RecipeType> => {
     return Recipe.decode(raw)
   }
   const module = (await import(pathToFileURL(file).href)) as { readonly default?: unknown }
-  if (!isRecipe(module.default)) throw new ConfigError({ path: ref, problem: "the module's default export is not a recipe (use `export default Recipe.make({...})`)" })
+  if (!isRecipe(module.default)) {
+    throw new ConfigError({ path: ref, problem: "the module's default export is not a recipe (use `export default Recipe.make({...})`)" })
+  }
   // Round-trip through JSON so a module recipe is validated like a JSON one.
   return Recipe.decode(Recipe.encode(module.default))
 }

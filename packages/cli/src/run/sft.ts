@@ -52,7 +52,21 @@ export const runSft = async (given: SftOptions): Promise<SftResult> => {
   options.log(`demonstrations: ${demos.length} (${demos.filter((d) => d.mistake !== null).length} with a failed call first)`)
   const context = await openRun({
     run: options.run,
-    optimizer: { lr: options.lr, weightDecay: 0.01, beta1: 0.9, beta2: 0.99, eps: 1e-8, maxGradNorm: 1, warmupSteps: Math.min(20, options.steps), decay: "cosine", epochs: 1, miniBatches: 1, microBatchSize: options.batchSize, reference: "none", carryOptimizerState: false },
+    optimizer: {
+      lr: options.lr,
+      weightDecay: 0.01,
+      beta1: 0.9,
+      beta2: 0.99,
+      eps: 1e-8,
+      maxGradNorm: 1,
+      warmupSteps: Math.min(20, options.steps),
+      decay: "cosine",
+      epochs: 1,
+      miniBatches: 1,
+      microBatchSize: options.batchSize,
+      reference: "none",
+      carryOptimizerState: false,
+    },
     outDir: options.outDir,
     totalSteps: options.steps,
     log: options.log,
@@ -62,7 +76,7 @@ export const runSft = async (given: SftOptions): Promise<SftResult> => {
   // ids are the ones the rollout will feed this model.
   const sequences = demos.map((demo) => demonstrationSequence(demo, context.runtime.tokenizer))
   const rng = Rng.fromSeed(options.run.train.seed)
-  const program = Effect.gen(function* () {
+  const program = Effect.gen(function*() {
     const policy = yield* Policy
     const sink = yield* MetricsSink
     const store = yield* CheckpointStore
@@ -73,7 +87,11 @@ export const runSft = async (given: SftOptions): Promise<SftResult> => {
       last = report.metrics
       yield* sink.record({ step: step + 1, phase: "sft", metrics: report.metrics })
       if ((step + 1) % 25 === 0 || step + 1 === options.steps) {
-        options.log(`sft step ${step + 1}/${options.steps} loss ${(report.metrics["train/loss"] ?? NaN).toFixed(4)} accuracy ${(report.metrics["sft/accuracy"] ?? NaN).toFixed(3)}`)
+        options.log(
+          `sft step ${step + 1}/${options.steps} loss ${(report.metrics["train/loss"] ?? NaN).toFixed(4)} accuracy ${
+            (report.metrics["sft/accuracy"] ?? NaN).toFixed(3)
+          }`,
+        )
       }
     }
     const saved = yield* store.save(options.steps, { kind: "sft" })

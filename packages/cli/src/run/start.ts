@@ -61,7 +61,9 @@ export const runStart = async (options: { readonly sets: ReadonlyArray<string>; 
   }
   const base = { ...defaultRunConfig, model: { ...defaultRunConfig.model, init } }
   const { recipe, run } = resolveRun(recipes.gtpo!, base, { file: {}, sets: options.sets })
-  io.log(`warm start: ${run.model.init}; training ${recipe.name} for ${run.train.steps} steps (${run.train.promptsPerStep} prompts x ${recipe.rollout.groupSize} samples per step)`)
+  io.log(
+    `warm start: ${run.model.init}; training ${recipe.name} for ${run.train.steps} steps (${run.train.promptsPerStep} prompts x ${recipe.rollout.groupSize} samples per step)`,
+  )
   const result = await runTrain({ recipe, run, outDir: options.outDir, resume: false, evalBefore: true, log: io.log, tty: io.tty })
   const b = result.before
   const a = result.after

@@ -7,7 +7,6 @@
  * @category constructors
  */
 import type { RecipeType, RolloutConfig, Task, TaskProblem } from "@turnwise/dsl"
-import { generateProblems } from "@turnwise/tasks"
 import type { Demonstration } from "@turnwise/tasks"
 import { exactAnswerTask } from "@turnwise/tasks"
 import { makeCodeDemonstrations } from "@turnwise/tasks"

@@ -95,7 +95,11 @@ export const runTrain = async (options: TrainOptions): Promise<TrainResult> => {
   const elapsedBefore = Math.max(0, ...kept.map((record) => record.elapsedSeconds ?? 0))
   const elapsed = () => elapsedBefore + (performance.now() - sessionStarted) / 1000
   const records: Array<LoggedRecord> = [...kept]
-  const progress = new Progress(run.train.steps, { tty: options.tty, log: options.log }, { evalEvery: run.train.evalEvery, heldout: heldout.length, firstStep: resumeStep })
+  const progress = new Progress(run.train.steps, { tty: options.tty, log: options.log }, {
+    evalEvery: run.train.evalEvery,
+    heldout: heldout.length,
+    firstStep: resumeStep,
+  })
   const metricsSink = metricsLogLayer(metricsFile, {
     elapsed,
     onRecord: (record) => {
@@ -105,7 +109,16 @@ export const runTrain = async (options: TrainOptions): Promise<TrainResult> => {
   })
 
   // Loads and checks the starting weights (and a pretrained model) before anything is written.
-  const context = await openRun({ run, optimizer: recipe.optimizer, outDir, totalSteps: Math.max(1, run.train.steps), encodedRecipe: encoded, log: options.log, metricsSink, onSessionClosed: (rows) => progress.sessionClosed(rows) })
+  const context = await openRun({
+    run,
+    optimizer: recipe.optimizer,
+    outDir,
+    totalSteps: Math.max(1, run.train.steps),
+    encodedRecipe: encoded,
+    log: options.log,
+    metricsSink,
+    onSessionClosed: (rows) => progress.sessionClosed(rows),
+  })
   try {
     if (options.resume) {
       for (const change of await resumedSettingChanges(outDir, { run, recipe: encoded })) options.log(`resuming with a changed setting: ${change}`)
@@ -118,7 +131,7 @@ export const runTrain = async (options: TrainOptions): Promise<TrainResult> => {
     await writeJson(path.join(outDir, "config.json"), run)
 
     const evaluateAt = (step: number, label: string) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         progress.startEvaluation(label)
         const { metrics } = yield* evaluate(recipe, task, heldout, { seed: run.train.seed })
         const sink = yield* MetricsSink
@@ -127,12 +140,14 @@ export const runTrain = async (options: TrainOptions): Promise<TrainResult> => {
       })
     const evalRecordAt = (step: number) => records.filter((record) => record.phase === "eval" && record.step === step).at(-1)?.metrics
 
-    const program = Effect.gen(function* () {
+    const program = Effect.gen(function*() {
       let before = evalRecordAt(0) ?? {}
       if (options.evalBefore && evalRecordAt(0) === undefined) {
         before = yield* evaluateAt(0, run.train.steps === 0 ? "of the starting weights (train.steps is 0)" : "before training")
       } else if (evalRecordAt(0) !== undefined) {
-        options.log(`held-out accuracy before training: ${(before["outcome/accuracy"] ?? Number.NaN).toFixed(3)} (recorded in metrics.jsonl before this run resumed)`)
+        options.log(
+          `held-out accuracy before training: ${(before["outcome/accuracy"] ?? Number.NaN).toFixed(3)} (recorded in metrics.jsonl before this run resumed)`,
+        )
       }
       if (run.train.steps > 0) {
         if (resumeStep < run.train.steps) progress.stepStarted(resumeStep + 1)
@@ -154,10 +169,18 @@ export const runTrain = async (options: TrainOptions): Promise<TrainResult> => {
           const dirs = clusterDirs(outDir)
           const model = context.runtime.model
           yield* Effect.scoped(
-            Effect.gen(function* () {
-              yield* startLocalRunners(run.cluster.runners, { dirs, model: model.config, optimizer: recipe.optimizer, sandboxWorkers: run.sandboxWorkers, log: options.log })
+            Effect.gen(function*() {
+              yield* startLocalRunners(run.cluster.runners, {
+                dirs,
+                model: model.config,
+                optimizer: recipe.optimizer,
+                sandboxWorkers: run.sandboxWorkers,
+                log: options.log,
+              })
               options.log(`rolling out on ${run.cluster.runners} local runner processes`)
-              yield* clusterTrainLoop(recipe, run.task.kind, task, { ...loop, model, weightsDir: dirs.weightsDir }).pipe(Effect.provide(learnerClusterLayer(dirs)))
+              yield* clusterTrainLoop(recipe, run.task.kind, task, { ...loop, model, weightsDir: dirs.weightsDir }).pipe(
+                Effect.provide(learnerClusterLayer(dirs)),
+              )
             }),
           )
         }

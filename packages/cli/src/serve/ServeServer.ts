@@ -25,7 +25,7 @@ export class ServeServer extends Context.Service<ServeServer, ServeServerShape>(
   static readonly layer = (options: HttpOptions): Layer.Layer<ServeServer, never, ServedPolicy> =>
     Layer.effect(
       ServeServer,
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const served = yield* ServedPolicy
         const server: HttpServer = yield* Effect.acquireRelease(
           Effect.promise(() => startHttpServer(served, options)),

@@ -143,7 +143,8 @@ const viewOf = (episode: Episode): EpisodeView => {
   }
 }
 
-const serverError = (code: string, error: { readonly message: string }) => new ServeRequestError({ status: 500, type: "server_error", param: null, code, message: error.message })
+const serverError = (code: string, error: { readonly message: string }) =>
+  new ServeRequestError({ status: 500, type: "server_error", param: null, code, message: error.message })
 
 /** The recipe with the client's rewards in place of its reward stage (see the module header). */
 const withClientRewards = (recipe: RecipeType, rewards: WeakMap<Trajectory, EpisodeReward>): RecipeType => {
@@ -154,7 +155,11 @@ const withClientRewards = (recipe: RecipeType, rewards: WeakMap<Trajectory, Epis
     if (typeof reward !== "number") return [...reward]
     return trajectory.turns.map((_, j) => (j === trajectory.turns.length - 1 ? reward : 0))
   })
-  const perTrajectory = customTrajectoryReward("client-reward", "the total reward the client posted for each episode", (trajectory) => totalReward(rewardOf(trajectory)))
+  const perTrajectory = customTrajectoryReward(
+    "client-reward",
+    "the total reward the client posted for each episode",
+    (trajectory) => totalReward(rewardOf(trajectory)),
+  )
   return recipe.reward.entry.level === "turn"
     ? Recipe.derive(recipe, { name: recipe.name, reward: use(perTurn) })
     : Recipe.derive(recipe, { name: recipe.name, reward: use(perTrajectory) })
@@ -172,7 +177,7 @@ export class ServedPolicy extends Context.Service<ServedPolicy, ServedPolicyShap
 }
 
 const makeServedPolicy = (config: ServedPolicyConfig) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const policy = yield* Policy
     const tokenizer = yield* Tokenizer
     const store = new EpisodeStore(config.format, { bos: tokenizer.bos, encode: tokenizer.encode })
@@ -181,9 +186,20 @@ const makeServedPolicy = (config: ServedPolicyConfig) =>
     let version = 0
     let requests = 0
 
-    const sample = (context: ReadonlyArray<number>, options: { readonly maxNewTokens: number; readonly temperature: number; readonly topP: number; readonly topK: number; readonly seed: number; readonly stops: ReadonlyArray<string> }, onText: (text: string) => void) =>
+    const sample = (
+      context: ReadonlyArray<number>,
+      options: {
+        readonly maxNewTokens: number
+        readonly temperature: number
+        readonly topP: number
+        readonly topK: number
+        readonly seed: number
+        readonly stops: ReadonlyArray<string>
+      },
+      onText: (text: string) => void,
+    ) =>
       Effect.scoped(
-        Effect.gen(function* () {
+        Effect.gen(function*() {
           const session = yield* policy.session(1, options.seed)
           yield* session.append(0, context)
           const tokens: Array<number> = []
@@ -218,7 +234,7 @@ const makeServedPolicy = (config: ServedPolicyConfig) =>
       )
 
     const complete = (request: ChatRequest, where: RequestContext, onContent?: OnContent) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const inEpisode = where.episodeId !== null
         const seed = request.seed ?? config.seed * 1_000_003 + requests++
         const clientStops = request.stop
@@ -226,7 +242,11 @@ const makeServedPolicy = (config: ServedPolicyConfig) =>
         let shown = ""
         const onText = (text: string) => {
           if (onContent === undefined) return
-          const visible = visibleContent(text, request.tools.length > 0 ? config.format.markers : config.format.markers.filter((m) => config.format.stops.includes(m)), clientStops)
+          const visible = visibleContent(
+            text,
+            request.tools.length > 0 ? config.format.markers : config.format.markers.filter((m) => config.format.stops.includes(m)),
+            clientStops,
+          )
           if (visible.length > shown.length && visible.startsWith(shown)) {
             onContent(visible.slice(shown.length))
             shown = visible
@@ -234,11 +254,18 @@ const makeServedPolicy = (config: ServedPolicyConfig) =>
         }
         // Planning and recording happen under the lock, so two requests of one episode cannot both extend the same turn.
         return yield* lock.withPermits(1)(
-          Effect.gen(function* () {
-            const plan = yield* Effect.try({ try: () => store.plan(where.episodeId, request), catch: (e) => (e instanceof ServeRequestError ? e : serverError("plan_failed", e as Error)) })
+          Effect.gen(function*() {
+            const plan = yield* Effect.try({
+              try: () => store.plan(where.episodeId, request),
+              catch: (e) => (e instanceof ServeRequestError ? e : serverError("plan_failed", e as Error)),
+            })
             const room = policy.maxSeqLen - plan.context.length
             if (room < 1) {
-              return yield* invalidRequest("context_length_exceeded", `the conversation is ${plan.context.length} tokens; this model holds ${policy.maxSeqLen}, leaving no room for a reply`, "messages")
+              return yield* invalidRequest(
+                "context_length_exceeded",
+                `the conversation is ${plan.context.length} tokens; this model holds ${policy.maxSeqLen}, leaving no room for a reply`,
+                "messages",
+              )
             }
             const maxNewTokens = Math.min(room, config.maxNewTokens, request.maxTokens ?? config.maxNewTokens)
             const versionNow = version
@@ -270,7 +297,15 @@ const makeServedPolicy = (config: ServedPolicyConfig) =>
               toolCallId: null,
             }
             const finishReason = message.toolCalls.length > 0 ? "tool_calls" : out.finish === "length" || out.finish === "context" ? "length" : "stop"
-            store.record(plan, request, { policyTokens: out.tokens, logprobs: out.logprobs, text: out.text, finish: out.finish, malformed: parsed.malformed, reply: message, policyVersion: versionNow }, where.group)
+            store.record(plan, request, {
+              policyTokens: out.tokens,
+              logprobs: out.logprobs,
+              text: out.text,
+              finish: out.finish,
+              malformed: parsed.malformed,
+              reply: message,
+              policyVersion: versionNow,
+            }, where.group)
             const completion: Completion = {
               id: `chatcmpl-${randomUUID()}`,
               created: Math.floor(Date.now() / 1000),
@@ -289,20 +324,37 @@ const makeServedPolicy = (config: ServedPolicyConfig) =>
       })
 
     const train = (): Effect.Effect<ServedTrainResult, ServeRequestError> =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         if (config.rewardHook !== undefined) {
           for (const episode of store.all()) {
             if (episode.reward !== null || episode.trained || episode.branches.length === 0) continue
             const hook = config.rewardHook
             const reward = yield* Effect.tryPromise({ try: async () => hook(viewOf(episode)), catch: (e) => serverError("reward_hook_failed", e as Error) })
-            if (reward !== null) yield* Effect.try({ try: () => store.setReward(episode.id, reward), catch: (e) => (e instanceof ServeRequestError ? e : serverError("reward_hook_failed", e as Error)) })
+            if (reward !== null) {
+              yield* Effect.try({
+                try: () => store.setReward(episode.id, reward),
+                catch: (e) => (e instanceof ServeRequestError ? e : serverError("reward_hook_failed", e as Error)),
+              })
+            }
           }
         }
         const ready = store.all().filter((e) => e.reward !== null && !e.trained && e.branches.length > 0)
-        if (ready.length === 0) return yield* new ServeRequestError({ status: 409, type: "invalid_request_error", param: null, code: "nothing_to_train", message: "no rewarded episode waits for training: post rewards to /v1/episodes/{id}/reward first" })
-        if (config.recipe.rollout.temperature === 0) return yield* invalidRequest("invalid_recipe", "the recipe samples greedily (rollout.temperature 0); training needs temperature > 0")
+        if (ready.length === 0) {
+          return yield* new ServeRequestError({
+            status: 409,
+            type: "invalid_request_error",
+            param: null,
+            code: "nothing_to_train",
+            message: "no rewarded episode waits for training: post rewards to /v1/episodes/{id}/reward first",
+          })
+        }
+        if (config.recipe.rollout.temperature === 0) {
+          return yield* invalidRequest("invalid_recipe", "the recipe samples greedily (rollout.temperature 0); training needs temperature > 0")
+        }
         const byGroup = new Map<string, Array<Episode>>()
-        for (const e of ready) byGroup.set(e.group, [...(byGroup.get(e.group) ?? []), e])
+        for (const e of ready) {
+          byGroup.set(e.group, [...(byGroup.get(e.group) ?? []), e])
+        }
         const rewards = new WeakMap<Trajectory, EpisodeReward>()
         const groups: Array<Group> = [...byGroup.entries()].map(([group, episodes]) => {
           const groupId = `v${version}-${group}`
@@ -329,13 +381,17 @@ const makeServedPolicy = (config: ServedPolicyConfig) =>
       policyVersion: () => version,
       complete,
       reward: (id, reward) =>
-        Effect.gen(function* () {
-          yield* Effect.try({ try: () => store.setReward(id, reward), catch: (e) => (e instanceof ServeRequestError ? e : serverError("reward_failed", e as Error)) })
+        Effect.gen(function*() {
+          yield* Effect.try({
+            try: () => store.setReward(id, reward),
+            catch: (e) => (e instanceof ServeRequestError ? e : serverError("reward_failed", e as Error)),
+          })
           const waiting = store.all().filter((e) => e.reward !== null && !e.trained).length
           return { trained: config.trainEvery > 0 && waiting >= config.trainEvery ? yield* train() : null }
         }),
       train,
-      episode: (id) => Effect.try({ try: () => viewOf(store.get(id)), catch: (e) => (e instanceof ServeRequestError ? e : serverError("episode_failed", e as Error)) }),
+      episode: (id) =>
+        Effect.try({ try: () => viewOf(store.get(id)), catch: (e) => (e instanceof ServeRequestError ? e : serverError("episode_failed", e as Error)) }),
     }
     return served
   })

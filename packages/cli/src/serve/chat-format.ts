@@ -88,7 +88,9 @@ const renderByteMessage = (m: ChatMessage): string => {
 }
 
 const toolsBlock = (tools: ReadonlyArray<ChatTool>): string =>
-  tools.length === 0 ? "" : `<|tools|>${tools.map((t) => JSON.stringify({ name: t.name, description: t.description, parameters: t.parameters })).join("\n")}${endMarker}\n`
+  tools.length === 0
+    ? ""
+    : `<|tools|>${tools.map((t) => JSON.stringify({ name: t.name, description: t.description, parameters: t.parameters })).join("\n")}${endMarker}\n`
 
 const isJsonObject = (text: string): boolean => {
   try {
@@ -160,12 +162,15 @@ export interface TemplateRenderer {
 export const templateChatFormat = (renderer: TemplateRenderer, eosToken: string): ChatFormat => {
   const hermes = (m: ChatMessage) => ({
     role: m.role,
-    content:
-      m.content +
-      m.toolCalls.map((c) => `${m.content === "" ? "" : "\n"}<tool_call>\n${JSON.stringify({ name: c.name, arguments: JSON.parse(c.arguments) as unknown })}\n</tool_call>`).join(""),
+    content: m.content +
+      m.toolCalls.map((c) =>
+        `${m.content === "" ? "" : "\n"}<tool_call>\n${JSON.stringify({ name: c.name, arguments: JSON.parse(c.arguments) as unknown })}\n</tool_call>`
+      ).join(""),
   })
   const render = (messages: ReadonlyArray<ChatMessage>, tools: ReadonlyArray<ChatTool>, open: boolean): string => {
-    const extra = tools.length === 0 ? {} : { tools: tools.map((t) => ({ type: "function", function: { name: t.name, description: t.description, parameters: t.parameters } })) }
+    const extra = tools.length === 0
+      ? {}
+      : { tools: tools.map((t) => ({ type: "function", function: { name: t.name, description: t.description, parameters: t.parameters } })) }
     const text = renderer.applyChatTemplate(messages.map(hermes), { addGenerationPrompt: open, extra })
     return renderer.bosToken !== null && text.startsWith(renderer.bosToken) ? text.slice(renderer.bosToken.length) : text
   }

@@ -86,7 +86,9 @@ export interface TextCodec {
 const sameTools = (a: ReadonlyArray<ChatTool>, b: ReadonlyArray<ChatTool>): boolean => JSON.stringify(a) === JSON.stringify(b)
 
 /** The tokens of a branch in order: prompt, then each turn's policy and observation tokens. */
-export const branchTokens = (branch: Branch): Array<number> => [...branch.promptTokens, ...branch.turns.flatMap((t) => [...t.policyTokens, ...t.feedbackTokens])]
+export const branchTokens = (
+  branch: Branch,
+): Array<number> => [...branch.promptTokens, ...branch.turns.flatMap((t) => [...t.policyTokens, ...t.feedbackTokens])]
 
 /** Why `messages` do not extend the branch's last turn, or null when they do. */
 const mismatchOf = (turn: RecordedTurn, branch: Branch, request: ChatRequest): string | null => {
@@ -94,7 +96,9 @@ const mismatchOf = (turn: RecordedTurn, branch: Branch, request: ChatRequest): s
   const m = request.messages
   if (!sameTools(branch.tools, request.tools)) return "the tools differ from the episode's"
   for (let i = 0; i < Math.min(previous.length, m.length); i++) if (!sameMessage(m[i]!, previous[i]!)) return `messages[${i}] differs from the episode's`
-  if (m.length < previous.length + 2) return `the request has ${m.length} messages; extending the episode needs its last ${previous.length}, the reply and at least one more`
+  if (m.length < previous.length + 2) {
+    return `the request has ${m.length} messages; extending the episode needs its last ${previous.length}, the reply and at least one more`
+  }
   if (!sameMessage(m[previous.length]!, turn.reply)) return `messages[${previous.length}] is not the reply the episode recorded`
   const injected = m.findIndex((x, i) => i > previous.length && x.role === "assistant")
   if (injected >= 0) return `messages[${injected}] is an assistant message the policy did not write`
@@ -124,21 +128,56 @@ export class EpisodeStore {
       return { episode: null, branch: 0, context: promptTokens, observation: null, promptTokens, mismatch: null }
     }
     const episode = this.episodes.get(id) ?? { id, group: "", branches: [], reward: null, trained: false }
-    if (episode.reward !== null) throw new ServeRequestError({ status: 409, type: "invalid_request_error", param: null, code: "episode_closed", message: `episode "${id}" already has a reward; start a new episode` })
+    if (episode.reward !== null) {
+      throw new ServeRequestError({
+        status: 409,
+        type: "invalid_request_error",
+        param: null,
+        code: "episode_closed",
+        message: `episode "${id}" already has a reward; start a new episode`,
+      })
+    }
     const branch = episode.branches[episode.branches.length - 1]
     const last = branch?.turns[branch.turns.length - 1]
     if (branch !== undefined && last !== undefined) {
       const mismatch = mismatchOf(last, branch, request)
-      const text = mismatch === null ? this.format.continuation({ messages: last.messages, reply: last.reply, text: last.text, endedByEos: last.finish === "eos" }, request.messages.slice(last.messages.length + 1), request.tools) : null
+      const text = mismatch === null
+        ? this.format.continuation(
+          { messages: last.messages, reply: last.reply, text: last.text, endedByEos: last.finish === "eos" },
+          request.messages.slice(last.messages.length + 1),
+          request.tools,
+        )
+        : null
       if (text !== null) {
         const tokens = this.codec.encode(text)
-        return { episode, branch: episode.branches.length - 1, context: [...branchTokens(branch), ...tokens], observation: { tokens, text }, promptTokens: null, mismatch: null }
+        return {
+          episode,
+          branch: episode.branches.length - 1,
+          context: [...branchTokens(branch), ...tokens],
+          observation: { tokens, text },
+          promptTokens: null,
+          mismatch: null,
+        }
       }
       const promptTokens = fresh()
-      return { episode, branch: episode.branches.length, context: promptTokens, observation: null, promptTokens, mismatch: mismatch ?? "the chat template does not render the conversation as an extension of the episode" }
+      return {
+        episode,
+        branch: episode.branches.length,
+        context: promptTokens,
+        observation: null,
+        promptTokens,
+        mismatch: mismatch ?? "the chat template does not render the conversation as an extension of the episode",
+      }
     }
     const promptTokens = fresh()
-    return { episode, branch: episode.branches.length === 0 ? 0 : episode.branches.length - 1, context: promptTokens, observation: null, promptTokens, mismatch: null }
+    return {
+      episode,
+      branch: episode.branches.length === 0 ? 0 : episode.branches.length - 1,
+      context: promptTokens,
+      observation: null,
+      promptTokens,
+      mismatch: null,
+    }
   }
 
   /** Record a sampled turn where `plan` said. */
@@ -166,7 +205,15 @@ export class EpisodeStore {
   /** The episode named `id`; a 404 error when there is none. */
   get(id: string): Episode {
     const episode = this.episodes.get(id)
-    if (episode === undefined) throw new ServeRequestError({ status: 404, type: "not_found_error", param: null, code: "episode_not_found", message: `no episode "${id}": send a chat request with it first` })
+    if (episode === undefined) {
+      throw new ServeRequestError({
+        status: 404,
+        type: "not_found_error",
+        param: null,
+        code: "episode_not_found",
+        message: `no episode "${id}": send a chat request with it first`,
+      })
+    }
     return episode
   }
 
@@ -174,10 +221,20 @@ export class EpisodeStore {
   setReward(id: string, reward: EpisodeReward): Episode {
     const episode = this.get(id)
     const turns = episode.branches[episode.branches.length - 1]?.turns.length ?? 0
-    if (typeof reward !== "number" && reward.length !== turns) throw invalidRequest("invalid_reward", `${reward.length} per-turn rewards for an episode whose last branch has ${turns} turns`, "reward")
+    if (typeof reward !== "number" && reward.length !== turns) {
+      throw invalidRequest("invalid_reward", `${reward.length} per-turn rewards for an episode whose last branch has ${turns} turns`, "reward")
+    }
     const values = typeof reward === "number" ? [reward] : reward
     if (values.some((r) => !Number.isFinite(r))) throw invalidRequest("invalid_reward", "rewards must be finite numbers", "reward")
-    if (episode.trained) throw new ServeRequestError({ status: 409, type: "invalid_request_error", param: null, code: "episode_trained", message: `episode "${id}" was already trained on` })
+    if (episode.trained) {
+      throw new ServeRequestError({
+        status: 409,
+        type: "invalid_request_error",
+        param: null,
+        code: "episode_trained",
+        message: `episode "${id}" was already trained on`,
+      })
+    }
     episode.reward = reward
     return episode
   }
@@ -226,7 +283,10 @@ export const episodeTrajectory = (episode: Episode, groupId: string): Trajectory
     }
   })
   const last = branch.turns[branch.turns.length - 1]!
-  const finishReason: FinishReason =
-    last.finish === "length" || last.finish === "context" ? "token-budget" : last.reply.toolCalls.length > 0 ? "turn-budget" : "answer"
+  const finishReason: FinishReason = last.finish === "length" || last.finish === "context"
+    ? "token-budget"
+    : last.reply.toolCalls.length > 0
+    ? "turn-budget"
+    : "answer"
   return { promptId: episode.group, groupId, promptTokens: branch.promptTokens, turns, outcome, finishReason }
 }

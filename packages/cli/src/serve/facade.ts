@@ -60,7 +60,10 @@ export interface ServeHandle {
 export const chatFormatFor = (tokenizer: TokenizerShape): ChatFormat => {
   if (tokenizer instanceof HfTokenizer && tokenizer.chatTemplate !== null) {
     const template = tokenizer.chatTemplate
-    return templateChatFormat({ applyChatTemplate: (messages, options) => tokenizer.applyChatTemplate(messages, options), bosToken: tokenizer.bosToken }, template.specials.eos_token ?? "")
+    return templateChatFormat(
+      { applyChatTemplate: (messages, options) => tokenizer.applyChatTemplate(messages, options), bosToken: tokenizer.bosToken },
+      template.specials.eos_token ?? "",
+    )
   }
   return byteChatFormat
 }
@@ -97,10 +100,12 @@ export const serve = async (options: ServeCallOptions = {}): Promise<ServeHandle
     trainEvery: settings.trainEvery,
     ...(rewardHook === undefined ? {} : { rewardHook }),
   }).pipe(Layer.provide(Layer.mergeAll(TfjsPolicy.layer(runtime), TfjsTokenizer.layer(runtime.tokenizer))))
-  const layer = ServeServer.layer({ host: settings.host, port: settings.port, apiKey: settings.apiKey, maxBodyBytes: settings.maxBodyBytes }).pipe(Layer.provideMerge(served))
+  const layer = ServeServer.layer({ host: settings.host, port: settings.port, apiKey: settings.apiKey, maxBodyBytes: settings.maxBodyBytes }).pipe(
+    Layer.provideMerge(served),
+  )
   const managed = ManagedRuntime.make(layer)
   const opened = await managed
-    .runPromise(Effect.gen(function* () {
+    .runPromise(Effect.gen(function*() {
       return { server: yield* ServeServer, policy: yield* ServedPolicy }
     }))
     .catch(async (error: unknown) => {

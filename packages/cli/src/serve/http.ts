@@ -50,7 +50,15 @@ const readBody = (req: http.IncomingMessage, limit: number): Promise<string> =>
     req.on("data", (chunk: Buffer) => {
       size += chunk.length
       if (size > limit) {
-        reject(new ServeRequestError({ status: 413, type: "invalid_request_error", param: null, code: "request_too_large", message: `the request body is over ${limit} bytes` }))
+        reject(
+          new ServeRequestError({
+            status: 413,
+            type: "invalid_request_error",
+            param: null,
+            code: "request_too_large",
+            message: `the request body is over ${limit} bytes`,
+          }),
+        )
         req.destroy()
       } else chunks.push(chunk)
     })
@@ -83,7 +91,11 @@ const turnwiseField = (c: Completion) => ({
   episode: c.episode === null ? null : { id: c.episode.id, branch: c.episode.branch, turn: c.episode.turn, mismatch: c.episode.mismatch },
 })
 
-const usageOf = (c: Completion) => ({ prompt_tokens: c.usage.promptTokens, completion_tokens: c.usage.completionTokens, total_tokens: c.usage.promptTokens + c.usage.completionTokens })
+const usageOf = (c: Completion) => ({
+  prompt_tokens: c.usage.promptTokens,
+  completion_tokens: c.usage.completionTokens,
+  total_tokens: c.usage.promptTokens + c.usage.completionTokens,
+})
 
 /**
  * Serve `served` over HTTP until `close`.
@@ -107,7 +119,15 @@ export const startHttpServer = (served: ServedPolicyShape, options: HttpOptions)
 
   const chat = async (req: http.IncomingMessage, res: http.ServerResponse) => {
     const request = decodeChatRequest(parseJson(await readBody(req, options.maxBodyBytes)))
-    if (request.model !== served.modelName) throw new ServeRequestError({ status: 404, type: "invalid_request_error", param: "model", code: "model_not_found", message: `the model "${request.model}" does not exist; this server serves "${served.modelName}"` })
+    if (request.model !== served.modelName) {
+      throw new ServeRequestError({
+        status: 404,
+        type: "invalid_request_error",
+        param: "model",
+        code: "model_not_found",
+        message: `the model "${request.model}" does not exist; this server serves "${served.modelName}"`,
+      })
+    }
     const header = (name: string) => {
       const value = req.headers[name]
       return typeof value === "string" && value !== "" ? value : null
@@ -135,11 +155,27 @@ export const startHttpServer = (served: ServedPolicyShape, options: HttpOptions)
     let streamed = ""
     let started = false
     const chunk = (delta: unknown, finish: string | null, extra: Record<string, unknown> = {}) =>
-      res.write(`data: ${JSON.stringify({ id: streamId, object: "chat.completion.chunk", created, model: served.modelName, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }], ...extra })}\n\n`)
+      res.write(
+        `data: ${
+          JSON.stringify({
+            id: streamId,
+            object: "chat.completion.chunk",
+            created,
+            model: served.modelName,
+            choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
+            ...extra,
+          })
+        }\n\n`,
+      )
     const start = () => {
       if (started) return
       started = true
-      res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive", "x-turnwise-policy-version": String(served.policyVersion()) })
+      res.writeHead(200, {
+        "content-type": "text/event-stream",
+        "cache-control": "no-cache",
+        connection: "keep-alive",
+        "x-turnwise-policy-version": String(served.policyVersion()),
+      })
       chunk({ role: "assistant", content: "" }, null)
     }
     try {
@@ -154,13 +190,17 @@ export const startHttpServer = (served: ServedPolicyShape, options: HttpOptions)
       const content = c.message.content
       if (content.length > streamed.length && content.startsWith(streamed)) chunk({ content: content.slice(streamed.length) }, null)
       if (c.message.toolCalls.length > 0) {
-        chunk({ tool_calls: c.message.toolCalls.map((t, index) => ({ index, id: t.id, type: "function", function: { name: t.name, arguments: t.arguments } })) }, null)
+        chunk({
+          tool_calls: c.message.toolCalls.map((t, index) => ({ index, id: t.id, type: "function", function: { name: t.name, arguments: t.arguments } })),
+        }, null)
       }
       chunk({}, c.finishReason, { usage: usageOf(c), turnwise: turnwiseField(c) })
       res.end("data: [DONE]\n\n")
     } catch (error) {
       if (!started) throw error
-      const e = error instanceof ServeRequestError ? error : new ServeRequestError({ status: 500, type: "server_error", param: null, code: "stream_failed", message: String(error) })
+      const e = error instanceof ServeRequestError
+        ? error
+        : new ServeRequestError({ status: 500, type: "server_error", param: null, code: "stream_failed", message: String(error) })
       res.end(`data: ${JSON.stringify(errorBody(e))}\n\n`)
     }
   }
@@ -169,7 +209,7 @@ export const startHttpServer = (served: ServedPolicyShape, options: HttpOptions)
     const value = typeof raw === "object" && raw !== null && !Array.isArray(raw) ? (raw as { reward?: unknown }).reward : raw
     if (typeof value === "number") return value
     if (Array.isArray(value) && value.every((v): v is number => typeof v === "number")) return value
-    throw invalidRequest("invalid_reward", 'expected {"reward": number} or {"reward": [number, ...]} (one per turn)', "reward")
+    throw invalidRequest("invalid_reward", "expected {\"reward\": number} or {\"reward\": [number, ...]} (one per turn)", "reward")
   }
 
   const route = async (req: http.IncomingMessage, res: http.ServerResponse) => {
@@ -181,11 +221,20 @@ export const startHttpServer = (served: ServedPolicyShape, options: HttpOptions)
     const episode = /^\/v1\/episodes\/([^/]+)(\/reward)?$/.exec(path)
     if (req.method === "POST" && path === "/v1/chat/completions") return chat(req, res)
     if (req.method === "GET" && path === "/v1/models") {
-      return send(res, 200, { object: "list", data: [{ id: served.modelName, object: "model", created: 0, owned_by: "turnwise", policy_version: served.policyVersion() }] })
+      return send(res, 200, {
+        object: "list",
+        data: [{ id: served.modelName, object: "model", created: 0, owned_by: "turnwise", policy_version: served.policyVersion() }],
+      })
     }
     if (req.method === "POST" && path === "/v1/train") {
       const result = await run(served.train())
-      return send(res, 200, { policy_version: result.policyVersion, episodes: result.episodes, groups: result.groups, skipped: result.skipped, metrics: result.metrics })
+      return send(res, 200, {
+        policy_version: result.policyVersion,
+        episodes: result.episodes,
+        groups: result.groups,
+        skipped: result.skipped,
+        metrics: result.metrics,
+      })
     }
     if (episode !== null && req.method === "POST" && episode[2] !== undefined) {
       const id = decodeURIComponent(episode[1]!)
@@ -194,12 +243,26 @@ export const startHttpServer = (served: ServedPolicyShape, options: HttpOptions)
       return send(res, 200, { episode: id, reward, policy_version: served.policyVersion(), trained: result.trained })
     }
     if (episode !== null && req.method === "GET" && episode[2] === undefined) return send(res, 200, await run(served.episode(decodeURIComponent(episode[1]!))))
-    throw new ServeRequestError({ status: 404, type: "not_found_error", param: null, code: "unknown_route", message: `no route ${req.method ?? "?"} ${url.pathname}` })
+    throw new ServeRequestError({
+      status: 404,
+      type: "not_found_error",
+      param: null,
+      code: "unknown_route",
+      message: `no route ${req.method ?? "?"} ${url.pathname}`,
+    })
   }
 
   const server = http.createServer((req, res) => {
     route(req, res).catch((error: unknown) => {
-      const e = error instanceof ServeRequestError ? error : new ServeRequestError({ status: 500, type: "server_error", param: null, code: "internal_error", message: error instanceof Error ? error.message : String(error) })
+      const e = error instanceof ServeRequestError
+        ? error
+        : new ServeRequestError({
+          status: 500,
+          type: "server_error",
+          param: null,
+          code: "internal_error",
+          message: error instanceof Error ? error.message : String(error),
+        })
       if (res.headersSent) res.end()
       else send(res, e.status, errorBody(e))
     })

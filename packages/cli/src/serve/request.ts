@@ -127,18 +127,26 @@ export const decodeChatRequest = (raw: unknown): ChatRequest => {
     const content = m.content === undefined || m.content === null ? "" : typeof m.content === "string" ? m.content : m.content.map((p) => p.text).join("")
     const role = m.role === "developer" ? "system" : m.role
     const toolCalls = (m.tool_calls ?? []).map((c) => ({ id: c.id, name: c.function.name, arguments: c.function.arguments }))
-    if (toolCalls.length > 0 && role !== "assistant") throw invalidRequest("invalid_request", `a ${role} message cannot carry tool_calls`, `messages[${i}].tool_calls`)
+    if (toolCalls.length > 0 && role !== "assistant") {
+      throw invalidRequest("invalid_request", `a ${role} message cannot carry tool_calls`, `messages[${i}].tool_calls`)
+    }
     if (role === "tool") {
       if (m.tool_call_id === undefined) throw invalidRequest("invalid_request", "a tool message needs tool_call_id", `messages[${i}].tool_call_id`)
       if (!made.has(m.tool_call_id)) {
-        throw invalidRequest("unknown_tool_call", `tool result for call "${m.tool_call_id}", which no earlier assistant message made`, `messages[${i}].tool_call_id`)
+        throw invalidRequest(
+          "unknown_tool_call",
+          `tool result for call "${m.tool_call_id}", which no earlier assistant message made`,
+          `messages[${i}].tool_call_id`,
+        )
       }
     }
     for (const c of toolCalls) made.add(c.id)
     return { role, content, toolCalls, toolCallId: role === "tool" ? (m.tool_call_id ?? null) : null }
   })
   const last = messages[messages.length - 1]!
-  if (last.role === "assistant") throw invalidRequest("invalid_request", "the last message is the assistant's: there is nothing to reply to", `messages[${messages.length - 1}].role`)
+  if (last.role === "assistant") {
+    throw invalidRequest("invalid_request", "the last message is the assistant's: there is nothing to reply to", `messages[${messages.length - 1}].role`)
+  }
   const tools = (wire.tools ?? []).map((t) => ({ name: t.function.name, description: t.function.description ?? "", parameters: t.function.parameters ?? {} }))
   const stop = wire.stop === undefined || wire.stop === null ? [] : typeof wire.stop === "string" ? [wire.stop] : wire.stop
   return {
@@ -155,4 +163,3 @@ export const decodeChatRequest = (raw: unknown): ChatRequest => {
     metadata: wire.metadata ?? {},
   }
 }
-

@@ -26,12 +26,12 @@ export interface SandboxRequest {
 export type Observation =
   | { readonly ok: true; readonly stdout: string; readonly value?: string; readonly durationMs: number }
   | {
-      readonly ok: false
-      readonly kind: "timeout" | "memory" | "crash" | "error"
-      readonly error: string
-      readonly stdout: string
-      readonly durationMs: number
-    }
+    readonly ok: false
+    readonly kind: "timeout" | "memory" | "crash" | "error"
+    readonly error: string
+    readonly stdout: string
+    readonly durationMs: number
+  }
 
 /** The sandbox itself failed (not the guest). */
 export class SandboxError extends Data.TaggedError("SandboxError")<{ readonly reason: string }> {
@@ -66,7 +66,7 @@ export class Sandbox extends Context.Service<Sandbox, SandboxShape>()("turnwise/
    * }))
    */
   static session(language: "js" | "python"): Effect.Effect<string, SandboxError, Sandbox | Scope.Scope> {
-    return Effect.gen(function* () {
+    return Effect.gen(function*() {
       const sandbox = yield* Sandbox
       return yield* Effect.acquireRelease(sandbox.openSession(language), (id) => sandbox.closeSession(id))
     })

@@ -289,7 +289,10 @@ export class FileCheckpointStore {
       const expected = state.files[name]
       if (expected === undefined) throw new CheckpointError({ path: statePath, problem: `files has no entry for ${name}` })
       if (bytes.length !== expected.bytes) {
-        throw new CheckpointError({ path: file, problem: `is ${bytes.length} bytes, state.json records ${expected.bytes}; the file is truncated or was replaced` })
+        throw new CheckpointError({
+          path: file,
+          problem: `is ${bytes.length} bytes, state.json records ${expected.bytes}; the file is truncated or was replaced`,
+        })
       }
       const actual = sha256(bytes)
       if (actual !== expected.sha256) {

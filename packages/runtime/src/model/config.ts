@@ -94,8 +94,9 @@ export class ModelConfigError extends Data.TaggedError("ModelConfigError")<{
 const crossFieldProblems = (c: ModelConfig): Array<string> => {
   const problems: Array<string> = []
   if (c.dModel % c.nHeads !== 0) problems.push(`dModel (${c.dModel}) is not a multiple of nHeads (${c.nHeads})`)
-  else if ((c.dModel / c.nHeads) % 2 !== 0)
+  else if ((c.dModel / c.nHeads) % 2 !== 0) {
     problems.push(`head size dModel / nHeads (${c.dModel / c.nHeads}) must be even for rotary positions`)
+  }
   if (c.nHeads % c.nKvHeads !== 0) problems.push(`nHeads (${c.nHeads}) is not a multiple of nKvHeads (${c.nKvHeads})`)
   return problems
 }

@@ -138,9 +138,9 @@ export const encodeTensorBytes = (dtype: SafetensorsDtype, data: Float32Array | 
   const out = new Uint8Array(data.length * bytesPer[dtype])
   const view = new DataView(out.buffer)
   // Write element by element through DataView so the bytes are little-endian on any host.
-  if (dtype === "F32") for (let i = 0; i < data.length; i++) view.setFloat32(4 * i, data[i] ?? 0, true)
-  else if (dtype === "I32") for (let i = 0; i < data.length; i++) view.setInt32(4 * i, data[i] ?? 0, true)
-  else if (dtype === "BF16") for (let i = 0; i < data.length; i++) view.setUint16(2 * i, toBf16(data[i] ?? 0), true)
+  if (dtype === "F32") { for (let i = 0; i < data.length; i++) view.setFloat32(4 * i, data[i] ?? 0, true) }
+  else if (dtype === "I32") { for (let i = 0; i < data.length; i++) view.setInt32(4 * i, data[i] ?? 0, true) }
+  else if (dtype === "BF16") { for (let i = 0; i < data.length; i++) view.setUint16(2 * i, toBf16(data[i] ?? 0), true) }
   else throw new SafetensorsError({ source: "encode", tensor: undefined, problem: `writing ${dtype} is not supported; write F32 or BF16` })
   return out
 }
@@ -159,7 +159,11 @@ export const encodeSafetensors = (
   for (const [name, t] of tensors) {
     const count = product(t.shape)
     if (count !== t.data.length) {
-      throw new SafetensorsError({ source: "encode", tensor: name, problem: `shape [${t.shape.join(", ")}] needs ${count} elements, data has ${t.data.length}` })
+      throw new SafetensorsError({
+        source: "encode",
+        tensor: name,
+        problem: `shape [${t.shape.join(", ")}] needs ${count} elements, data has ${t.data.length}`,
+      })
     }
   }
   const header = safetensorsHeader(tensors, metadata)
@@ -208,7 +212,9 @@ export const safetensorsHeaderLength = (first: Uint8Array, fileLength: number, s
     throw new SafetensorsError({
       source,
       tensor: undefined,
-      problem: `header length ${headerLength} runs past the end of the file (${fileLength - 8} bytes after the length field); the file is truncated or not safetensors`,
+      problem: `header length ${headerLength} runs past the end of the file (${
+        fileLength - 8
+      } bytes after the length field); the file is truncated or not safetensors`,
     })
   }
   return Number(headerLength)

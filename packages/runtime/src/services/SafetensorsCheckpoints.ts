@@ -30,7 +30,7 @@ export const layer = (
   const store = new FileCheckpointStore(dir, { keepLast })
   const toError = (error: unknown) => (error instanceof CheckpointError ? error : new CheckpointError({ path: dir, problem: describeRuntimeError(error) }))
   return Layer.succeed(CheckpointStore, {
-    save: Effect.fn("CheckpointStore.save")(function* (step, meta) {
+    save: Effect.fn("CheckpointStore.save")(function*(step, meta) {
       return yield* Effect.tryPromise({
         try: async () => {
           const path = await store.save({
@@ -46,7 +46,7 @@ export const layer = (
         catch: toError,
       })
     }),
-    restoreLatest: Effect.fn("CheckpointStore.restoreLatest")(function* () {
+    restoreLatest: Effect.fn("CheckpointStore.restoreLatest")(function*() {
       return yield* Effect.tryPromise({
         try: async () => {
           const restored = await store.restore({ variables: runtime.model.variables, optimizer: runtime.engine.optimizer })
@@ -72,7 +72,12 @@ export const layer = (
  * await carryOptimizerState(runtime, "runs/sft/checkpoints")
  */
 export const carryOptimizerState = async (runtime: PolicyRuntime, dir: string): Promise<void> => {
-  if (dir === "") throw new CheckpointError({ path: "model.init", problem: "optimizer.carryOptimizerState is set but there is no warm start (model.init) to carry the state from" })
+  if (dir === "") {
+    throw new CheckpointError({
+      path: "model.init",
+      problem: "optimizer.carryOptimizerState is set but there is no warm start (model.init) to carry the state from",
+    })
+  }
   const store = new FileCheckpointStore(dir)
   const chosen = (await store.latest()) ?? dir
   try {
@@ -82,11 +87,11 @@ export const carryOptimizerState = async (runtime: PolicyRuntime, dir: string): 
     if (/missing tensor exp_avg/.test(problem)) {
       throw new CheckpointError({
         path: chosen,
-        problem: "saved no optimizer moments (a weights-only warm start); set optimizer.carryOptimizerState=false, or warm-start from a checkpoint saved with its optimizer state",
+        problem:
+          "saved no optimizer moments (a weights-only warm start); set optimizer.carryOptimizerState=false, or warm-start from a checkpoint saved with its optimizer state",
       })
     }
     throw error
   }
   runtime.engine.restartSchedule()
 }
-

@@ -32,39 +32,42 @@ const failure = (operation: string) => (error: unknown) => new PolicyError({ ope
 export const layer = (runtime: PolicyRuntime): Layer.Layer<Policy> =>
   Layer.succeed(Policy, {
     maxSeqLen: runtime.model.maxSeqLen,
-    session: Effect.fn("Policy.session")(function* (rows: number, seed: number) {
+    session: Effect.fn("Policy.session")(function*(rows: number, seed: number) {
       const session = yield* Effect.acquireRelease(
         Effect.try({ try: () => createSamplingSession(runtime.model, { rows, seed, tokenizer: runtime.tokenizer }), catch: failure("session") }),
         (opened) => Effect.sync(() => opened.dispose()),
       )
       const sampling: SamplingSession = {
-        append: Effect.fn("Policy.append")(function* (row: number, tokens: ReadonlyArray<number>) {
+        append: Effect.fn("Policy.append")(function*(row: number, tokens: ReadonlyArray<number>) {
           yield* Effect.try({ try: () => session.append(row, tokens), catch: failure("append") })
         }),
-        generate: Effect.fn("Policy.generate")(function* (rows, options) {
+        generate: Effect.fn("Policy.generate")(function*(rows, options) {
           // Asynchronous reads: the only kind the webgpu backend supports in Node.
-          const generated = yield* Effect.tryPromise({ try: () => session.generateAsync(rows, { ...options, eos: runtime.tokenizer.eos }), catch: failure("generate") })
+          const generated = yield* Effect.tryPromise({
+            try: () => session.generateAsync(rows, { ...options, eos: runtime.tokenizer.eos }),
+            catch: failure("generate"),
+          })
           return generated.map((g): Generation => ({ tokens: g.tokens, logprobs: g.logprobs, text: g.text, finish: g.finish }))
         }),
         length: (row) => session.length(row),
       }
       return sampling
     }),
-    train: Effect.fn("Policy.train")(function* (sequences, options) {
+    train: Effect.fn("Policy.train")(function*(sequences, options) {
       const report = yield* Effect.tryPromise({
         try: () => runtime.engine.run(sequences, policyObjective(options.loss), options.temperature, options.accumulation),
         catch: failure("train"),
       })
       return trainReport(report)
     }),
-    trainSupervised: Effect.fn("Policy.trainSupervised")(function* (sequences) {
+    trainSupervised: Effect.fn("Policy.trainSupervised")(function*(sequences) {
       const report = yield* Effect.tryPromise({
         try: () => runtime.engine.run(sequences, crossEntropyObjective, 1, "tokens", "supervised"),
         catch: failure("trainSupervised"),
       })
       return trainReport(report)
     }),
-    embedCode: Effect.fn("Policy.embedCode")(function* (codes) {
+    embedCode: Effect.fn("Policy.embedCode")(function*(codes) {
       return yield* Effect.tryPromise({ try: () => embedCodes(runtime, codes), catch: failure("embedCode") })
     }),
   })

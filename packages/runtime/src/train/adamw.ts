@@ -46,8 +46,7 @@ export interface AdamWOptions {
  * defaultDecayFilter("model.layers.0.input_layernorm.weight", v) // false
  * defaultDecayFilter("model.layers.0.mlp.up_proj.weight", v)     // true (rank 2)
  */
-export const defaultDecayFilter = (name: string, variable: tf.Variable): boolean =>
-  variable.rank >= 2 && !/norm|bias/i.test(name)
+export const defaultDecayFilter = (name: string, variable: tf.Variable): boolean => variable.rank >= 2 && !/norm|bias/i.test(name)
 
 /** The defaults of {@link AdamWOptions}. */
 export const adamWDefaults: AdamWOptions = {
@@ -217,7 +216,9 @@ export const globalNorm = async (tensors: ReadonlyMap<string, tf.Tensor>): Promi
   // stack + sum, not addN: webgpu's AddN binds every input at once, and a model has more
   // weights than a shader stage may bind (8 storage buffers by default); its Concat splits.
   // On webgpu: one fused shader per seven tensors instead of a square and a sum per tensor.
-  const squared = fusedKernelsActive() ? fusedSumOfSquares([...tensors.values()]) : tf.tidy(() => tf.sum(tf.stack([...tensors.values()].map((t) => t.square().sum()))))
+  const squared = fusedKernelsActive()
+    ? fusedSumOfSquares([...tensors.values()])
+    : tf.tidy(() => tf.sum(tf.stack([...tensors.values()].map((t) => t.square().sum()))))
   const value = (await squared.data())[0] ?? Number.NaN
   squared.dispose()
   return Math.sqrt(value)

@@ -490,7 +490,15 @@ export const createUpdateEngine = (model: TrainableModel, options: UpdateOptions
     const { lengths } = prepare(sequences)
     const all = lengths.map((_, i) => i)
     const refs = await referenceLogprobs(sequences, temperature)
-    const result = await accumulate(sequences, refs, planFor(all, lengths), objective, temperature, weightOf(sequences, all, defaultAccumulation), defaultAccumulation)
+    const result = await accumulate(
+      sequences,
+      refs,
+      planFor(all, lengths),
+      objective,
+      temperature,
+      weightOf(sequences, all, defaultAccumulation),
+      defaultAccumulation,
+    )
     if (!result.ok) throw new TrainingInputError({ where: "gradient accumulation", problem: result.reason })
     return { grads: result.grads, loss: result.loss }
   }
@@ -600,16 +608,14 @@ export const createUpdateEngine = (model: TrainableModel, options: UpdateOptions
  * @example
  * const objective = policyObjective(grpoLoss)
  */
-export const policyObjective =
-  (loss: (inputs: LossInputs) => LossOutput): Objective =>
-  ({ batch, logprobs }) =>
-    loss({
-      logprobs,
-      oldLogprobs: batch.oldLogprobs,
-      advantages: batch.advantages,
-      mask: batch.mask,
-      ...(batch.refLogprobs === undefined ? {} : { refLogprobs: batch.refLogprobs }),
-    })
+export const policyObjective = (loss: (inputs: LossInputs) => LossOutput): Objective => ({ batch, logprobs }) =>
+  loss({
+    logprobs,
+    oldLogprobs: batch.oldLogprobs,
+    advantages: batch.advantages,
+    mask: batch.mask,
+    ...(batch.refLogprobs === undefined ? {} : { refLogprobs: batch.refLogprobs }),
+  })
 
 /**
  * An RL trainer for a model.

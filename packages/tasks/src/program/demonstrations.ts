@@ -54,7 +54,9 @@ export const makeCodeDemonstration = async (
     else mistake = "wrong-solution"
   }
   const output = await call(tryCode(problem.reference, problem))
-  if (expected !== undefined && output !== expected) throw fail(`the reference printed "${output}" for ${problem.examples[0]!.call}, the example says ${expected}`)
+  if (expected !== undefined && output !== expected) {
+    throw fail(`the reference printed "${output}" for ${problem.examples[0]!.call}, the example says ${expected}`)
+  }
   turns.push({ policyText: Protocol.answer(problem.entryPoint), feedbackText: "" })
   const prompt = Protocol.prompt(problem.question)
   const text = prompt + turns.map((t) => t.policyText + t.feedbackText).join("")

@@ -47,8 +47,7 @@ export interface GradedProblem {
   readonly tests: ReadonlyArray<string>
 }
 
-const failureText = (observation: Observation): string =>
-  observation.ok ? "" : `${observation.kind}: ${observation.error}`
+const failureText = (observation: Observation): string => observation.ok ? "" : `${observation.kind}: ${observation.error}`
 
 /** A failure that may have lost the interpreter's state (the pool replaces wedged workers). */
 const mayHaveLostState = (observation: Observation): boolean =>
@@ -79,15 +78,14 @@ export const runHiddenTests = (
   submission: string,
   limits: GradeLimits,
 ): Effect.Effect<GradeReport, SandboxError, Sandbox> =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const sandbox = yield* Sandbox
     const language = problem.language
     const code = submissionCode(submission)
-    const cell = (session: string, text: string) =>
-      sandbox.run({ language, code: text, session, timeoutMs: limits.timeoutMs, memoryMb: limits.memoryMb })
+    const cell = (session: string, text: string) => sandbox.run({ language, code: text, session, timeoutMs: limits.timeoutMs, memoryMb: limits.memoryMb })
 
     // Open a session holding the harness and the submission; the submission's error, if any.
-    const prepare = Effect.fn("prepare")(function* () {
+    const prepare = Effect.fn("prepare")(function*() {
       const session = yield* sandbox.openSession(language)
       const harness = yield* cell(session, harnessCell(language))
       if (!harness.ok) return yield* Effect.die(new Error(`the grading harness failed in the ${language} sandbox: ${failureText(harness)}`))
@@ -98,7 +96,7 @@ export const runHiddenTests = (
     let current = yield* prepare()
     const submissionError = current.error
     const verdicts: Array<TestVerdict> = []
-    const runTests = Effect.gen(function* () {
+    const runTests = Effect.gen(function*() {
       for (const test of problem.tests) {
         if (submissionError !== null) {
           verdicts.push({ passed: false, detail: `submission failed: ${submissionError}` })
@@ -131,6 +129,6 @@ export const gradeSubmission = (
   answer === null || submissionCode(answer) === "" || problem.tests.length === 0
     ? Effect.succeed({ correct: false, score: 0 })
     : Effect.map(runHiddenTests(problem, answer, limits), (report) => ({
-        correct: report.passed === report.total,
-        score: report.passed / report.total,
-      }))
+      correct: report.passed === report.total,
+      score: report.passed / report.total,
+    }))

@@ -60,9 +60,9 @@ export const parseCodeProblems = (text: string, options: CodeJsonlOptions & { re
     const entryPoint = text("entry_point", true)!.trim()
     if (!IDENTIFIER.test(entryPoint)) throw bad(`field "entry_point" must be a function name, got "${entryPoint}"`)
     const tests = row["tests"]
-    if (tests === undefined) throw bad('missing field "tests"')
+    if (tests === undefined) throw bad("missing field \"tests\"")
     if (!Array.isArray(tests)) throw bad(`field "tests" must be an array of code strings, got ${describeJson(tests)}`)
-    if (tests.length === 0) throw bad('field "tests" is empty: a problem needs at least one test')
+    if (tests.length === 0) throw bad("field \"tests\" is empty: a problem needs at least one test")
     tests.forEach((test, k) => {
       if (typeof test !== "string") throw bad(`tests[${k}] must be a string of code, got ${describeJson(test)}`)
       if (test.trim() === "") throw bad(`tests[${k}] is empty`)
@@ -74,8 +74,9 @@ export const parseCodeProblems = (text: string, options: CodeJsonlOptions & { re
     ids.add(id)
     const solution = text("solution", false)
     const declared = row["difficulty"]
-    if (declared !== undefined && !(typeof declared === "number" && Number.isInteger(declared) && declared >= 0))
+    if (declared !== undefined && !(typeof declared === "number" && Number.isInteger(declared) && declared >= 0)) {
       throw bad(`field "difficulty" must be a non-negative integer, got ${JSON.stringify(declared)}`)
+    }
     problems.push({
       id,
       question: prompt,

@@ -95,7 +95,9 @@ export const findChatTemplate = async (
   if (value === undefined || value === null) return null
   if (typeof value === "string") return { source: value, file }
   if (Array.isArray(value)) {
-    const named = value.filter((t): t is { name: string; template: string } => typeof t === "object" && t !== null && typeof t.name === "string" && typeof t.template === "string")
+    const named = value.filter((t): t is { name: string; template: string } =>
+      typeof t === "object" && t !== null && typeof t.name === "string" && typeof t.template === "string"
+    )
     const chosen = named.find((t) => t.name === "default") ?? named[0]
     if (chosen === undefined) throw new HfFormatError({ file, problem: "chat_template is a list without a {name, template} entry" })
     return { source: chosen.template, file }

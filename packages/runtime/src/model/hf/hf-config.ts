@@ -122,10 +122,12 @@ export const parseHfConfig = (raw: Readonly<Record<string, unknown>>, file: stri
   const ropeParameters = raw["rope_parameters"]
   const ropeParams = typeof ropeParameters === "object" && ropeParameters !== null ? (ropeParameters as Record<string, unknown>) : undefined
   let ropeScaling: RopeScaling | undefined
-  for (const [name, scaling] of [
-    ["rope_scaling", raw["rope_scaling"]],
-    ["rope_parameters", ropeParams],
-  ] as const) {
+  for (
+    const [name, scaling] of [
+      ["rope_scaling", raw["rope_scaling"]],
+      ["rope_parameters", ropeParams],
+    ] as const
+  ) {
     if (scaling === undefined || scaling === null) continue
     if (typeof scaling !== "object") fail(`${name} is ${show(scaling)} (expected an object or null)`)
     const fields = scaling as Record<string, unknown>
@@ -246,7 +248,10 @@ export const hfConfigJson = (
     const expected = describeModel(source.model)
     for (const [key, value] of Object.entries(fields)) {
       if (JSON.stringify(expected[key]) !== JSON.stringify(value)) {
-        throw new HfFormatError({ file, problem: `describes a different network than the one saved: ${key} is ${JSON.stringify(expected[key])}, the model has ${JSON.stringify(value)}` })
+        throw new HfFormatError({
+          file,
+          problem: `describes a different network than the one saved: ${key} is ${JSON.stringify(expected[key])}, the model has ${JSON.stringify(value)}`,
+        })
       }
     }
     return { ...options.base, ...("dtype" in options.base ? { dtype: options.dtype } : {}), torch_dtype: options.dtype }

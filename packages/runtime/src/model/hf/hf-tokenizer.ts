@@ -124,7 +124,9 @@ export const loadHfTokenizer = async (dir: string, options: HfTokenizerOptions =
   }
   const fromConfig = (id: number | null | undefined) => (id === null || id === undefined ? null : { id, token: inner.id_to_token(id) ?? null })
   const eos = named("eos_token") ?? fromConfig(options.config?.eosTokenId)
-  if (eos === null) throw new HfFormatError({ file: configFile, problem: "names no eos_token, and config.json has no eos_token_id; generation could never stop" })
+  if (eos === null) {
+    throw new HfFormatError({ file: configFile, problem: "names no eos_token, and config.json has no eos_token_id; generation could never stop" })
+  }
   const bosNamed = named("bos_token")
   const bos = bosNamed ?? fromConfig(options.config?.bosTokenId) ?? eos
   const pad = named("pad_token") ?? fromConfig(options.config?.padTokenId) ?? eos
@@ -134,7 +136,9 @@ export const loadHfTokenizer = async (dir: string, options: HfTokenizerOptions =
   const vocabSize = options.vocabSize ?? largest + 1
   if (largest >= vocabSize) throw new HfFormatError({ file: jsonFile, problem: `holds token id ${largest}, beyond the model's vocab_size ${vocabSize}` })
   for (const [what, special] of [["bos", bos], ["eos", eos], ["pad", pad]] as const) {
-    if (special.id >= vocabSize) throw new HfFormatError({ file: configFile, problem: `${what} id ${special.id} is beyond the model's vocab_size ${vocabSize}` })
+    if (special.id >= vocabSize) {
+      throw new HfFormatError({ file: configFile, problem: `${what} id ${special.id} is beyond the model's vocab_size ${vocabSize}` })
+    }
   }
 
   const found = await findChatTemplate(dir, tokenizerConfig)

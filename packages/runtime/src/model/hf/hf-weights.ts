@@ -44,7 +44,9 @@ const locateFiles = async (dir: string): Promise<{ files: Array<string>; weightM
     const index = await readJsonObject(dir, HF_INDEX_FILE)
     const map = index["weight_map"]
     const indexPath = path.join(dir, HF_INDEX_FILE)
-    if (typeof map !== "object" || map === null || Array.isArray(map)) throw new HfFormatError({ file: indexPath, problem: "weight_map is missing or not an object" })
+    if (typeof map !== "object" || map === null || Array.isArray(map)) {
+      throw new HfFormatError({ file: indexPath, problem: "weight_map is missing or not an object" })
+    }
     const weightMap = new Map<string, string>()
     for (const [name, file] of Object.entries(map as Record<string, unknown>)) {
       if (typeof file !== "string" || file.includes("/") || file.includes("\\") || file.startsWith(".")) {
@@ -113,7 +115,9 @@ export const openHfWeights = async (dir: string): Promise<HfWeights> => {
       for (const [name, file] of weightMap) {
         const found = located.get(name)
         if (found === undefined) throw new HfMissingTensorError({ dir, tensor: name, files: [file] })
-        if (found.file !== file) throw new HfFormatError({ file: path.join(dir, HF_INDEX_FILE), problem: `weight_map puts "${name}" in ${file}, but it is in ${found.file}` })
+        if (found.file !== file) {
+          throw new HfFormatError({ file: path.join(dir, HF_INDEX_FILE), problem: `weight_map puts "${name}" in ${file}, but it is in ${found.file}` })
+        }
       }
     }
   } catch (error) {
@@ -129,7 +133,9 @@ export const openHfWeights = async (dir: string): Promise<HfWeights> => {
       const found = located.get(name)
       if (found === undefined) throw new HfMissingTensorError({ dir, tensor: name, files })
       const { entry } = found
-      if (entry.dtype === "I32") throw new HfFormatError({ file: path.join(dir, found.file), problem: `tensor "${name}" is I32; weights must be F32, BF16 or F16` })
+      if (entry.dtype === "I32") {
+        throw new HfFormatError({ file: path.join(dir, found.file), problem: `tensor "${name}" is I32; weights must be F32, BF16 or F16` })
+      }
       const count = entry.shape.reduce((a, b) => a * b, 1)
       const bytes = await readAt(found.handle, entry.end - entry.begin, found.dataStart + entry.begin)
       if (bytes.length !== entry.end - entry.begin) {
