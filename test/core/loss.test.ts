@@ -399,7 +399,7 @@ describe.each(backends)("policy losses on %s", (backend) => {
       expect(policyLosses.gspo.defaults).toMatchObject({ ratio: "sequence", epsLow: 3e-4, epsHigh: 4e-4, aggregation: "seq-mean-token-mean" })
     })
 
-    it("the options Schema rejects out-of-range and unknown values", () => {
+    it("the options Schema rejects out-of-range and unknown values, and fills a left-out key with its default", () => {
       const decode = Schema.decodeUnknownSync(PolicyLossOptions)
       for (
         const bad of [{ epsLow: 1 }, { epsHigh: -0.1 }, { dualClip: 1 }, { normConstant: 0 }, { klBeta: -1 }, { aggregation: "sum" }, { ratio: "turn" }, {
@@ -408,8 +408,9 @@ describe.each(backends)("policy losses on %s", (backend) => {
       ) {
         expect(() => decode({ ...D, ...bad }), JSON.stringify(bad)).toThrow()
       }
-      const { klBeta: _, ...missing } = D
-      expect(() => decode(missing)).toThrow()
+      // A key left out takes its declared default (settings are declared with their defaults).
+      const { klBeta: _, ...missing } = { ...D, klBeta: 0.5 }
+      expect(decode(missing).klBeta).toBe(defaultPolicyLossOptions.klBeta)
     })
 
     it("presets run through their catalogue entry with the hand-computed values", () => {
@@ -467,15 +468,16 @@ describe.each(backends)("policy losses on %s", (backend) => {
       const e1 = thrown(() => policyLoss(x, { ...D, klBeta: 0.1 }))
       expect(e1.where).toBe("inputs.refLogprobs")
       expect(e1.message).toContain("klBeta")
-      const cases: Array<[Partial<PolicyLossOptions>, string]> = [
-        [{ epsLow: 1 }, "options.epsLow"],
-        [{ epsLow: -0.1 }, "options.epsLow"],
-        [{ epsHigh: -0.1 }, "options.epsHigh"],
-        [{ dualClip: 1 }, "options.dualClip"],
-        [{ normConstant: 0 }, "options.normConstant"],
-        [{ klBeta: Number.NaN }, "options.klBeta"],
+      // Option ranges are the Schema's, checked once where a recipe is decoded.
+      const cases: Array<[Partial<PolicyLossOptions>, RegExp]> = [
+        [{ epsLow: 1 }, /epsLow/],
+        [{ epsLow: -0.1 }, /epsLow/],
+        [{ epsHigh: -0.1 }, /epsHigh/],
+        [{ dualClip: 1 }, /dualClip/],
+        [{ normConstant: 0 }, /normConstant/],
+        [{ klBeta: Number.NaN }, /klBeta/],
       ]
-      for (const [bad, where] of cases) expect(thrown(() => policyLoss(x, { ...D, ...bad })).where).toBe(where)
+      for (const [bad, where] of cases) expect(() => Schema.decodeUnknownSync(PolicyLossOptions)({ ...D, ...bad })).toThrow(where)
       expect(tf.memory().numTensors).toBe(start) // validation runs before any tensor is made
       disposeInputs(x)
     })

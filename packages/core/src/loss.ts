@@ -27,7 +27,8 @@ import * as tf from "@tensorflow/tfjs-core"
 import { Schema } from "effect"
 import type { LossInputs, LossOutput, PolicyLoss } from "./component.js"
 import { AlgorithmInputError } from "./errors.js"
-import { KlEstimator, klEstimate, klEstimators } from "./kl.js"
+import { KlEstimator, klEstimate } from "./kl.js"
+import { defaultsOf, setting } from "./setting.js"
 
 // ---------------------------------------------------------------------------------
 // Options
@@ -53,9 +54,6 @@ export const RatioLevel = Schema.Literals(["token", "sequence"])
 /** Whether the importance ratio is per token or per sequence. */
 export type RatioLevel = typeof RatioLevel.Type
 
-const aggregations: ReadonlyArray<Aggregation> = ["token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"]
-const ratioLevels: ReadonlyArray<RatioLevel> = ["token", "sequence"]
-
 /**
  * Options of {@link policyLoss}; every field is required (presets supply them).
  *
@@ -63,22 +61,30 @@ const ratioLevels: ReadonlyArray<RatioLevel> = ["token", "sequence"]
  * Schema.decodeUnknownSync(PolicyLossOptions)({ ...policyLosses.dapo.defaults, klBeta: 0.01 })
  */
 export const PolicyLossOptions = Schema.Struct({
-  /** Lower clip range: the ratio is clipped below at 1 - epsLow. In [0, 1). */
-  epsLow: Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThan(1)),
-  /** Upper clip range: the ratio is clipped above at 1 + epsHigh (DAPO's clip-higher raises it). */
-  epsHigh: Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0)),
-  /** Dual-clip constant c > 1: for A < 0 the per-token loss is at most -c * A. Null: off. */
-  dualClip: Schema.NullOr(Schema.Finite.check(Schema.isGreaterThan(1))),
-  /** How per-token losses become a scalar. */
-  aggregation: Aggregation,
-  /** Divisor of seq-mean-token-sum-norm (Dr.GRPO's constant). Null: T, the padded length. */
-  normConstant: Schema.NullOr(Schema.Finite.check(Schema.isGreaterThan(0))),
-  /** Token-level ratio, or GSPO's sequence-level ratio (geometric mean over the sequence). */
-  ratio: RatioLevel,
-  /** Weight of the KL penalty against the reference policy; 0 turns it off. */
-  klBeta: Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0)),
-  /** Per-token KL estimator of the penalty. */
-  klEstimator: KlEstimator,
+  epsLow: setting(
+    Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThan(1)),
+    0.2,
+    "Lower clip range: the ratio is clipped below at 1 - epsLow, in [0, 1)",
+  ),
+  epsHigh: setting(
+    Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0)),
+    0.2,
+    "Upper clip range: the ratio is clipped above at 1 + epsHigh (DAPO's clip-higher raises it)",
+  ),
+  dualClip: setting(
+    Schema.NullOr(Schema.Finite.check(Schema.isGreaterThan(1))),
+    null,
+    "Dual-clip constant c > 1: for A < 0 the per-token loss is at most -c * A; null: off",
+  ),
+  aggregation: setting(Aggregation, "token-mean", "How per-token losses become a scalar: token-mean, seq-mean-token-mean or seq-mean-token-sum-norm"),
+  normConstant: setting(
+    Schema.NullOr(Schema.Finite.check(Schema.isGreaterThan(0))),
+    null,
+    "Divisor of seq-mean-token-sum-norm (Dr.GRPO's constant); null: T, the padded length",
+  ),
+  ratio: setting(RatioLevel, "token", "token: per-token ratio; sequence: GSPO's sequence-level ratio (geometric mean over the sequence)"),
+  klBeta: setting(Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0)), 0, "Weight of the KL penalty against the reference policy; 0 turns it off"),
+  klEstimator: setting(KlEstimator, "k3", "Per-token KL estimator of the penalty: k1, k2 or k3"),
 })
 /** Options of {@link policyLoss}. */
 export type PolicyLossOptions = typeof PolicyLossOptions.Type
@@ -89,16 +95,7 @@ export type PolicyLossOptions = typeof PolicyLossOptions.Type
  * @example
  * policyLoss(inputs, { ...defaultPolicyLossOptions, dualClip: 3 })
  */
-export const defaultPolicyLossOptions: PolicyLossOptions = {
-  epsLow: 0.2,
-  epsHigh: 0.2,
-  dualClip: null,
-  aggregation: "token-mean",
-  normConstant: null,
-  ratio: "token",
-  klBeta: 0,
-  klEstimator: "k3",
-}
+export const defaultPolicyLossOptions: PolicyLossOptions = defaultsOf(PolicyLossOptions)
 
 // ---------------------------------------------------------------------------------
 // Tensor helpers
@@ -209,38 +206,15 @@ const validateInputs = (inputs: LossInputs, options: PolicyLossOptions): void =>
   }
 }
 
-const validateOptions = (o: PolicyLossOptions): void => {
-  const finite = (name: string, v: unknown): number =>
-    typeof v === "number" && Number.isFinite(v) ? v : fail(`options.${name}`, `${name} must be a finite number, got ${String(v)}`)
-  const epsLow = finite("epsLow", o.epsLow)
-  if (epsLow < 0 || epsLow >= 1) fail("options.epsLow", `epsLow must be in [0, 1), got ${epsLow}`)
-  const epsHigh = finite("epsHigh", o.epsHigh)
-  if (epsHigh < 0) fail("options.epsHigh", `epsHigh must be >= 0, got ${epsHigh}`)
-  if (o.dualClip !== null && !(finite("dualClip", o.dualClip) > 1)) {
-    fail("options.dualClip", `dualClip must be > 1 or null, got ${o.dualClip}`)
-  }
-  if (o.normConstant !== null && !(finite("normConstant", o.normConstant) > 0)) {
-    fail("options.normConstant", `normConstant must be > 0 or null, got ${o.normConstant}`)
-  }
-  const klBeta = finite("klBeta", o.klBeta)
-  if (klBeta < 0) fail("options.klBeta", `klBeta must be >= 0, got ${klBeta}`)
-  if (!aggregations.includes(o.aggregation)) {
-    fail("options.aggregation", `unknown aggregation "${String(o.aggregation)}"; known: ${aggregations.join(", ")}`)
-  }
-  if (!ratioLevels.includes(o.ratio)) fail("options.ratio", `unknown ratio "${String(o.ratio)}"; known: ${ratioLevels.join(", ")}`)
-  if (!klEstimators.includes(o.klEstimator)) {
-    fail("options.klEstimator", `unknown klEstimator "${String(o.klEstimator)}"; known: ${klEstimators.join(", ")}`)
-  }
-}
-
 // ---------------------------------------------------------------------------------
 // The loss
 // ---------------------------------------------------------------------------------
 
 /**
  * The clipped policy-gradient loss with configurable ratio, clipping, aggregation and
- * KL penalty. Throws AlgorithmInputError on mismatched shapes, bad options, or a KL
- * penalty without `refLogprobs`.
+ * KL penalty. Options are decoded by the {@link PolicyLossOptions} Schema where a recipe
+ * is read; throws AlgorithmInputError on mismatched shapes or a KL penalty without
+ * `refLogprobs`.
  *
  * Metrics (scalars detached from the gradient; the caller disposes them with the loss):
  * - `actor/pg_loss`: the aggregated surrogate, without the KL term;
@@ -259,7 +233,6 @@ const validateOptions = (o: PolicyLossOptions): void => {
  * const { loss, metrics } = policyLoss({ logprobs, oldLogprobs, advantages, mask }, defaultPolicyLossOptions)
  */
 export const policyLoss = (inputs: LossInputs, options: PolicyLossOptions): LossOutput => {
-  validateOptions(options)
   validateInputs(inputs, options)
   return tf.tidy(() => {
     const float = (t: tf.Tensor): tf.Tensor => (t.dtype === "float32" ? t : tf.cast(t, "float32"))

@@ -9,36 +9,48 @@
  *
  * @category models
  */
+import { Schema } from "effect"
+import { defaultsOf, setting } from "@turnwise/core"
+import { SandboxError } from "./observation.js"
 
-/** Limits applied to each execution. */
-export interface SandboxLimits {
-  /** Wall-clock deadline per call, in milliseconds. */
-  readonly timeoutMs: number
-  /** Memory the guest may allocate per call or session, in MiB. */
-  readonly memoryMb: number
-  /** Captured output (stdout, stderr, final value) kept per call, in bytes; the rest is dropped with a marker. */
-  readonly outputLimitBytes: number
-  /** Milliseconds after the deadline before a guest that ignored the interrupt has its worker terminated. */
-  readonly graceMs: number
-  /** Python recursion limit (`sys.setrecursionlimit`) set before every call. */
-  readonly pythonRecursionLimit: number
-  /** QuickJS interpreter stack, in bytes (deep recursion raises a catchable stack-overflow error). */
-  readonly jsStackBytes: number
-}
+const PositiveInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
 
 /**
- * The defaults: 5 s, 256 MiB, 64 KiB of output, 500 ms of grace.
+ * Limits applied to each execution, with their defaults: 5 s, 256 MiB, 64 KiB of output,
+ * 500 ms of grace. (A training rollout passes its own `rollout.timeoutMs` and
+ * `rollout.memoryMb` with every call; these defaults serve direct users of the pool.)
+ */
+export const SandboxLimits = Schema.Struct({
+  timeoutMs: setting(PositiveInt, 5_000, "Wall-clock deadline per call, in milliseconds"),
+  memoryMb: setting(PositiveInt, 256, "Memory the guest may allocate per call or session, heap and files together, in MiB"),
+  outputLimitBytes: setting(PositiveInt, 64 * 1024, "Captured output (stdout, stderr, final value) kept per call, in bytes; the rest is dropped with a marker"),
+  graceMs: setting(PositiveInt, 500, "Milliseconds after the deadline before a guest that ignored the interrupt has its worker terminated"),
+  pythonRecursionLimit: setting(PositiveInt, 1_000, "Python recursion limit (sys.setrecursionlimit) set before every call"),
+  jsStackBytes: setting(PositiveInt, 512 * 1024, "QuickJS interpreter stack, in bytes (deep recursion raises a catchable stack-overflow error)"),
+})
+export type SandboxLimits = typeof SandboxLimits.Type
+
+/**
+ * Every default limit.
  *
  * @example
  * const limits = { ...defaultLimits, timeoutMs: 2_000 }
  */
-export const defaultLimits: SandboxLimits = {
-  timeoutMs: 5_000,
-  memoryMb: 256,
-  outputLimitBytes: 64 * 1024,
-  graceMs: 500,
-  pythonRecursionLimit: 1_000,
-  jsStackBytes: 512 * 1024,
+export const defaultLimits: SandboxLimits = defaultsOf(SandboxLimits)
+
+/**
+ * A pool's limits from what its options give (the rest take their defaults); a bad
+ * value is a SandboxError naming the field.
+ *
+ * @example
+ * decodeLimits({ timeoutMs: 2_000 }).memoryMb // 256
+ */
+export const decodeLimits = (given: Partial<SandboxLimits> = {}): SandboxLimits => {
+  try {
+    return Schema.decodeUnknownSync(SandboxLimits)(given, { onExcessProperty: "error" })
+  } catch (error) {
+    throw new SandboxError({ reason: `bad sandbox limits: ${(error instanceof Error ? error.message : String(error)).replace(/\s+/g, " ")}` })
+  }
 }
 
 /** Upper bounds a request may not exceed (a bad request must not disable the limits). */

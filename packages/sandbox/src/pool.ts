@@ -31,7 +31,7 @@
 import { createRequire } from "node:module"
 import { pathToFileURL } from "node:url"
 import { Worker } from "node:worker_threads"
-import { clampLimit, defaultLimits, maxMemoryMb, maxTimeoutMs } from "./limits.js"
+import { clampLimit, decodeLimits, maxMemoryMb, maxTimeoutMs } from "./limits.js"
 import type { SandboxLimits } from "./limits.js"
 import { OutputCapture, SandboxError } from "./observation.js"
 import type { Language, Observation, SandboxRequest } from "./observation.js"
@@ -160,7 +160,7 @@ const now = (): number => performance.now()
  * await pool.close()
  */
 export const createSandboxPool = (options: SandboxPoolOptions = {}): SandboxPool => {
-  const limits: SandboxLimits = { ...defaultLimits, ...options.limits }
+  const limits = decodeLimits(options.limits)
   const size = Math.max(1, Math.floor(options.size ?? 2))
   const startTimeoutMs = options.startTimeoutMs ?? 60_000
   const closeTimeoutMs = options.closeTimeoutMs ?? 10_000
