@@ -132,8 +132,8 @@ export const pyodideEngine = async (options: {
   pyodide.setInterruptBuffer(interrupt)
   pyodide.setStdin({ error: true }) // input() fails instead of reading the host's stdin
 
-  const driver = pyodide.toPy({}) as { get(key: string): unknown; destroy(): void }
-  pyodide.runPython(driverSource(options.pythonRecursionLimit), { globals: driver as never })
+  const driver = pyodide.toPy({ _RECURSION: options.pythonRecursionLimit }) as { get(key: string): unknown; destroy(): void }
+  pyodide.runPython(driverSource, { globals: driver as never })
   const runCell = driver.get("run_cell") as (code: string, session: string | undefined, newState: boolean) => string
 
   // Cut the routes from a JS proxy to the host filesystem and to code generation.
