@@ -5,7 +5,7 @@
  * needs no native binary (dprint's per-platform packages are not all on every
  * registry mirror, and npm ci then refuses the lock).
  *
- * Usage: npx tsx scripts/format.ts [--check]
+ * Usage: npx tsx scripts/format.ts [--check] [FILE...]  (no files: every file dprint.json includes)
  * With --check it writes nothing, lists the files that are not formatted and exits 1
  * when there is one.
  */
@@ -25,6 +25,7 @@ interface DprintConfig {
 const root = path.resolve(import.meta.dirname, "..")
 const config = JSON.parse(fs.readFileSync(path.join(root, "dprint.json"), "utf8")) as DprintConfig
 const check = process.argv.includes("--check")
+const named = process.argv.slice(2).filter((arg) => arg !== "--check").map((file) => path.relative(root, path.resolve(file)))
 
 // "packages/**/*.ts" -> a RegExp over repository-relative paths.
 const globToRegExp = (glob: string): RegExp =>
@@ -44,7 +45,7 @@ const formatter = createFromBuffer(fs.readFileSync(typescriptPlugin.getPath()))
 formatter.setConfig({ lineWidth: config.lineWidth ?? 120, indentWidth: config.indentWidth ?? 2 }, config.typescript ?? {})
 
 const unformatted: Array<string> = []
-for (const file of files("")) {
+for (const file of named.length > 0 ? named : files("")) {
   const text = fs.readFileSync(path.join(root, file), "utf8")
   const formatted = formatter.formatText({ filePath: file, fileText: text })
   if (formatted === text) continue
