@@ -100,6 +100,33 @@ describe("Recipe JSON", () => {
     }
   })
 
+  it("refuses a malformed top level or stage by the path of the bad key", () => {
+    const base = Recipe.encode(gtpo)
+    const { reward: _reward, ...noReward } = base
+    const cases: Array<[unknown, RegExp]> = [
+      [[base], /^config error at recipe: expected an object$/],
+      [
+        { ...base, extra: 1, other: 2 },
+        /^config error at extra: unknown key; recipe keys are name, description, reward, shaper, returns, advantage, filter, loss, rollout, optimizer$/,
+      ],
+      [{ ...base, name: "" }, /^config error at name: expected a non-empty string$/],
+      [{ ...base, name: 3 }, /^config error at name: expected a non-empty string$/],
+      [{ ...base, description: 3 }, /^config error at description: expected a string$/],
+      [noReward, /^config error at reward: missing; expected \{ name, options \}$/],
+      [{ ...base, shaper: "none" }, /^config error at shaper: expected \{ name, options \}$/],
+      [{ ...base, loss: { ...base.loss, weight: 1 } }, /^config error at loss\.weight: unknown key; a stage has name and options$/],
+      [{ ...base, filter: { name: 3, options: {} } }, /^config error at filter\.name: expected a string$/],
+      [{ ...base, optimizer: [1] }, /^config error at optimizer: expected an object$/],
+    ]
+    for (const [raw, pattern] of cases) {
+      const error = thrown(() => Recipe.decode(raw))
+      expect(error, JSON.stringify(raw)).toBeInstanceOf(ConfigError)
+      expect((error as Error).message).toMatch(pattern)
+    }
+    const { description: _description, ...noDescription } = base
+    expect(Recipe.decode(noDescription).description).toBe("")
+  })
+
   it("applies --set overrides before decoding", () => {
     const raw = Recipe.applyOverrides(Recipe.encode(gtpo), ["returns.options.gamma=1", "rollout.groupSize=4", "loss.options.epsHigh=0.28"])
     const decoded = Recipe.decode(raw)

@@ -13,9 +13,10 @@
  *
  * @category models
  */
-import { UnknownComponentError } from "@turnwise/core"
+import { Result, Schema, SchemaIssue } from "effect"
+import { setting, UnknownComponentError } from "@turnwise/core"
 import type { AdvantageEstimator, Level, PolicyLoss, ReturnEstimator, RewardAssigner, SampleFilter, Shaper } from "@turnwise/core"
-import { builtinCatalogue, lookup, stageKinds } from "./Catalogue.js"
+import { builtinCatalogue, lookup } from "./Catalogue.js"
 import type { Catalogue, StageKind } from "./Catalogue.js"
 import { OptimizerConfig, RolloutConfig } from "./Config.js"
 import { ConfigError, decodeOptions, decodeSection, encodeStage } from "./Stage.js"
@@ -123,7 +124,43 @@ export const encode = (recipe: Recipe): EncodedRecipe => ({
   optimizer: { ...recipe.optimizer },
 })
 
-const recipeKeys = new Set(["name", "description", ...stageKinds, "rollout", "optimizer"])
+/** What a recipe's JSON says of a stage: a catalogue name and its options (checked by the entry's Schema once the name is found). */
+const StageJson = Schema.Struct({
+  name: Schema.String.annotate({ message: "expected a string" }),
+  options: Schema.optionalKey(Schema.Unknown),
+}).annotate({ message: "expected { name, options }", messageUnexpectedKey: "unknown key; a stage has name and options" }).pipe(
+  Schema.annotateKey({ messageMissingKey: "missing; expected { name, options }" }),
+)
+
+const stageFields = {
+  reward: StageJson,
+  shaper: StageJson,
+  returns: StageJson,
+  advantage: StageJson,
+  filter: StageJson,
+  loss: StageJson,
+} satisfies Record<StageKind, typeof StageJson>
+
+/** A settings section as the recipe's JSON gives it; its fields are decoded by the section's own Schema. */
+const SectionJson = Schema.optionalKey(Schema.Record(Schema.String, Schema.Unknown).annotate({ message: "expected an object" }))
+
+const recipeFields = {
+  name: Schema.String.annotate({ message: "expected a non-empty string" }).check(Schema.isNonEmpty({ message: "expected a non-empty string" })).pipe(
+    Schema.annotateKey({ messageMissingKey: "missing; expected a non-empty string" }),
+  ),
+  description: setting(Schema.String.annotate({ message: "expected a string" }), "", "What the recipe is for, in a sentence"),
+  ...stageFields,
+  rollout: SectionJson,
+  optimizer: SectionJson,
+}
+
+/** The top level of a recipe's JSON: every key it may have, once; any other key is refused by name. */
+const RecipeJson = Schema.Struct(recipeFields).annotate({
+  message: "expected an object",
+  messageUnexpectedKey: `unknown key; recipe keys are ${Object.keys(recipeFields).join(", ")}`,
+})
+
+const formatIssue = SchemaIssue.makeFormatterStandardSchemaV1()
 
 /**
  * Decode a recipe from untrusted JSON against a catalogue. Throws {@link ConfigError}
@@ -131,50 +168,41 @@ const recipeKeys = new Set(["name", "description", ...stageKinds, "rollout", "op
  * valid names), invalid options, or stages whose levels do not fit.
  */
 export const decode = (raw: unknown, catalogue: Catalogue = builtinCatalogue): Recipe => {
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw new ConfigError({ path: "recipe", problem: "expected an object" })
-  const record = raw as Record<string, unknown>
-  for (const key of Object.keys(record)) {
-    if (!recipeKeys.has(key)) throw new ConfigError({ path: key, problem: `unknown key; recipe keys are ${[...recipeKeys].join(", ")}` })
+  const decoded = Schema.decodeUnknownResult(RecipeJson)(raw, { onExcessProperty: "error" })
+  if (Result.isFailure(decoded)) {
+    const first = formatIssue(decoded.failure.issue).issues[0]
+    throw new ConfigError({
+      path: first === undefined || first.path === undefined || first.path.length === 0 ? "recipe" : first.path.map(String).join("."),
+      problem: first?.message ?? "invalid recipe",
+    })
   }
-  if (typeof record.name !== "string" || record.name === "") throw new ConfigError({ path: "name", problem: "expected a non-empty string" })
-  if (record.description !== undefined && typeof record.description !== "string") throw new ConfigError({ path: "description", problem: "expected a string" })
-  const stage = <K extends StageKind>(kind: K) => decodeStage(catalogue, kind, record[kind])
+  const json = decoded.success
+  const stage = <K extends StageKind>(kind: K) => decodeStage(catalogue, kind, json[kind])
   const recipe = {
-    name: record.name,
-    description: typeof record.description === "string" ? record.description : "",
+    name: json.name,
+    description: json.description,
     reward: stage("reward"),
     shaper: stage("shaper"),
     returns: stage("returns"),
     advantage: stage("advantage"),
     filter: stage("filter"),
     loss: stage("loss"),
-    rollout: decodeSection(RolloutConfig, objectOrEmpty(record.rollout, "rollout"), "rollout"),
-    optimizer: decodeSection(OptimizerConfig, objectOrEmpty(record.optimizer, "optimizer"), "optimizer"),
+    rollout: decodeSection(RolloutConfig, json.rollout ?? {}, "rollout"),
+    optimizer: decodeSection(OptimizerConfig, json.optimizer ?? {}, "optimizer"),
   }
   checkLevels(recipe, "recipe")
   return recipe
 }
 
-const decodeStage = <K extends StageKind>(catalogue: Catalogue, kind: K, raw: unknown): Use<Catalogue[K][string]> => {
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw new ConfigError({ path: kind, problem: "expected { name, options }" })
-  const { name, options, ...rest } = raw as Record<string, unknown>
-  const extra = Object.keys(rest)
-  if (extra.length > 0) throw new ConfigError({ path: `${kind}.${extra[0]}`, problem: "unknown key; a stage has name and options" })
-  if (typeof name !== "string") throw new ConfigError({ path: `${kind}.name`, problem: "expected a string" })
+const decodeStage = <K extends StageKind>(catalogue: Catalogue, kind: K, json: typeof StageJson.Type): Use<Catalogue[K][string]> => {
   let entry: Catalogue[K][string]
   try {
-    entry = lookup(catalogue, kind, name)
+    entry = lookup(catalogue, kind, json.name)
   } catch (error) {
     if (error instanceof UnknownComponentError) throw new ConfigError({ path: `${kind}.name`, problem: error.message })
     throw error
   }
-  return { name, entry, options: decodeOptions(entry, options, `${kind}.options`) }
-}
-
-const objectOrEmpty = (raw: unknown, path: string): Record<string, unknown> => {
-  if (raw === undefined) return {}
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw new ConfigError({ path, problem: "expected an object" })
-  return raw as Record<string, unknown>
+  return { name: json.name, entry, options: decodeOptions(entry, json.options, `${kind}.options`) }
 }
 
 interface LevelledStages {
