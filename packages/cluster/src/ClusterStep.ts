@@ -126,6 +126,21 @@ export interface ClusterStepResult extends StepResult {
 }
 
 /**
+ * Write the learner's current weights as policy `version` for the runners to fetch.
+ *
+ * @example
+ * yield* publishPolicyVersion(dirs.weightsDir, step, runtime.model)
+ */
+export const publishPolicyVersion = (weightsDir: string, version: number, model: Transformer): Effect.Effect<void, PolicyVersionError> =>
+  Effect.tryPromise({
+    try: () => publishVersion(weightsDir, version, model),
+    catch: (error) =>
+      error instanceof PolicyVersionError
+        ? error
+        : new PolicyVersionError({ version, dir: weightsDir, problem: error instanceof Error ? error.message : String(error) }),
+  })
+
+/**
  * One synchronous training step with rollouts on the runners: publish version `step`, roll out, update.
  *
  * @example
@@ -138,13 +153,7 @@ export const clusterTrainStep = <P extends TaskProblem>(
   options: { readonly step: number; readonly seed: number; readonly model: Transformer; readonly weightsDir: string },
 ): Effect.Effect<ClusterStepResult, RunError | ClusterRolloutError | PolicyVersionError, Policy | Sharding> =>
   Effect.gen(function*() {
-    yield* Effect.tryPromise({
-      try: () => publishVersion(options.weightsDir, options.step, options.model),
-      catch: (error) =>
-        error instanceof PolicyVersionError
-          ? error
-          : new PolicyVersionError({ version: options.step, dir: options.weightsDir, problem: error instanceof Error ? error.message : String(error) }),
-    })
+    yield* publishPolicyVersion(options.weightsDir, options.step, options.model)
     const rolled = yield* clusterRollout(taskName, problems, recipe.rollout, { step: options.step, seed: options.seed, version: options.step })
     const result = yield* trainOnBatch(recipe, rolled.batch)
     return { ...result, versions: rolled.versions, runners: rolled.runners, resent: rolled.resent }

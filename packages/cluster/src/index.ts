@@ -3,10 +3,12 @@
  * cluster entities holding a policy copy and a sandbox pool; the learner publishes
  * policy versions as safetensors and trains on the groups they return.
  */
+export * from "./AsyncClusterSteps.js"
 export * from "./ClusterLoop.js"
 export * from "./ClusterSettings.js"
 export * from "./ClusterStep.js"
 export * from "./FileRunnerStorage.js"
+export * from "./ImportanceCorrection.js"
 export * from "./LocalRunners.js"
 export * from "./PolicyVersions.js"
 export * from "./rolloutHandler.js"
