@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest"
 import { runInNewContext } from "node:vm"
 import { Rng } from "../../packages/core/src/rng.js"
-import { generateProblem, generateProblems, splitOf, TaskConfigError, WORD_TEMPLATE_NAMES, type Level } from "../../packages/tasks/src/arithmetic.js"
+import { generateProblem, generateProblems, PHRASINGS, splitOf, TaskConfigError, WORD_TEMPLATE_NAMES, type Level } from "../../packages/tasks/src/arithmetic.js"
 import type { Problem } from "../../packages/tasks/src/problem.js"
 import { decodeProblem } from "../../packages/tasks/src/problem.js"
 
@@ -115,6 +115,41 @@ describe("generateProblems: determinism and splits", () => {
     expect(() => generateProblems({ seed: 1, count: -1, split: "train" })).toThrow(/count/)
     expect(() => generateProblems({ seed: 1, count: 3, levels: [], split: "train" })).toThrow(/levels/)
     expect(() => generateProblems({ seed: 1, count: 3, split: "train", heldoutFraction: 1 })).toThrow(/heldoutFraction/)
+  })
+})
+
+describe("generateProblems: varied phrasings", () => {
+  const bare = generateProblems({ seed: 7, count: 300, levels: [1, 2, 4], split: "train" })
+  const train = generateProblems({ seed: 7, count: 300, levels: [1, 2, 4], split: "train", phrasings: "varied" })
+  const heldout = generateProblems({ seed: 7, count: 300, levels: [1, 2, 4], split: "heldout", phrasings: "varied" })
+  // An expression problem's one reference step is its expression.
+  const expressionOf = (p: Problem): string => String(p.steps?.[0])
+
+  it("asks the same expressions as the bare questions, with the same answers and steps", () => {
+    expect(train.map((p) => [p.id, p.answer, p.steps])).toEqual(bare.map((p) => [p.id, p.answer, p.steps]))
+    for (const [i, p] of train.entries()) {
+      if (p.family !== "arithmetic") {
+        expect(p.question).toBe(bare[i]?.question)
+        continue
+      }
+      const phrasing = PHRASINGS.find((f) => f.name === p.tags["phrasing"])
+      expect(phrasing?.ask(bare[i]?.question.slice(0, -2) ?? "")).toBe(p.question)
+    }
+  })
+
+  it("asks held-out problems only in held-out wordings, and uses every wording of each side", () => {
+    const used = (ps: ReadonlyArray<Problem>) => new Set(ps.filter((p) => p.family === "arithmetic").map((p) => String(p.tags["phrasing"])))
+    const names = (split: string) => new Set(PHRASINGS.filter((f) => f.split === split).map((f) => f.name))
+    expect(used(train)).toEqual(names("train"))
+    expect(used(heldout)).toEqual(names("heldout"))
+    expect(names("heldout").size).toBeGreaterThanOrEqual(2)
+    const trainQuestions = new Set(train.map((p) => p.question))
+    expect(heldout.filter((p) => trainQuestions.has(p.question))).toEqual([])
+  })
+
+  it("keeps the expression split, so no expression is asked on both sides", () => {
+    const trainExpressions = new Set(train.filter((p) => p.family === "arithmetic").map(expressionOf))
+    expect(heldout.filter((p) => p.family === "arithmetic" && trainExpressions.has(expressionOf(p)))).toEqual([])
   })
 })
 

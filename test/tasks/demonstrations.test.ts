@@ -98,6 +98,14 @@ describe("makeDemonstration", () => {
     expect(demo.text).toMatch(PROTOCOL)
   })
 
+  it("answers at once with no call in the mental style", async () => {
+    const demo = await makeDemonstration(problem({}), { runTool: () => Promise.reject(new Error("no call expected")), style: "mental" })
+    expect(demo.text).toBe("Q: 4821*97+12=?\n<answer>467649</answer>")
+    expect(demo.turns).toEqual([{ policyText: "<answer>467649</answer>", feedbackText: "" }])
+    expect(demo).toMatchObject({ style: "mental", mistake: null })
+    await expect(makeDemonstration(problem({}), { runTool: jsTool, style: "mental", mistake: "trailing-operator" })).rejects.toThrow(/no call/)
+  })
+
   it("rejects a problem without a reference solution", async () => {
     const p = problem({ question: "How many legs do 3 spiders have?", answer: "24" })
     await expect(makeDemonstration(p, { runTool: jsTool })).rejects.toThrow(DemonstrationError)
@@ -195,6 +203,21 @@ describe("makeDemonstrations", () => {
       expect(d.style).toBe("single")
       expect(d.turns).toHaveLength(2)
     }
+  })
+
+  it("answers the requested share at once, never one that fails first, and leaves the other choices as they were", async () => {
+    const plain = await makeDemonstrations(problems, { runTool: jsTool, seed: 8, failShare: 0.15 })
+    const mixed = await makeDemonstrations(problems, { runTool: jsTool, seed: 8, failShare: 0.15, mentalShare: 0.5 })
+    const mental = mixed.filter((d) => d.style === "mental")
+    expect(mental).toHaveLength(100)
+    for (const d of mental) {
+      expect(d.turns).toHaveLength(1)
+      expect(d.text).not.toMatch(/<code>/)
+      expect(checkAnswer(extractFinalAnswer(d.text) ?? "", problems.find((p) => p.id === d.problemId)?.answer ?? "")).toBe(true)
+    }
+    // The failed-call demonstrations are the same ones, and every other demonstration is unchanged.
+    expect(mixed.filter((d) => d.mistake !== null).map((d) => d.text)).toEqual(plain.filter((d) => d.mistake !== null).map((d) => d.text))
+    for (const [i, d] of mixed.entries()) if (d.style !== "mental") expect(d.text).toBe(plain[i]?.text)
   })
 
   it("rejects on an unsolvable problem, or leaves it out with skipFailures", async () => {

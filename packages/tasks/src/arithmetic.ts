@@ -11,7 +11,10 @@
  * - Level 5: large numbers (5-8 digit operands): `48213975*9038+7712093=?`.
  *
  * Levels 1-3 and 5 are written as the bare expression followed by `=?`, so a tiny
- * model can copy the question into its code. Every intermediate value stays within
+ * model can copy the question into its code. With `phrasings: "varied"` the
+ * expression is instead wrapped in one of several phrasings ("What is 482*97?",
+ * "Compute 482*97."), and whole phrasings are kept for the held-out side: evaluation
+ * then asks in words the policy never trained on. Every intermediate value stays within
  * Number.MAX_SAFE_INTEGER (checked with BigInt), so plain JavaScript evaluates the
  * copied expression exactly and no `n` suffixes are needed.
  *
@@ -322,6 +325,36 @@ export const generateProblem = (rng: Rng, level: Level): Problem => {
   throw new TaskConfigError({ fn: "generateProblem", problem: `no valid level-${level} problem in 1000 draws` })
 }
 
+// ---------------------------------------------------------------------------
+// Phrasings
+
+/** How an expression question is worded: always `EXPR=?`, or one of {@link PHRASINGS}. */
+export type Phrasing = "bare" | "varied"
+
+/**
+ * The wordings of an expression question, each on one side of the split: a held-out
+ * problem is always asked in a held-out wording, so held-out accuracy measures how a
+ * policy handles phrasings it never saw in training.
+ */
+export const PHRASINGS: ReadonlyArray<{ readonly name: string; readonly split: Split; readonly ask: (expression: string) => string }> = [
+  { name: "equals", split: "train", ask: (e) => `${e}=?` },
+  { name: "what-is", split: "train", ask: (e) => `What is ${e}?` },
+  { name: "compute", split: "train", ask: (e) => `Compute ${e}.` },
+  { name: "evaluate", split: "train", ask: (e) => `Evaluate ${e}.` },
+  { name: "how-much", split: "train", ask: (e) => `How much is ${e}?` },
+  { name: "calculate", split: "heldout", ask: (e) => `Calculate ${e}.` },
+  { name: "value-of", split: "heldout", ask: (e) => `Find the value of ${e}.` },
+  { name: "result", split: "heldout", ask: (e) => `What is the result of ${e}?` },
+]
+
+/** A problem asked in one of its split's phrasings (word problems keep their own text). */
+const rephrase = (problem: Problem, split: Split, rng: Rng): Problem => {
+  const expression = problem.family === "arithmetic" ? /^(.*)=\?$/.exec(problem.question)?.[1] : undefined
+  if (expression === undefined) return problem
+  const phrasing = pick(rng, PHRASINGS.filter((p) => p.split === split))
+  return { ...problem, question: phrasing.ask(expression), tags: { ...problem.tags, phrasing: phrasing.name } }
+}
+
 /** Options of {@link generateProblems}. */
 export interface ProblemGenerateOptions {
   /** Seed of the generator; the same seed gives the same problems. */
@@ -334,6 +367,8 @@ export interface ProblemGenerateOptions {
   readonly split: Split
   /** Share of all questions that belong to the held-out side (default 0.2). */
   readonly heldoutFraction?: number
+  /** "bare" (default): `EXPR=?`; "varied": the expression in one of the split's {@link PHRASINGS}. */
+  readonly phrasings?: Phrasing
 }
 
 /**
@@ -344,8 +379,14 @@ export interface ProblemGenerateOptions {
  * const test = generateProblems({ seed: 1, count: 200, levels: [1, 2, 3], split: "heldout" })
  * // no question of `test` occurs in `train`
  */
-export const generateProblems = (options: ProblemGenerateOptions): Array<Problem> =>
-  drawFromSplit("generateProblems", options, LEVELS, 50, (rng, level) => generateProblem(rng, level as Level))
+export const generateProblems = (options: ProblemGenerateOptions): Array<Problem> => {
+  // The split is decided on the expression, so no expression is asked on both sides in different words.
+  const problems = drawFromSplit("generateProblems", options, LEVELS, 50, (rng, level) => generateProblem(rng, level as Level))
+  if ((options.phrasings ?? "bare") === "bare") return problems
+  // A separate stream, so the expressions drawn are the same with either phrasing.
+  const rng = Rng.fromSeed(options.seed ^ 0x5a17)
+  return problems.map((problem) => rephrase(problem, options.split, rng))
+}
 
 /**
  * The loop both built-in generators share: check the options, then draw problems level

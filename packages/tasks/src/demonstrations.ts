@@ -13,10 +13,14 @@
  * A demonstration is returned turn by turn (policy text, feedback text) so the
  * trainer can tokenise each piece and mask feedback out of the loss.
  *
- * Three kinds: single-turn (one call, then the answer), multi-turn (one call per
+ * Four kinds: single-turn (one call, then the answer), multi-turn (one call per
  * step of a multi-step problem; a later step's code copies an earlier step's
- * output from the transcript), and "failed call, then fix" (the first call carries
- * a plausible mistake, the tool reports the error, the next turn fixes it).
+ * output from the transcript), "failed call, then fix" (the first call carries
+ * a plausible mistake, the tool reports the error, the next turn fixes it), and
+ * "mental" (the answer at once, with no call). Mental demonstrations stand for a
+ * teacher who can work some problems out in its head: a small student that imitates
+ * them learns to answer without the tool, which it cannot do reliably, and RL then
+ * has a decision to fix (call the tool) rather than only the precision of copying.
  * Tool outputs come from the caller's `runTool`, so the transcript shows what the
  * real sandbox prints; a demonstration whose final output does not match the
  * problem's answer is rejected rather than taught.
@@ -55,8 +59,8 @@ export const Protocol = {
 /** Runs one code string in the tool and returns the rendered output content (result or error). */
 export type RunTool = (code: string) => string | Promise<string>
 
-/** "single": the whole solution in one call; "multi": one call per reference step. */
-export type DemoStyle = "single" | "multi"
+/** "single": the whole solution in one call; "multi": one call per reference step; "mental": the answer with no call. */
+export type DemoStyle = "single" | "multi" | "mental"
 
 /** The kinds of plausible mistake a "failed call, then fix" demonstration makes. */
 export const MISTAKE_KINDS = ["unbalanced-paren", "trailing-operator", "identifier-typo"] as const
@@ -79,7 +83,7 @@ export interface Demonstration {
   readonly turns: ReadonlyArray<DemoTurn>
   /** prompt + every turn's policy and feedback text, in order. */
   readonly text: string
-  /** "single" when the solution took one (fixed) call, "multi" otherwise. */
+  /** "single" when the solution took one (fixed) call, "mental" when it took none, "multi" otherwise. */
   readonly style: DemoStyle
   /** The mistake in the first call, or null for a clean demonstration. */
   readonly mistake: DemoMistake | null
@@ -184,7 +188,7 @@ export const breakCode = (code: string, kind: MistakeKind, rng: Rng): string => 
 export interface DemonstrationOptions {
   /** The tool: code in, rendered output content out. */
   readonly runTool: RunTool
-  /** "multi" (default): one call per step; "single": the steps inlined into one call. */
+  /** "multi" (default): one call per step; "single": the steps inlined into one call; "mental": no call, the answer at once. */
   readonly style?: DemoStyle
   /** Put this mistake into the first call, then fix it; default none. */
   readonly mistake?: MistakeKind | null
@@ -208,6 +212,12 @@ export const makeDemonstration = async (problem: Problem, options: Demonstration
   if (steps === null) throw fail("no reference solution (no steps, and the question is not a bare expression)")
   const style = options.style ?? "multi"
   const mistake = options.mistake ?? null
+  if (style === "mental") {
+    if (mistake !== null) throw fail("a mental demonstration makes no call, so it cannot start with a failed one")
+    const prompt = Protocol.prompt(problem.question)
+    const turns = [{ policyText: Protocol.answer(canonicalAnswer(problem.answer)), feedbackText: "" }]
+    return { problemId: problem.id, prompt, turns, text: prompt + turns[0]!.policyText, style, mistake }
+  }
   const plan = style === "single" ? [inlineSteps(steps)] : steps
 
   const turns: Array<DemoTurn> = []
@@ -253,6 +263,8 @@ export interface DemonstrationsOptions {
   readonly failShare?: number
   /** Share of multi-step problems solved in one inlined call instead of one call per step (default 0). */
   readonly singleShare?: number
+  /** Share of demonstrations answered at once without a call (default 0); chosen among those without a failed call. */
+  readonly mentalShare?: number
   /** How many demonstrations run their tool calls at the same time (default 8). */
   readonly concurrency?: number
   /** Leave out problems whose demonstration fails (e.g. data-set rows without steps) instead of rejecting. */
@@ -286,10 +298,17 @@ export const makeDemonstrations = async (
   const rng = Rng.fromSeed(options.seed)
   const failShare = options.failShare ?? 0.15
   const singleShare = options.singleShare ?? 0
+  const mentalShare = options.mentalShare ?? 0
   const failing = new Set(shuffled(problems.length, rng).slice(0, Math.round(failShare * problems.length)))
+  // Drawn from a stream of its own, so a mental share of 0 leaves every other choice as it was.
+  const mentalRng = Rng.fromSeed(options.seed ^ 0x3e17a1)
+  const mental = new Set(
+    shuffled(problems.length, mentalRng).filter((i) => !failing.has(i)).slice(0, Math.round(mentalShare * problems.length)),
+  )
   // Every random choice is made up front, so concurrency cannot change the result.
   const plans = problems.map((problem, i) => {
-    const style: DemoStyle = rng.next() < singleShare ? "single" : "multi"
+    const drawn: DemoStyle = rng.next() < singleShare ? "single" : "multi"
+    const style: DemoStyle = mental.has(i) ? "mental" : drawn
     const mistake = failing.has(i) ? (MISTAKE_KINDS[rng.int(MISTAKE_KINDS.length)] ?? null) : null
     return { problem, style, mistake, seed: rng.nextUint32() }
   })

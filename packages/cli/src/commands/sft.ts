@@ -10,14 +10,15 @@ import { Command, Flag } from "effect/cli"
 import { recipes } from "@turnwise/recipes"
 import { CommandIo } from "../io.js"
 import { defaultRunConfig, resolveRun } from "../run/resolve.js"
+import { defaultDemonstrationMix } from "../run/data.js"
 import { runSft } from "../run/sft.js"
 import { runWarmStart, warmStartStages } from "../run/start.js"
 import { attempt } from "./CommandFailed.js"
-import { config, intAtLeast, out, overridesOf, positiveNumber, set } from "./flags.js"
+import { config, intAtLeast, numberAtLeast, out, overridesOf, positiveNumber, set } from "./flags.js"
 import { defaultRunDir, fixed3 } from "./format.js"
 import { withUsage } from "./usage.js"
 
-const first = warmStartStages[0]
+const first = warmStartStages[0]!
 
 /** The `sft` command. */
 export const sft = Command.make(
@@ -27,6 +28,11 @@ export const sft = Command.make(
     steps: intAtLeast("steps", 1).pipe(Flag.withDescription(`Training steps (one stage; default ${first.steps})`), Flag.optional),
     batch: intAtLeast("batch", 1).pipe(Flag.withDescription(`Demonstrations per step (default ${first.batchSize})`), Flag.optional),
     lr: positiveNumber("lr").pipe(Flag.withDescription(`Peak learning rate (default ${first.lr})`), Flag.optional),
+    mentalShare: numberAtLeast("mental-share", 0).pipe(
+      Flag.filter((x) => x <= 1, () => "a share between 0 and 1"),
+      Flag.withDescription("Share of demonstrations answered at once without a tool call (one stage; default 0)"),
+      Flag.withDefault(0),
+    ),
     config,
     set,
   },
@@ -46,6 +52,7 @@ export const sft = Command.make(
         steps: Option.getOrElse(flags.steps, () => first.steps),
         batchSize: Option.getOrElse(flags.batch, () => first.batchSize),
         lr: Option.getOrElse(flags.lr, () => first.lr),
+        mix: { ...defaultDemonstrationMix, mentalShare: flags.mentalShare },
         log: io.log,
       })
     )

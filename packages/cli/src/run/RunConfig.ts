@@ -38,6 +38,11 @@ export const RunConfig = Schema.Struct({
         "arithmetic (exact answers) or program (program synthesis graded by hidden tests)",
       ),
       levels: setting(Schema.Array(Schema.Literals([1, 2, 3, 4, 5])), [1, 2], "Difficulty levels of the built-in generator (arithmetic 1..5, program 1..4)"),
+      phrasings: setting(
+        Schema.Literals(["bare", "varied"]),
+        "bare",
+        "How arithmetic expressions are asked: bare (EXPR=?) or varied (several wordings, some held out for evaluation only)",
+      ),
       trainCount: setting(PositiveInt, 2000, "Problems in the training pool"),
       evalCount: setting(PositiveInt, 200, "Held-out problems evaluated before and after"),
       seed: setting(Schema.Int, 1, "Seed of the problem generator"),

@@ -30,8 +30,8 @@ export const runProblems = (task: RunConfig["task"]): { readonly train: Array<Pr
     return splitDataset(loadJsonlProblems(task.jsonl, { name: "jsonl" }), task)
   }
   return {
-    train: generateProblems({ seed: task.seed, count: task.trainCount, levels: task.levels, split: "train" }),
-    heldout: generateProblems({ seed: task.seed, count: task.evalCount, levels: task.levels, split: "heldout" }),
+    train: generateProblems({ seed: task.seed, count: task.trainCount, levels: task.levels, split: "train", phrasings: task.phrasings }),
+    heldout: generateProblems({ seed: task.seed, count: task.evalCount, levels: task.levels, split: "heldout", phrasings: task.phrasings }),
   }
 }
 
@@ -47,9 +47,25 @@ export const sandboxRunTool = (pool: SandboxPool, maxChars = defaultOutputChars,
   return rendered.slice("<output>".length, rendered.length - "</output>".length)
 }
 
+/** The mix of a warm start's demonstrations (see `makeDemonstrations`). */
+export interface DemonstrationMix {
+  /** Share that starts with a failed call, then fixes it. */
+  readonly failShare: number
+  /** Share answered at once, without a call. */
+  readonly mentalShare: number
+}
+
+/** The mix the shipped warm start's first stages were made with. */
+export const defaultDemonstrationMix: DemonstrationMix = { failShare: 0.15, mentalShare: 0 }
+
 /** Demonstrations for problems, with the real sandbox's outputs. */
-export const demonstrationsFor = (problems: ReadonlyArray<Problem>, pool: SandboxPool, seed: number, failShare = 0.15): Promise<Array<Demonstration>> =>
-  makeDemonstrations(problems, { runTool: sandboxRunTool(pool), seed, failShare, skipFailures: true }).then((demos) =>
+export const demonstrationsFor = (
+  problems: ReadonlyArray<Problem>,
+  pool: SandboxPool,
+  seed: number,
+  mix: DemonstrationMix = defaultDemonstrationMix,
+): Promise<Array<Demonstration>> =>
+  makeDemonstrations(problems, { runTool: sandboxRunTool(pool), seed, ...mix, skipFailures: true }).then((demos) =>
     demos.filter((demo): demo is Demonstration => demo !== undefined)
   )
 

@@ -15,7 +15,8 @@ import { CheckpointStore, MetricsSink, Policy } from "@turnwise/dsl"
 import { Rng } from "@turnwise/core"
 import { createSandboxPool } from "@turnwise/sandbox"
 import { recipes } from "@turnwise/recipes"
-import { demonstrationSequence } from "./data.js"
+import { defaultDemonstrationMix, demonstrationSequence } from "./data.js"
+import type { DemonstrationMix } from "./data.js"
 import { runTask } from "./task-source.js"
 import { openRun, runWith } from "./context.js"
 import { autoInit } from "./init.js"
@@ -28,6 +29,8 @@ export interface SftOptions {
   readonly steps: number
   readonly batchSize: number
   readonly lr: number
+  /** The demonstrations' mix (default: a share of failed calls, no mental answers). */
+  readonly mix?: DemonstrationMix
   readonly log: (line: string) => void
 }
 
@@ -48,8 +51,12 @@ export const runSft = async (given: SftOptions): Promise<SftResult> => {
   const { demonstrations, train } = runTask(options.run, recipes.gtpo!)
   options.log(`making demonstrations of ${train.length} problems (each tool call runs in the sandbox) ...`)
   const pool = createSandboxPool({ size: options.run.sandboxWorkers })
-  const demos = await demonstrations(pool, options.run.train.seed).finally(() => pool.close())
-  options.log(`demonstrations: ${demos.length} (${demos.filter((d) => d.mistake !== null).length} with a failed call first)`)
+  const demos = await demonstrations(pool, options.run.train.seed, options.mix ?? defaultDemonstrationMix).finally(() => pool.close())
+  options.log(
+    `demonstrations: ${demos.length} (${demos.filter((d) => d.mistake !== null).length} with a failed call first, ${
+      demos.filter((d) => d.style === "mental").length
+    } answered with no call)`,
+  )
   const context = await openRun({
     run: options.run,
     optimizer: {

@@ -15,6 +15,8 @@ import type { Io } from "../io.js"
 import { autoInit, shippedWarmStart } from "./init.js"
 import { defaultRunConfig, resolveRun } from "./resolve.js"
 import type { RunConfig } from "./RunConfig.js"
+import { defaultDemonstrationMix } from "./data.js"
+import type { DemonstrationMix } from "./data.js"
 import { runSft } from "./sft.js"
 import { runTrain } from "./train.js"
 
@@ -26,10 +28,19 @@ export { shippedWarmStart }
  * copy digits), then 400 steps at 1e-3 from there (copying becomes reliable). Each
  * stage warms up and decays on its own.
  */
-export const warmStartStages = [
-  { steps: 600, batchSize: 32, lr: 2e-3 },
-  { steps: 400, batchSize: 32, lr: 1e-3 },
-] as const
+export const warmStartStages: ReadonlyArray<WarmStartStage> = [
+  { steps: 600, batchSize: 32, lr: 2e-3, phrasings: "bare", mix: defaultDemonstrationMix },
+  { steps: 400, batchSize: 32, lr: 1e-3, phrasings: "bare", mix: defaultDemonstrationMix },
+]
+
+/** One stage of the warm-start schedule: its optimiser settings and the data it trains on. */
+export interface WarmStartStage {
+  readonly steps: number
+  readonly batchSize: number
+  readonly lr: number
+  readonly phrasings: RunConfig["task"]["phrasings"]
+  readonly mix: DemonstrationMix
+}
 
 /** Run the warm-start schedule; returns the final checkpoint directory (`outDir/checkpoints`). */
 export const runWarmStart = async (run: RunConfig, outDir: string, log: (line: string) => void): Promise<string> => {
@@ -38,7 +49,12 @@ export const runWarmStart = async (run: RunConfig, outDir: string, log: (line: s
   for (const [k, stage] of warmStartStages.entries()) {
     const last = k === warmStartStages.length - 1
     log(`warm start, stage ${k + 1} of ${warmStartStages.length}: ${stage.steps} steps at lr ${stage.lr}`)
-    const result = await runSft({ run: { ...run, model: { ...run.model, init } }, outDir: last ? outDir : path.join(outDir, `stage-${k + 1}`), ...stage, log })
+    const result = await runSft({
+      run: { ...run, model: { ...run.model, init }, task: { ...run.task, phrasings: stage.phrasings } },
+      outDir: last ? outDir : path.join(outDir, `stage-${k + 1}`),
+      ...stage,
+      log,
+    })
     init = result.checkpoint
   }
   return init

@@ -16,6 +16,7 @@ import type { CodeProblem } from "@turnwise/tasks"
 import { programSynthesisTask } from "@turnwise/tasks"
 import type { SandboxPool } from "@turnwise/sandbox"
 import { demonstrationsFor, runProblems, sandboxRunTool, splitDataset } from "./data.js"
+import type { DemonstrationMix } from "./data.js"
 import type { RunConfig } from "./RunConfig.js"
 
 /** Everything a run needs to know about its task. */
@@ -28,7 +29,7 @@ export interface RunTask {
   readonly train: ReadonlyArray<TaskProblem>
   readonly heldout: ReadonlyArray<TaskProblem>
   /** Warm-start demonstrations of the train problems, with the real sandbox's outputs. */
-  readonly demonstrations: (pool: SandboxPool, seed: number) => Promise<Array<Demonstration>>
+  readonly demonstrations: (pool: SandboxPool, seed: number, mix?: DemonstrationMix) => Promise<Array<Demonstration>>
   /** Human-readable lines for each rollout setting raised to what the task needs. */
   readonly adjustments: ReadonlyArray<string>
 }
@@ -96,7 +97,7 @@ export const runTask = (run: RunConfig, recipe: RecipeType): RunTask => {
       task: exactAnswerTask(run.task.jsonl === "" ? "arithmetic" : "jsonl") as unknown as Task<TaskProblem>,
       train,
       heldout,
-      demonstrations: (pool, seed) => demonstrationsFor(train, pool, seed),
+      demonstrations: (pool, seed, mix) => demonstrationsFor(train, pool, seed, mix),
       adjustments: [],
     }
   }
@@ -111,7 +112,12 @@ export const runTask = (run: RunConfig, recipe: RecipeType): RunTask => {
     task: programSynthesisTask({ name: run.task.jsonl === "" ? "program" : "program-jsonl", limits }) as unknown as Task<TaskProblem>,
     train,
     heldout,
-    demonstrations: (pool, seed) => makeCodeDemonstrations(train, { runTool: sandboxRunTool(pool, adjusted.recipe.rollout.maxOutputChars, language), seed }),
+    demonstrations: (pool, seed, mix) => {
+      if (mix !== undefined && mix.mentalShare > 0) {
+        return Promise.reject(new Error("mental demonstrations (an answer with no call) exist for the arithmetic task only; set the mental share to 0"))
+      }
+      return makeCodeDemonstrations(train, { runTool: sandboxRunTool(pool, adjusted.recipe.rollout.maxOutputChars, language), seed })
+    },
     adjustments: adjusted.adjustments,
   }
 }
