@@ -1,7 +1,7 @@
 /**
  * Small helpers shared by the algorithm catalogue: sums, means, the population
- * standard deviation, standardisation of a set, the options schema of entries that take none, and the bootstrap interval that
- * comparisons report.
+ * standard deviation, standardisation of a set, the options schema of entries that take none, the bootstrap interval that
+ * comparisons report, and the unbiased pass@k estimator of sampled evaluation.
  *
  * Every normalisation in the catalogue (GTPO's normalised returns, GRPO's z-score,
  * REINFORCE++'s whitening) goes through {@link standardize}, so they agree on the
@@ -170,4 +170,37 @@ export const bootstrapInterval = (values: ReadonlyArray<ReadonlyArray<number>>, 
   }
   const tail = (1 - level) / 2
   return { mean, lo: quantile(tail), hi: quantile(1 - tail), level }
+}
+
+/**
+ * The unbiased estimator of pass@k: the probability that at least one of k
+ * completions drawn without replacement from n sampled completions, c of them
+ * correct, is correct, i.e. 1 - C(n - c, k) / C(n, k). Averaged over problems it
+ * estimates the chance that k fresh samples solve a problem, with less variance than
+ * drawing exactly k samples (n > k). With n = k it is 1 when any sample is correct,
+ * else 0; with k = 1 it is c / n.
+ *
+ * Computed as 1 - prod_{i = n-c+1}^{n} (1 - k / i), which never forms the binomial
+ * coefficients, so it stays exact enough for large n. Throws AlgorithmInputError
+ * unless n, c, k are integers with 0 <= c <= n and 1 <= k <= n.
+ *
+ * @example
+ * passAtK(4, 1, 2) // 0.5: 1 - C(3,2)/C(4,2) = 1 - 3/6
+ * passAtK(5, 0, 5) // 0
+ * passAtK(5, 2, 1) // 0.4
+ */
+export const passAtK = (n: number, c: number, k: number): number => {
+  const fn = "passAtK"
+  if (!(Number.isInteger(n) && n >= 1)) throw new AlgorithmInputError({ fn, where: "n", problem: `n (samples) must be a positive integer, got ${n}` })
+  if (!(Number.isInteger(c) && c >= 0 && c <= n)) {
+    throw new AlgorithmInputError({ fn, where: "c", problem: `c (correct samples) must be an integer in [0, ${n}], got ${c}` })
+  }
+  if (!(Number.isInteger(k) && k >= 1 && k <= n)) {
+    throw new AlgorithmInputError({ fn, where: "k", problem: `k must be an integer in [1, n = ${n}], got ${k}` })
+  }
+  // Fewer wrong samples than k: every draw of k contains a correct one.
+  if (n - c < k) return 1
+  let allWrong = 1
+  for (let i = n - c + 1; i <= n; i++) allWrong *= 1 - k / i
+  return 1 - allWrong
 }
