@@ -16,6 +16,50 @@ describe("turnwise train with cluster.runners", () => {
     expect(existsSync(out)).toBe(false)
   })
 
+  it("rejects asynchronous mode without runners before it creates the run directory", async () => {
+    const out = path.join(tempDir("cluster-async-bad"), "run")
+    const result = await cli(["train", "gtpo", "--set", "cluster.mode=async", "--out", out])
+    expect(result.code).toBe(1)
+    expect(result.stderr).toMatch(/cluster\.mode: async mode overlaps rollouts on runners with training; set cluster\.runners to 1 or more/)
+    expect(existsSync(out)).toBe(false)
+  })
+
+  it("trains in asynchronous mode with --set cluster.mode=async and records the staleness of every step", async () => {
+    const out = path.join(tempDir("cluster-async"), "run")
+    const result = await cli([
+      "train",
+      "gtpo",
+      ...tinyRun,
+      "--set",
+      "model.preset=tiny",
+      "--set",
+      "train.steps=3",
+      "--set",
+      "sandboxWorkers=1",
+      "--set",
+      "cluster.runners=1",
+      "--set",
+      "cluster.mode=async",
+      "--set",
+      "cluster.maxStaleness=1",
+      "--set",
+      "cluster.importanceCap=1.5",
+      "--out",
+      out,
+    ])
+    expect(result.code, result.stderr).toBe(0)
+    expect(result.stderr).toContain("asynchronous rollouts, at most 1 versions behind")
+    const records = readFileSync(path.join(out, "metrics.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line) as { step: number; phase: string; metrics: Record<string, number> })
+    const train = records.filter((record) => record.phase === "train")
+    expect(train.map((record) => record.step)).toEqual([1, 2, 3])
+    // Step 1 samples with the weights it updates; later steps were sent one update earlier.
+    expect(train.map((record) => record.metrics["cluster/staleness_max"])).toEqual([0, 1, 1])
+    for (const record of train) expect(record.metrics["cluster/is_truncated_frac"]).toBeGreaterThanOrEqual(0)
+  }, 240_000)
+
   it("trains with rollouts on one runner process and writes the run as usual", async () => {
     const out = path.join(tempDir("cluster-run"), "run")
     const result = await cli([

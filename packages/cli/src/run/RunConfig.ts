@@ -81,6 +81,17 @@ export const RunConfig = Schema.Struct({
         0,
         "Local runner processes that roll out on Effect cluster (docs/CLUSTER.md); 0 rolls out in this process. Built-in arithmetic or JSONL question/answer tasks on preset models only",
       ),
+      mode: setting(
+        Schema.Literals(["sync", "async"]),
+        "sync",
+        "sync: each step rolls out with the current weights, then trains; async: later steps roll out on the runners while the learner trains (needs cluster.runners >= 1)",
+      ),
+      maxStaleness: setting(NonNegativeInt, 1, "Async mode: at most this many policy versions between a trajectory's sampler and the weights it updates"),
+      importanceCap: setting(
+        Schema.NullOr(Schema.Finite.check(Schema.isGreaterThan(0))),
+        2,
+        "Async mode: importance weights pi_proximal / pi_behaviour above this are cut to it; null: no truncation",
+      ),
     },
     "Rollouts on Effect cluster runners",
   ),

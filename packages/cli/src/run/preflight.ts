@@ -54,7 +54,12 @@ export const checkRunDirectory = async (outDir: string, options: { readonly resu
  */
 /** Settings that cannot go together: rollouts on runners serve exact-answer tasks on preset models only. */
 export const checkRunSettings = (run: RunConfig): void => {
-  if (run.cluster.runners === 0) return
+  if (run.cluster.runners === 0) {
+    if (run.cluster.mode === "async") {
+      throw new RunInputError({ path: "cluster.mode", problem: "async mode overlaps rollouts on runners with training; set cluster.runners to 1 or more" })
+    }
+    return
+  }
   if (run.task.kind !== "arithmetic") {
     throw new RunInputError({
       path: "cluster.runners",

@@ -178,7 +178,10 @@ export const runTrain = async (options: TrainOptions): Promise<TrainResult> => {
                 log: options.log,
               })
               options.log(`rolling out on ${run.cluster.runners} local runner processes`)
-              yield* clusterTrainLoop(recipe, run.task.kind, task, { ...loop, model, weightsDir: dirs.weightsDir }).pipe(
+              const { mode, maxStaleness, importanceCap } = run.cluster
+              const schedule = mode === "async" ? { mode, maxStaleness, importanceCap } : { mode }
+              options.log(mode === "async" ? `asynchronous rollouts, at most ${maxStaleness} versions behind` : "synchronous rollouts")
+              yield* clusterTrainLoop(recipe, run.task.kind, task, { ...loop, model, weightsDir: dirs.weightsDir, schedule }).pipe(
                 Effect.provide(learnerClusterLayer(dirs)),
               )
             }),
