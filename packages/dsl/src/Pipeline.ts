@@ -13,7 +13,7 @@
  * @category combinators
  */
 import { Effect } from "effect"
-import { applyKeep, broadcastToTurns, toTrainingSequences, trajectoryCode } from "@turnwise/core"
+import { applyKeep, broadcastToTurns, passAtK, toTrainingSequences, trajectoryCode } from "@turnwise/core"
 import type { Batch, Embedder, Values } from "@turnwise/core"
 import { advantageMetrics, batchMetrics, meanMetrics } from "./Metrics.js"
 import type { Recipe } from "./Recipe.js"
@@ -141,18 +141,60 @@ export const trainOnBatch = (recipe: Recipe, rolled: Batch): Effect.Effect<StepR
     }
   })
 
+/** Pass@k of sampled evaluation: per problem, how many of the k samples were correct. */
+export interface SampledEvaluation {
+  /** Samples per problem. */
+  readonly k: number
+  /** Correct samples per problem, in the problems' order (each in [0, k]). */
+  readonly correct: ReadonlyArray<number>
+}
+
+/** What {@link evaluate} returns. */
+export interface Evaluation {
+  readonly metrics: Readonly<Record<string, number>>
+  /** The greedy (or `temperature`) pass: one trajectory per problem. */
+  readonly batch: Batch
+  /** With `samples` > 0: the sampled pass's correct counts per problem. */
+  readonly sampled?: SampledEvaluation
+}
+
+/** The metric name of pass@k for k samples, e.g. `eval/pass@8`. */
+export const passAtKMetric = (k: number): string => `eval/pass@${k}`
+
 /**
- * Evaluate on problems: one trajectory per problem, greedy unless a temperature is given.
+ * Metrics of a sampled pass: `eval/pass@k` (mean over problems of the unbiased
+ * estimator; with n = k samples it is the fraction of problems with any correct
+ * sample), `eval/pass@1` (mean correctness of the samples) and `eval/samples` (k).
+ */
+export const sampledMetrics = (sampled: SampledEvaluation): Record<string, number> => {
+  const { k, correct } = sampled
+  return {
+    [passAtKMetric(k)]: mean(correct.map((c) => passAtK(k, c, k))),
+    "eval/pass@1": mean(correct.map((c) => passAtK(k, c, 1))),
+    "eval/samples": k,
+  }
+}
+
+/** Seed offset of the sampled pass, so it draws other randomness than the greedy pass and is the same every time. */
+const sampledSeedOffset = 7_919
+
+/**
+ * Evaluate on problems: one trajectory per problem, greedy unless a temperature is
+ * given. With `samples` = k > 0, also k completions per problem at the recipe's
+ * rollout temperature (seeded from `seed`, so it is reproducible), reported as
+ * `eval/pass@k` and `eval/pass@1` beside the greedy metrics ({@link sampledMetrics}).
  *
  * @example
- * const { metrics } = yield* evaluate(recipe, arithmetic, heldOut, { seed: 0 })
+ * const { metrics } = yield* evaluate(recipe, arithmetic, heldOut, { seed: 0, samples: 8 })
+ * metrics["outcome/accuracy"] // greedy
+ * metrics["eval/pass@8"] // any of 8 samples correct
  */
 export const evaluate = <P extends TaskProblem>(
   recipe: Recipe,
   task: Task<P>,
   problems: ReadonlyArray<P>,
-  options: { readonly seed: number; readonly temperature?: number; readonly batchSize?: number },
-): Effect.Effect<{ readonly metrics: Readonly<Record<string, number>>; readonly batch: Batch }, PolicyError | SandboxError, Policy | Sandbox | Tokenizer> =>
+  options: { readonly seed: number; readonly temperature?: number; readonly batchSize?: number; readonly samples?: number },
+): Effect.Effect<Evaluation, PolicyError | SandboxError | StageError, Policy | Sandbox | Tokenizer> =>
   Effect.gen(function*() {
     const config = { ...recipe.rollout, groupSize: 1, temperature: options.temperature ?? 0 }
     const size = options.batchSize ?? 64
@@ -162,7 +204,28 @@ export const evaluate = <P extends TaskProblem>(
       groups.push(...part.groups)
     }
     const batch: Batch = { groups }
-    return { batch, metrics: batchMetrics(batch) }
+    const k = options.samples ?? 0
+    if (k === 0) return { batch, metrics: batchMetrics(batch) }
+    if (!(Number.isInteger(k) && k > 0)) {
+      return yield* new StageError({ stage: "evaluate", reason: `samples per problem must be a non-negative integer, got ${k}` })
+    }
+    if (recipe.rollout.temperature === 0) {
+      return yield* new StageError({
+        stage: "evaluate",
+        reason: `pass@${k} samples at the recipe's rollout temperature, which is 0 (greedy): every sample would be the same`,
+      })
+    }
+    const sampling = { ...recipe.rollout, groupSize: k }
+    const perPart = Math.max(1, Math.floor(size / k))
+    const correct: Array<number> = []
+    for (let start = 0; start < problems.length; start += perPart) {
+      const part = yield* Effect.scoped(
+        rollout(task, problems.slice(start, start + perPart), sampling, { seed: options.seed + sampledSeedOffset + start, step: -1 }),
+      )
+      for (const group of part.groups) correct.push(group.trajectories.filter((t) => t.outcome.correct).length)
+    }
+    const sampled = { k, correct }
+    return { batch, sampled, metrics: { ...batchMetrics(batch), ...sampledMetrics(sampled) } }
   })
 
 /** The data order: a seeded permutation of the training problems, walked step by step. */
@@ -199,6 +262,8 @@ export interface LoopOptions<P> {
   readonly checkpointEvery: number
   /** Continue from the newest checkpoint when there is one. */
   readonly resume: boolean
+  /** Samples per held-out problem for pass@k at each evaluation (0 = greedy only). */
+  readonly evalSamples?: number
   /** Called after each step (progress display). */
   readonly onStep?: (step: number, metrics: Readonly<Record<string, number>>) => void
 }
@@ -258,7 +323,7 @@ export const trainLoopWith = <P extends TaskProblem, E, R>(
       const done = step + 1
       const last = done === options.steps
       if ((options.evalEvery > 0 && done % options.evalEvery === 0) || last) {
-        const evaluation = yield* evaluate(recipe, task, options.evalProblems, { seed: options.seed })
+        const evaluation = yield* evaluate(recipe, task, options.evalProblems, { seed: options.seed, samples: options.evalSamples ?? 0 })
         finalEval = evaluation.metrics
         yield* sink.record({ step: done, phase: "eval", metrics: evaluation.metrics })
       }
