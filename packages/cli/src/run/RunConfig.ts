@@ -63,6 +63,11 @@ export const RunConfig = Schema.Struct({
       ),
       promptsPerStep: setting(PositiveInt, 8, "Prompts per step (each sampled groupSize times)"),
       evalEvery: setting(NonNegativeInt, 20, "Evaluate every this many steps (0 = only at the end)"),
+      evalSamples: setting(
+        NonNegativeInt,
+        0,
+        "Samples per held-out problem at each evaluation, at the recipe's rollout temperature: k > 0 logs eval/pass@k and eval/pass@1 beside greedy accuracy; 0 = greedy only",
+      ),
       checkpointEvery: setting(NonNegativeInt, 20, "Checkpoint every this many steps (0 = only at the end)"),
       seed: setting(Schema.Int, 1, "Seed of the data order and of sampling"),
     },

@@ -133,7 +133,7 @@ export const runTrain = async (options: TrainOptions): Promise<TrainResult> => {
     const evaluateAt = (step: number, label: string) =>
       Effect.gen(function*() {
         progress.startEvaluation(label)
-        const { metrics } = yield* evaluate(recipe, task, heldout, { seed: run.train.seed })
+        const { metrics } = yield* evaluate(recipe, task, heldout, { seed: run.train.seed, samples: run.train.evalSamples })
         const sink = yield* MetricsSink
         yield* sink.record({ step, phase: "eval", metrics })
         return metrics
@@ -158,6 +158,7 @@ export const runTrain = async (options: TrainOptions): Promise<TrainResult> => {
           promptsPerStep: run.train.promptsPerStep,
           seed: run.train.seed,
           evalEvery: run.train.evalEvery,
+          evalSamples: run.train.evalSamples,
           checkpointEvery: run.train.checkpointEvery,
           resume: options.resume,
           onStep: (step: number, metrics: Readonly<Record<string, number>>) => progress.update(step, metrics),
