@@ -19,7 +19,7 @@ import {
   HfMissingTensorError,
   HfShapeMismatchError,
 } from "../../packages/runtime/src/model/hf/errors.js"
-import { hfConfigJson, readHfConfig } from "../../packages/runtime/src/model/hf/hf-config.js"
+import { hfConfigJson, parseHfConfig, readHfConfig } from "../../packages/runtime/src/model/hf/hf-config.js"
 import { loadHfModel } from "../../packages/runtime/src/model/hf/hf-load.js"
 import type { HfLoadedModel } from "../../packages/runtime/src/model/hf/hf-load.js"
 import { saveHfModel } from "../../packages/runtime/src/model/hf/hf-save.js"
@@ -505,7 +505,7 @@ describe("clear errors", () => {
   it("config values the decoder cannot run exactly are refused by name", async () => {
     const cases: Array<[Json, RegExp]> = [
       [{ rope_scaling: { rope_type: "yarn", factor: 4 } }, /rope_scaling of type "yarn" is not supported \(default, linear and llama3 only\)/],
-      [{ rope_scaling: { rope_type: "llama3", factor: 32 } }, /rope_scaling\.low_freq_factor is undefined \(expected a positive number\)/],
+      [{ rope_scaling: { rope_type: "llama3", factor: 32 } }, /rope_scaling\.low_freq_factor is missing \(expected a positive number\)/],
       [{ hidden_act: "gelu" }, /hidden_act "gelu" is not supported/],
       [{ num_attention_heads: 3 }, /hidden_size \(16\) is not a multiple of num_attention_heads \(3\)|dModel \(16\) is not a multiple of nHeads \(3\)/],
       [{ hidden_size: undefined }, /hidden_size is missing \(expected a positive integer\)/],
@@ -525,6 +525,129 @@ describe("clear errors", () => {
     const error = await rejection(loadHfTokenizer(fx.dir, { vocabSize: 200 }))
     expect(error).toBeInstanceOf(HfFormatError)
     expect(error.message).toMatch(/tokenizer\.json: holds token id 263, beyond the model's vocab_size 200/)
+  })
+})
+
+describe("config.json decoding", () => {
+  const file = "m/config.json"
+  // The fields every architecture needs; everything else is left to its default.
+  const required = { hidden_size: 16, intermediate_size: 24, num_hidden_layers: 2, num_attention_heads: 4, vocab_size: 272 }
+  const llama = { architectures: ["LlamaForCausalLM"], ...required }
+  const qwen2 = { architectures: ["Qwen2ForCausalLM"], ...required }
+  const refusal = (raw: Json): Error => {
+    try {
+      parseHfConfig(raw, file)
+    } catch (error) {
+      return error as Error
+    }
+    throw new Error(`expected ${JSON.stringify(raw)} to be refused`)
+  }
+
+  it("fills what config.json leaves out (or sets to null) with each field's default", () => {
+    const plain = parseHfConfig({ ...llama, rope_scaling: null, num_key_value_heads: null, rms_norm_eps: null }, file)
+    expect(plain.model).toEqual({
+      vocabSize: 272,
+      dModel: 16,
+      nLayers: 2,
+      nHeads: 4,
+      nKvHeads: 4,
+      dFf: 24,
+      maxSeqLen: 2048,
+      ropeTheta: 10000,
+      normEps: 1e-6,
+      qkvBias: false,
+      tieEmbeddings: false,
+      initStd: 0.02,
+      seed: 0,
+    })
+    expect(plain.maxPositionEmbeddings).toBe(2048)
+    expect([plain.bosTokenId, plain.eosTokenId, plain.padTokenId]).toEqual([null, null, null])
+
+    const qwen = parseHfConfig({ architectures: undefined, model_type: "qwen2", ...required, eos_token_id: [7, 3], sliding_window: null }, file)
+    expect(qwen.architecture).toBe("Qwen2ForCausalLM")
+    expect(qwen.maxPositionEmbeddings).toBe(32768)
+    expect(qwen.model).toMatchObject({ maxSeqLen: 2048, qkvBias: true })
+    expect(qwen.eosTokenId).toBe(7)
+    expect(parseHfConfig(qwen2, file, { maxSeqLen: 64 }).model.maxSeqLen).toBe(64)
+  })
+
+  it("reads rope_theta and the scaling from rope_parameters, which wins over rope_scaling", () => {
+    const config = parseHfConfig(
+      {
+        ...llama,
+        rope_scaling: { type: "linear", factor: 2 },
+        rope_parameters: { rope_type: "llama3", rope_theta: 500000, factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 16 },
+      },
+      file,
+    )
+    expect(config.model.ropeTheta).toBe(500000)
+    expect(config.model.ropeScaling).toEqual({ kind: "llama3", factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 16 })
+    const plainParameters = parseHfConfig(
+      { ...llama, rope_scaling: { type: "linear", factor: 2 }, rope_parameters: { rope_type: "default", rope_theta: 7 } },
+      file,
+    )
+    expect(plainParameters.model).toMatchObject({ ropeTheta: 7, ropeScaling: { kind: "linear", factor: 2 } })
+    expect(parseHfConfig({ ...llama, rope_theta: 3, rope_parameters: { rope_theta: 7 } }, file).model.ropeTheta).toBe(3)
+  })
+
+  it("refuses a bad field by its path, its value and what it should be", () => {
+    const cases: Array<[Json, string]> = [
+      [{ ...llama, hidden_size: undefined }, "hidden_size is missing (expected a positive integer)"],
+      [{ ...llama, hidden_size: null }, "hidden_size is missing (expected a positive integer)"],
+      [{ ...llama, hidden_size: 0 }, "hidden_size is 0 (expected a positive integer)"],
+      [{ ...llama, num_hidden_layers: "2" }, "num_hidden_layers is \"2\" (expected a positive integer)"],
+      [{ ...llama, vocab_size: 271.5 }, "vocab_size is 271.5 (expected a positive integer)"],
+      [{ ...llama, num_key_value_heads: -2 }, "num_key_value_heads is -2 (expected a positive integer)"],
+      [{ ...qwen2, max_position_embeddings: 0 }, "max_position_embeddings is 0 (expected a positive integer)"],
+      [{ ...llama, rms_norm_eps: -1 }, "rms_norm_eps is -1 (expected a positive number)"],
+      [{ ...llama, rope_theta: "big" }, "rope_theta is \"big\" (expected a positive number)"],
+      [{ ...llama, initializer_range: 0 }, "initializer_range is 0 (expected a positive number)"],
+      [{ ...llama, tie_word_embeddings: "yes" }, "tie_word_embeddings is \"yes\" (expected true or false)"],
+      [{ ...llama, eos_token_id: [2, -1] }, "eos_token_id.1 is -1 (expected a token id)"],
+      [{ ...llama, bos_token_id: "<s>" }, "bos_token_id is \"<s>\" (expected a token id or a list of token ids)"],
+      [{ ...llama, pad_token_id: 1.5 }, "pad_token_id is 1.5 (expected a token id)"],
+      [{ ...llama, hidden_act: "gelu" }, "hidden_act \"gelu\" is not supported (SwiGLU with silu only)"],
+      [{ ...llama, head_dim: 8 }, "head_dim 8 differs from hidden_size / num_attention_heads (4), which Turnwise's decoder requires"],
+      [{ ...llama, rope_scaling: 3 }, "rope_scaling is 3 (expected an object or null)"],
+      [{ ...llama, rope_scaling: { rope_type: "yarn", factor: 4 } }, "rope_scaling of type \"yarn\" is not supported (default, linear and llama3 only)"],
+      [{ ...llama, rope_scaling: { type: "dynamic", factor: 4 } }, "rope_scaling of type \"dynamic\" is not supported (default, linear and llama3 only)"],
+      [{ ...llama, rope_parameters: { rope_type: "linear" } }, "rope_parameters.factor is missing (expected a positive number)"],
+      [{ ...llama, rope_parameters: { rope_theta: 0 } }, "rope_parameters.rope_theta is 0 (expected a positive number)"],
+      [
+        { ...llama, rope_scaling: { rope_type: "llama3", factor: 8, low_freq_factor: 4, high_freq_factor: 1, original_max_position_embeddings: 16 } },
+        "rope_scaling.high_freq_factor must exceed low_freq_factor",
+      ],
+      [
+        { ...llama, rope_scaling: { rope_type: "llama3", factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 16.5 } },
+        "rope_scaling.original_max_position_embeddings is 16.5 (expected a positive integer)",
+      ],
+      [
+        { ...llama, attention_bias: true },
+        "attention_bias is true (bias on q, k, v and o projections), which is not supported; Turnwise's decoder has q/k/v bias only (as Qwen2)",
+      ],
+      [{ ...llama, mlp_bias: true }, "mlp_bias is true, which is not supported (the MLP has no bias)"],
+      [{ ...llama, mlp_bias: "no" }, "mlp_bias is \"no\" (expected true or false)"],
+      [
+        { ...qwen2, use_sliding_window: true, sliding_window: 1024 },
+        "use_sliding_window is true with sliding_window 1024, which is not supported (full causal attention only)",
+      ],
+      [{ ...qwen2, use_sliding_window: true }, "use_sliding_window is true with sliding_window undefined, which is not supported (full causal attention only)"],
+      [{ ...llama, num_attention_heads: 3 }, "invalid model config: dModel (16) is not a multiple of nHeads (3)"],
+      [{ ...required }, "has neither \"architectures\" nor \"model_type\"; supported architectures: LlamaForCausalLM, Qwen2ForCausalLM"],
+      [{ ...required, architectures: [5] }, "architectures.0 is 5 (expected an architecture name)"],
+    ]
+    for (const [raw, problem] of cases) {
+      const error = refusal(raw)
+      expect(error, JSON.stringify(raw)).toBeInstanceOf(HfFormatError)
+      expect(error.message).toBe(`${file}: ${problem}`)
+    }
+    // What one architecture refuses, the other does not read.
+    expect(parseHfConfig({ ...qwen2, attention_bias: true, mlp_bias: true }, file).model.qkvBias).toBe(true)
+    expect(parseHfConfig({ ...llama, use_sliding_window: true }, file).model.qkvBias).toBe(false)
+    expect(parseHfConfig({ ...qwen2, use_sliding_window: true, sliding_window: 2048 }, file).model.maxSeqLen).toBe(2048)
+    const unknown = refusal({ ...required, model_type: "mistral" })
+    expect(unknown).toBeInstanceOf(HfArchitectureError)
+    expect(unknown.message).toBe(`${file}: architecture "model_type mistral" is not supported; supported architectures: LlamaForCausalLM, Qwen2ForCausalLM`)
   })
 })
 
