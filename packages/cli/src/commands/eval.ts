@@ -1,6 +1,8 @@
 /**
  * `turnwise eval --checkpoint dir`: held-out metrics of a checkpoint, as one JSON line
- * on stdout and a table on stderr.
+ * on stdout and a table on stderr. With `--set train.evalSamples=k` the metrics also
+ * hold `eval/pass@k` and `eval/pass@1` of k samples per problem at the recipe's
+ * rollout temperature, beside the greedy (or `--temperature`) accuracy.
  *
  * @category constructors
  */
@@ -45,23 +47,36 @@ export const evalCommand = Command.make(
   Effect.fn("turnwise.eval")(function*(flags) {
     const io = yield* CommandIo
     const overrides = yield* overridesOf(flags)
-    const { problems, metrics } = yield* attempt(async () => {
+    const { problems, metrics, samples, samplingTemperature } = yield* attempt(async () => {
       const resolved = resolveRun(recipes.gtpo!, await fromCheckpoint(flags.checkpoint), overrides)
       const { recipe, task, heldout } = runTask(resolved.run, resolved.recipe)
       const seed = resolved.run.train.seed
+      const samples = resolved.run.train.evalSamples
       const { metrics } = await withScratchRun(
         "eval",
         resolved.run,
         recipe,
         io.log,
-        (context) => runWith(context, evaluate(recipe, task, heldout, { seed, temperature: flags.temperature })),
+        (context) => runWith(context, evaluate(recipe, task, heldout, { seed, temperature: flags.temperature, samples })),
       )
-      return { problems: heldout.length, metrics }
+      return { problems: heldout.length, metrics, samples, samplingTemperature: recipe.rollout.temperature }
     })
-    io.log(`held-out evaluation of ${flags.checkpoint}: ${problems} problems, temperature ${flags.temperature}\n${metricsTable(metrics)}`)
-    io.stdout(JSON.stringify({ checkpoint: flags.checkpoint, problems, temperature: flags.temperature, metrics }) + "\n")
+    const sampled = samples === 0 ? "" : `; pass@${samples} and pass@1 from ${samples} samples per problem at temperature ${samplingTemperature}`
+    io.log(`held-out evaluation of ${flags.checkpoint}: ${problems} problems, temperature ${flags.temperature}${sampled}\n${metricsTable(metrics)}`)
+    io.stdout(
+      JSON.stringify({
+        checkpoint: flags.checkpoint,
+        problems,
+        temperature: flags.temperature,
+        ...(samples === 0 ? {} : { samples, samplingTemperature }),
+        metrics,
+      }) + "\n",
+    )
   }),
 ).pipe(
   Command.withDescription("Evaluate a checkpoint on the held-out problems: a table on stderr, one JSON line on stdout"),
-  withUsage({ synopsis: "turnwise eval --checkpoint dir [--config f.json] [--set k=v]... [--temperature T]", needs: "eval needs --checkpoint DIR" }),
+  withUsage({
+    synopsis: "turnwise eval --checkpoint dir [--config f.json] [--set k=v]... [--temperature T] [--set train.evalSamples=K]",
+    needs: "eval needs --checkpoint DIR",
+  }),
 )
