@@ -4,7 +4,8 @@
  *
  * From a rolled-out batch ({@link batchMetrics}): `outcome/accuracy` (fraction of
  * trajectories whose final answer is correct), `outcome/score`, `turns/mean`,
- * `tool/calls_per_trajectory`, `tool/error_rate` (fraction of tool calls that were
+ * `tool/calls_per_trajectory`, `tool/use_rate` (fraction of trajectories that call
+ * the tool at least once), `tool/error_rate` (fraction of tool calls that were
  * malformed or failed in the sandbox), `finish/answer_rate`, `tokens/policy`,
  * `batch/trajectories`.
  *
@@ -36,6 +37,7 @@ export const batchMetrics = (batch: Batch): Record<string, number> => {
   let turns = 0
   let calls = 0
   let failedCalls = 0
+  let users = 0
   let answered = 0
   let policyTokens = 0
   for (const trajectory of trajectories) {
@@ -43,6 +45,7 @@ export const batchMetrics = (batch: Batch): Record<string, number> => {
     score += trajectory.outcome.score
     turns += trajectory.turns.length
     if (trajectory.finishReason === "answer") answered++
+    if (trajectory.turns.some((turn) => turn.toolCall !== null || turn.malformed !== null)) users++
     for (const turn of trajectory.turns) {
       policyTokens += turn.policyTokens.length
       if (turn.toolCall !== null || turn.malformed !== null) {
@@ -56,6 +59,7 @@ export const batchMetrics = (batch: Batch): Record<string, number> => {
     "outcome/score": score / n,
     "turns/mean": turns / n,
     "tool/calls_per_trajectory": calls / n,
+    "tool/use_rate": users / n,
     "tool/error_rate": calls === 0 ? 0 : failedCalls / calls,
     "finish/answer_rate": answered / n,
     "tokens/policy": policyTokens,

@@ -13,6 +13,7 @@ const tableMetrics: ReadonlyArray<[string, string]> = [
   ["answer rate", "finish/answer_rate"],
   ["turns per trajectory", "turns/mean"],
   ["tool calls per trajectory", "tool/calls_per_trajectory"],
+  ["tool use rate", "tool/use_rate"],
   ["tool-call error rate", "tool/error_rate"],
 ]
 

@@ -91,6 +91,7 @@ export const runStart = async (options: { readonly sets: ReadonlyArray<string>; 
       row("accuracy", b["outcome/accuracy"], a["outcome/accuracy"]),
       row("answer rate", b["finish/answer_rate"], a["finish/answer_rate"]),
       row("turns per trajectory", b["turns/mean"], a["turns/mean"]),
+      row("tool use rate", b["tool/use_rate"], a["tool/use_rate"]),
       row("tool-call error rate", b["tool/error_rate"], a["tool/error_rate"]),
       "",
       `${result.steps} steps in ${result.seconds.toFixed(0)} s (${result.meanStepSeconds.toFixed(1)} s per step)`,
