@@ -19,6 +19,8 @@ describe("turnwise compare", () => {
       "train.steps=1",
       "--set",
       "model.init=assets/warm-start",
+      "--set",
+      "train.evalSamples=2",
     ])
     expect(result.code, result.stderr).toBe(0)
     const summary = JSON.parse(readFileSync(path.join(out, "compare.json"), "utf8")) as {
@@ -29,6 +31,7 @@ describe("turnwise compare", () => {
         accuracy: { mean: number; values: Array<number> }
         interval: { mean: number; lo: number; hi: number; level: number }
         difference?: { mean: number; lo: number; hi: number; against: string }
+        pass?: { k: number; values: Array<number>; interval: { mean: number; lo: number; hi: number }; passAt1: { mean: number } }
       }>
       entries: Array<{ recipe: string; run: { model: { init: string }; train: { seed: number; steps: number } } }>
     }
@@ -41,6 +44,11 @@ describe("turnwise compare", () => {
       expect(s.interval.level).toBe(0.95)
       expect(s.interval.lo).toBeLessThanOrEqual(s.interval.mean)
       expect(s.interval.hi).toBeGreaterThanOrEqual(s.interval.mean)
+      // pass@2 from 2 samples per problem: the re-evaluation reproduces each run's own final pass@2 (same seed).
+      expect(s.pass?.k).toBe(2)
+      expect(s.pass?.values).toHaveLength(2)
+      expect(s.pass!.interval.mean).toBeCloseTo(s.pass!.values.reduce((a, b) => a + b, 0) / 2, 10)
+      expect(s.pass!.interval.mean).toBeGreaterThanOrEqual(s.pass!.passAt1.mean)
     }
     const [grpo, gtpo] = summary.summaries
     expect(grpo?.difference).toBeUndefined()
@@ -55,8 +63,15 @@ describe("turnwise compare", () => {
       }
     }
     expect(existsSync(path.join(out, "report.html"))).toBe(true)
-    expect(readFileSync(path.join(out, "report.html"), "utf8")).toMatch(/grpo[\s\S]*gtpo/)
-    expect(result.stdout).toMatch(/gtpo\s+\d\.\d{3} \[\d\.\d{3}, \d\.\d{3}\]\s+[+-]\d\.\d{3} \[[+-]\d\.\d{3}, [+-]\d\.\d{3}\]/)
+    const html = readFileSync(path.join(out, "report.html"), "utf8")
+    expect(html).toMatch(/grpo[\s\S]*gtpo/)
+    expect(html).toMatch(/<path class="band" data-run="gtpo" data-metric="eval\/pass@2"/)
+    const metrics = readFileSync(path.join(out, "gtpo", "seed-0", "metrics.jsonl"), "utf8")
+    expect(metrics).toMatch(/"phase":"eval".*"eval\/pass@2":/)
+    expect(result.stdout).toMatch(
+      /gtpo\s+\d\.\d{3} \[\d\.\d{3}, \d\.\d{3}\]\s+[+-]\d\.\d{3} \[[+-]\d\.\d{3}, [+-]\d\.\d{3}\]\s+\d\.\d{3} \[\d\.\d{3}, \d\.\d{3}\]\s+\d\.\d{3} \[/,
+    )
+    expect(result.stdout).toMatch(/pass@2 \[95% CI\]/)
   }, 480_000)
 
   it("refuses --seeds 0 instead of printing an empty summary", async () => {

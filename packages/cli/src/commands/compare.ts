@@ -35,7 +35,9 @@ export const compare = Command.make(
     yield* attempt(() => runCompare({ entries, seeds: flags.seeds, outDir, io }))
   }),
 ).pipe(
-  Command.withDescription("Train each recipe per seed from the same start and data; prints accuracy mean ± std and writes a comparison report"),
+  Command.withDescription(
+    "Train each recipe per seed from the same start and data; prints held-out accuracy (and pass@k with --set train.evalSamples=k) with 95% bootstrap intervals and writes a comparison report with curves banded over seeds",
+  ),
   withUsage({
     synopsis: "turnwise compare <recipeA> <recipeB> ... [--seeds N] [--out dir] [--config f.json] [--set k=v]...",
     needs: "compare needs at least two recipes",

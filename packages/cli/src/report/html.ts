@@ -3,7 +3,9 @@
  *
  * Charts are inline SVG drawn here (no scripts, no network, no server), so the file
  * opens in any browser and can be attached to an issue. Several runs can be overlaid
- * (the comparison report); each series is a run's values of one metric by step.
+ * (the comparison report); each series is a run's values of one metric by step, and a
+ * run may carry a spread (e.g. min and max over seeds) drawn as a shaded band around
+ * its line.
  *
  * @category constructors
  */
@@ -15,10 +17,20 @@ export interface ReportRecord {
   readonly metrics: Readonly<Record<string, number>>
 }
 
+/** The lower and upper bounds of metrics at one step of one phase (a band around a curve). */
+export interface SpreadRecord {
+  readonly step: number
+  readonly phase: string
+  readonly lo: Readonly<Record<string, number>>
+  readonly hi: Readonly<Record<string, number>>
+}
+
 /** A run to draw. */
 export interface ReportRun {
   readonly name: string
   readonly records: ReadonlyArray<ReportRecord>
+  /** Bounds drawn as a shaded band around the run's line (absent: no band). */
+  readonly spread?: ReadonlyArray<SpreadRecord>
 }
 
 /** A chart: which metric of which phase. */
@@ -47,7 +59,19 @@ const escapeHtml = (text: string): string => text.replace(/&/g, "&amp;").replace
 const formatNumber = (x: number): string =>
   !Number.isFinite(x) ? String(x) : Math.abs(x) >= 1000 || (Math.abs(x) < 0.001 && x !== 0) ? x.toExponential(2) : x.toFixed(3)
 
-/** One SVG line chart of a metric over steps, one line per run. */
+/** A run's band for a chart: [step, lo, hi] by step, where both bounds are finite. */
+const bandOf = (spec: ChartSpec, run: ReportRun): Array<readonly [number, number, number]> =>
+  (run.spread ?? [])
+    .filter((r) => r.phase === spec.phase && Number.isFinite(r.lo[spec.metric]) && Number.isFinite(r.hi[spec.metric]))
+    .map((r) => [r.step, r.lo[spec.metric]!, r.hi[spec.metric]!] as const)
+    .sort((a, b) => a[0] - b[0])
+
+/**
+ * One SVG line chart of a metric over steps, one line per run. A run with a spread
+ * gets a shaded band (a closed path, upper bounds left to right, then lower bounds back)
+ * beneath its line; the band carries its run, metric, steps and bounds as data
+ * attributes, so what it draws can be read back exactly.
+ */
 export const lineChart = (spec: ChartSpec, runs: ReadonlyArray<ReportRun>): string => {
   const W = 420
   const H = 240
@@ -57,15 +81,30 @@ export const lineChart = (spec: ChartSpec, runs: ReadonlyArray<ReportRun>): stri
       .filter((r) => r.phase === spec.phase && Number.isFinite(r.metrics[spec.metric]))
       .map((r) => [r.step, r.metrics[spec.metric]!] as const)
   )
+  const bands = runs.map((run) => bandOf(spec, run))
   const points = series.flat()
   if (points.length === 0) return ""
-  const xs = points.map(([x]) => x)
-  const ys = points.map(([, y]) => y)
+  const xs = points.map(([x]) => x).concat(bands.flat().map(([x]) => x))
+  const ys = points.map(([, y]) => y).concat(bands.flat().flatMap(([, lo, hi]) => [lo, hi]))
   let [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)]
   if (x0 === x1) x1 = x0 + 1
   if (y0 === y1) [y0, y1] = [y0 - 0.5, y1 + 0.5]
   const sx = (x: number) => pad.left + ((x - x0) / (x1 - x0)) * (W - pad.left - pad.right)
   const sy = (y: number) => H - pad.bottom - ((y - y0) / (y1 - y0)) * (H - pad.top - pad.bottom)
+  const shaded = bands
+    .map((band, k) => {
+      if (band.length === 0) return ""
+      const color = palette[k % palette.length]!
+      const upper = band.map(([x, , hi], i) => `${i === 0 ? "M" : "L"}${sx(x).toFixed(1)},${sy(hi).toFixed(1)}`)
+      const lower = [...band].reverse().map(([x, lo]) => `L${sx(x).toFixed(1)},${sy(lo).toFixed(1)}`)
+      const data = (values: ReadonlyArray<number>) => values.map(String).join(" ")
+      return `<path class="band" data-run="${escapeHtml(runs[k]!.name)}" data-metric="${escapeHtml(spec.metric)}" data-steps="${
+        data(band.map(([x]) => x))
+      }" data-lo="${data(band.map(([, lo]) => lo))}" data-hi="${data(band.map(([, , hi]) => hi))}" d="${
+        [...upper, ...lower].join(" ")
+      } Z" fill="${color}" fill-opacity="0.18" stroke="none"/>`
+    })
+    .join("")
   const lines = series
     .map((pts, k) => {
       if (pts.length === 0) return ""
@@ -88,7 +127,31 @@ export const lineChart = (spec: ChartSpec, runs: ReadonlyArray<ReportRun>): stri
   }" font-size="10" text-anchor="end">${x1}</text><text x="${(W + pad.left) / 2}" y="${H - 10}" font-size="10" text-anchor="middle">step</text>`
   return `<figure><svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" role="img" aria-label="${
     escapeHtml(spec.title)
-  }"><text x="${pad.left}" y="16" font-size="13" font-weight="600">${escapeHtml(spec.title)}</text>${ticks}${xTicks}${lines}</svg></figure>`
+  }"><text x="${pad.left}" y="16" font-size="13" font-weight="600">${escapeHtml(spec.title)}</text>${ticks}${xTicks}${shaded}${lines}</svg></figure>`
+}
+
+/**
+ * The charts to draw when a report names none: {@link defaultCharts}, with a held-out
+ * pass@k chart after the held-out accuracy for each `eval/pass@k` metric the runs
+ * logged (pass@1 first).
+ */
+export const chartsFor = (runs: ReadonlyArray<ReportRun>): ReadonlyArray<ChartSpec> => {
+  const ks = new Set<number>()
+  for (const run of runs) {
+    for (const record of run.records) {
+      if (record.phase !== "eval") continue
+      for (const name of Object.keys(record.metrics)) {
+        const match = /^eval\/pass@(\d+)$/.exec(name)
+        if (match !== null) ks.add(Number(match[1]))
+      }
+    }
+  }
+  const passCharts = [...ks].sort((a, b) => a - b).map((k): ChartSpec => ({
+    title: `Held-out pass@${k} (${k === 1 ? "mean correctness of the samples" : `any of ${k} samples correct`})`,
+    metric: `eval/pass@${k}`,
+    phase: "eval",
+  }))
+  return [defaultCharts[0]!, ...passCharts, ...defaultCharts.slice(1)]
 }
 
 /** A table: a header row and rows of cells. */
@@ -118,12 +181,15 @@ export const renderReport = (options: {
   readonly tables: ReadonlyArray<ReportTable>
   readonly charts?: ReadonlyArray<ChartSpec>
   readonly notes?: ReadonlyArray<string>
+  /** What a run's shaded band shows (e.g. "min–max over seeds"), said in the legend. */
+  readonly bandLegend?: string
 }): string => {
-  const charts = (options.charts ?? defaultCharts).map((spec) => lineChart(spec, options.runs)).filter((svg) => svg !== "")
-  const legend = options.runs.length > 1
+  const charts = (options.charts ?? chartsFor(options.runs)).map((spec) => lineChart(spec, options.runs)).filter((svg) => svg !== "")
+  const bandNote = options.bandLegend === undefined ? "" : ` <span class="band-legend">lines: mean; shaded band: ${escapeHtml(options.bandLegend)}</span>`
+  const legend = options.runs.length > 1 || options.bandLegend !== undefined
     ? `<p class="legend">${
       options.runs.map((run, k) => `<span style="color:${palette[k % palette.length]}">&#9632; ${escapeHtml(run.name)}</span>`).join(" ")
-    }</p>`
+    }${bandNote}</p>`
     : ""
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(options.title)}</title>
@@ -131,7 +197,7 @@ export const renderReport = (options: {
 body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1400px}
 .charts{display:flex;flex-wrap:wrap;gap:12px}figure{margin:0;border:1px solid #ddd;border-radius:6px;padding:4px}
 table{border-collapse:collapse;margin:16px 0}th,td{border:1px solid #ccc;padding:4px 10px;text-align:right}th{background:#f4f4f4}
-caption{text-align:left;font-weight:600;margin-bottom:6px}.legend span{margin-right:16px;font-weight:600}
+caption{text-align:left;font-weight:600;margin-bottom:6px}.legend span{margin-right:16px;font-weight:600}.legend .band-legend{font-weight:400;color:#555}
 </style></head><body>
 <h1>${escapeHtml(options.title)}</h1>
 ${options.subtitle === undefined ? "" : `<p>${escapeHtml(options.subtitle)}</p>`}
