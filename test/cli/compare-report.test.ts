@@ -134,6 +134,20 @@ describe("compare report: mean curves with a min–max band over seeds", () => {
   })
 })
 
+describe("compare report with one evaluation per run", () => {
+  it("draws the seeds' min and max at that step as a bar", () => {
+    const finalOnly = new Map(
+      [...results].map(([name, list]) => [name, list.map((r): SeedResult => ({ ...r, records: r.records.filter((x) => x.phase === "eval" && x.step === 2) }))]),
+    )
+    const html = renderCompareReport({ seeds: 3, summaries: summarise(["grpo", "gtpo"], finalOnly), results: finalOnly })
+    const band = bandsIn(html).get("gtpo outcome/accuracy")
+    expect(band?.steps).toEqual([2])
+    expect(band?.lo).toEqual([0.35])
+    expect(band?.hi).toEqual([0.6])
+    expect(html).toMatch(/data-run="gtpo" data-metric="outcome\/accuracy"[^>]*stroke="#d62728" stroke-opacity="0.35"/)
+  })
+})
+
 describe("compare summary: pass@k beside greedy accuracy", () => {
   const summaries = summarise(["grpo", "gtpo"], results)
 

@@ -102,7 +102,9 @@ export const lineChart = (spec: ChartSpec, runs: ReadonlyArray<ReportRun>): stri
         data(band.map(([x]) => x))
       }" data-lo="${data(band.map(([, lo]) => lo))}" data-hi="${data(band.map(([, , hi]) => hi))}" d="${
         [...upper, ...lower].join(" ")
-      } Z" fill="${color}" fill-opacity="0.18" stroke="none"/>`
+      } Z" fill="${color}" fill-opacity="0.18" ${
+        // One evaluated step has no area to shade: draw its bounds as a bar instead.
+        band.length === 1 ? `stroke="${color}" stroke-opacity="0.35" stroke-width="4"` : `stroke="none"`}/>`
     })
     .join("")
   const lines = series
