@@ -61,10 +61,11 @@ export const stalenessMetrics = (step: number, versions: ReadonlyArray<number>):
   }
 }
 
-const importanceMetrics = (stats: ImportanceStats): Record<string, number> => ({
+const importanceMetrics = (stats: ImportanceStats, seconds: number): Record<string, number> => ({
   "cluster/is_weight_mean": stats.mean,
   "cluster/is_weight_max": stats.max,
   "cluster/is_truncated_frac": stats.truncatedFraction,
+  "time/proximal_s": seconds,
 })
 
 // The update holds this thread without yielding to I/O; a short pause lets the
@@ -131,9 +132,9 @@ export const asyncClusterSteps = <P extends TaskProblem>(
       if (sentNow > 0) yield* Effect.sleep(dispatchPause)
       const rolledAt = performance.now()
       const policy = yield* Policy
-      let stats: ImportanceStats | undefined
+      let correction: { readonly stats: ImportanceStats; readonly seconds: number } | undefined
       const result = yield* trainOnBatch(recipe, rolled.batch).pipe(
-        Effect.provideService(Policy, behaviourCorrected(policy, options.model, options.importanceCap, (s) => (stats = s))),
+        Effect.provideService(Policy, behaviourCorrected(policy, options.model, options.importanceCap, (stats, seconds) => (correction = { stats, seconds }))),
       )
       const finished = performance.now()
       const full: ClusterStepResult = { ...result, versions: rolled.versions, runners: rolled.runners, resent: rolled.resent }
@@ -142,7 +143,7 @@ export const asyncClusterSteps = <P extends TaskProblem>(
         metrics: {
           ...result.metrics,
           ...stalenessMetrics(at.step, rolled.versions),
-          ...(stats === undefined ? {} : importanceMetrics(stats)),
+          ...(correction === undefined ? {} : importanceMetrics(correction.stats, correction.seconds)),
           "time/rollout_wait_s": (rolledAt - started) / 1000,
           "time/train_s": (finished - rolledAt) / 1000,
           "time/step_s": (finished - started) / 1000,

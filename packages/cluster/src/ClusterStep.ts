@@ -154,7 +154,10 @@ export const clusterTrainStep = <P extends TaskProblem>(
 ): Effect.Effect<ClusterStepResult, RunError | ClusterRolloutError | PolicyVersionError, Policy | Sharding> =>
   Effect.gen(function*() {
     yield* publishPolicyVersion(options.weightsDir, options.step, options.model)
+    const started = performance.now()
     const rolled = yield* clusterRollout(taskName, problems, recipe.rollout, { step: options.step, seed: options.seed, version: options.step })
+    const rolledAt = performance.now()
     const result = yield* trainOnBatch(recipe, rolled.batch)
-    return { ...result, versions: rolled.versions, runners: rolled.runners, resent: rolled.resent }
+    const timings = { "time/rollout_s": (rolledAt - started) / 1000, "time/train_s": (performance.now() - rolledAt) / 1000 }
+    return { ...result, metrics: { ...result.metrics, ...timings }, versions: rolled.versions, runners: rolled.runners, resent: rolled.resent }
   })

@@ -120,7 +120,7 @@ export const proximalLogprobs = async (
  * The learner's policy with every RL update corrected for the behaviour policy:
  * before `train`, the proximal log-probs are computed with `model` (the weights the
  * update starts from) and the sequences rewritten by {@link importanceCorrection}.
- * `onStats` receives each update's weight statistics.
+ * `onStats` receives each update's weight statistics and the seconds the correction took.
  *
  * @example
  * trainOnBatch(recipe, batch).pipe(Effect.provideService(Policy, behaviourCorrected(policy, runtime.model, 2, record)))
@@ -129,17 +129,17 @@ export const behaviourCorrected = (
   policy: PolicyShape,
   model: TrainableModel,
   cap: number | null,
-  onStats: (stats: ImportanceStats) => void,
+  onStats: (stats: ImportanceStats, seconds: number) => void,
 ): PolicyShape => ({
   ...policy,
   train: (sequences, options) =>
     Effect.tryPromise({
-      try: async () => importanceCorrection(sequences, await proximalLogprobs(model, sequences, options.temperature), cap),
+      try: async () => {
+        const started = performance.now()
+        const corrected = importanceCorrection(sequences, await proximalLogprobs(model, sequences, options.temperature), cap)
+        onStats(corrected.stats, (performance.now() - started) / 1000)
+        return corrected.sequences
+      },
       catch: (error) => new PolicyError({ operation: "behaviour correction", reason: error instanceof Error ? error.message : String(error) }),
-    }).pipe(
-      Effect.flatMap((corrected) => {
-        onStats(corrected.stats)
-        return policy.train(corrected.sequences, options)
-      }),
-    ),
+    }).pipe(Effect.flatMap((corrected) => policy.train(corrected, options))),
 })

@@ -1,0 +1,186 @@
+/**
+ * Step time of training with rollouts in process, on 2 runner processes in
+ * synchronous mode, and on 2 runner processes in asynchronous mode (later steps
+ * rolled out while the learner trains), measured one after the other in this one
+ * process with the same model, recipe, data and initial weights; plus the observed
+ * staleness and importance weights of the asynchronous run.
+ *
+ * The step time is the mean of `time/step_s` over the steps after the first (the first
+ * includes the runners' first version load, and in asynchronous mode a rollout nothing
+ * overlapped). Ratios are against the in-process run of the same invocation, so they
+ * compare like with like on a machine whose load changes.
+ *
+ * The reward counts even sampled token ids, so a randomly initialised model earns
+ * uneven rewards and every step trains (an exact-answer reward would give a fresh
+ * model all-zero advantages and no update to overlap with).
+ *
+ * Usage: npx tsx bench/cluster.ts [--preset tiny|compact] [--layers 2] [--steps 6]
+ *        [--prompts 4] [--group 4] [--tokens 24] [--staleness 1]
+ *        [--modes sync-in-process,sync-2-runners,async-2-runners]
+ * Prints one JSON line per mode, then one with the ratios (against the first mode run).
+ */
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { parseArgs } from "node:util"
+import { Effect, Layer, Schema } from "effect"
+import { perTrajectory } from "@turnwise/core"
+import type { RewardAssigner } from "@turnwise/core"
+import { MetricsSink, trainLoop, use } from "@turnwise/dsl"
+import type { LoopOptions, MetricsRecord, RecipeType, RunError, RunServices } from "@turnwise/dsl"
+import { byteTokenizer, createTransformer, makePolicyRuntime, presets, SafetensorsCheckpoints, setBackend, TfjsPolicy, TfjsTokenizer } from "@turnwise/runtime"
+import type { PolicyRuntime } from "@turnwise/runtime"
+import { WorkerSandbox } from "@turnwise/sandbox"
+import { exactAnswerTask, generateProblems } from "@turnwise/tasks"
+import type { Problem } from "@turnwise/tasks"
+import { clusterDirs, clusterTrainLoop, learnerClusterLayer, startLocalRunners } from "@turnwise/cluster"
+import type { ClusterSchedule } from "@turnwise/cluster"
+import grpo from "../recipes/grpo.js"
+
+const { values: args } = parseArgs({
+  options: {
+    preset: { type: "string", default: "tiny" },
+    layers: { type: "string", default: "2" },
+    steps: { type: "string", default: "6" },
+    prompts: { type: "string", default: "4" },
+    group: { type: "string", default: "4" },
+    tokens: { type: "string", default: "24" },
+    staleness: { type: "string", default: "1" },
+    modes: { type: "string", default: "sync-in-process,sync-2-runners,async-2-runners" },
+  },
+})
+const preset = args.preset === "compact" ? presets.compact : presets.tiny
+const model = { ...preset, nLayers: Number(args.layers), seed: 3 }
+const steps = Number(args.steps)
+const maxStaleness = Number(args.staleness)
+
+const evenTokensReward: RewardAssigner<"trajectory", {}> = {
+  name: "bench-even-tokens",
+  summary: "even sampled token ids / 10",
+  level: "trajectory",
+  options: Schema.Struct({}),
+  defaults: {},
+  run: ({ batch }) =>
+    perTrajectory(
+      "reward",
+      batch.groups.map((g) => g.trajectories.map((t) => t.turns.reduce((n, turn) => n + turn.policyTokens.filter((id) => id % 2 === 0).length, 0) / 10)),
+    ),
+}
+
+const recipe: RecipeType = {
+  ...grpo,
+  reward: use(evenTokensReward),
+  rollout: {
+    ...grpo.rollout,
+    groupSize: Number(args.group),
+    maxTurns: 2,
+    maxNewTokensPerTurn: Number(args.tokens),
+    maxTokens: 4 * Number(args.tokens),
+    temperature: 1,
+  },
+}
+const task = exactAnswerTask("arithmetic")
+const loopOptions: LoopOptions<Problem> = {
+  trainProblems: generateProblems({ seed: 5, count: 64, split: "train", levels: [1] }),
+  evalProblems: generateProblems({ seed: 6, count: 2, split: "heldout", levels: [1] }),
+  steps,
+  promptsPerStep: Number(args.prompts),
+  seed: 11,
+  evalEvery: 0,
+  checkpointEvery: 0,
+  resume: false,
+}
+
+type Mode = { readonly name: string; readonly runners: number; readonly schedule?: ClusterSchedule }
+
+const allModes: ReadonlyArray<Mode> = [
+  { name: "sync-in-process", runners: 0 },
+  { name: "sync-2-runners", runners: 2, schedule: { mode: "sync" } },
+  { name: "async-2-runners", runners: 2, schedule: { mode: "async", maxStaleness, importanceCap: 2 } },
+]
+
+const modes = args.modes.split(",").map((name) => {
+  const mode = allModes.find((m) => m.name === name)
+  if (mode === undefined) throw new Error(`--modes: unknown mode "${name}"; known: ${allModes.map((m) => m.name).join(", ")}`)
+  return mode
+})
+
+const mean = (xs: ReadonlyArray<number>): number => (xs.length === 0 ? Number.NaN : xs.reduce((a, b) => a + b, 0) / xs.length)
+
+const runMode = async (mode: Mode) => {
+  await setBackend("wasm")
+  const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "turnwise-bench-cluster-"))
+  const runtime: PolicyRuntime = makePolicyRuntime(createTransformer(model), byteTokenizer, recipe.optimizer, { seed: 1, totalSteps: steps })
+  const records: Array<MetricsRecord> = []
+  const services = Layer.mergeAll(
+    TfjsPolicy.layer(runtime),
+    TfjsTokenizer.layer(byteTokenizer),
+    WorkerSandbox.layer({ size: 1 }),
+    MetricsSink.memory(records),
+    SafetensorsCheckpoints.layer(runtime, path.join(runDir, "checkpoints"), { bench: true }),
+  )
+  const dirs = clusterDirs(runDir)
+  const loop: Effect.Effect<unknown, unknown, RunServices> = mode.runners === 0
+    ? (trainLoop(recipe, task, loopOptions) as Effect.Effect<unknown, RunError, RunServices>)
+    : Effect.scoped(
+      Effect.gen(function*() {
+        yield* startLocalRunners(mode.runners, { dirs, model, optimizer: recipe.optimizer, sandboxWorkers: 1, log: () => {} })
+        return yield* clusterTrainLoop(recipe, "arithmetic", task, {
+          ...loopOptions,
+          model: runtime.model,
+          weightsDir: dirs.weightsDir,
+          ...(mode.schedule === undefined ? {} : { schedule: mode.schedule }),
+        }).pipe(Effect.provide(learnerClusterLayer(dirs)))
+      }),
+    )
+  const started = performance.now()
+  await Effect.runPromise(loop.pipe(Effect.provide(services)) as Effect.Effect<unknown, unknown, never>)
+  const totalSeconds = (performance.now() - started) / 1000
+  runtime.dispose()
+  fs.rmSync(runDir, { recursive: true, force: true })
+  const train = records.filter((r) => r.phase === "train").map((r) => r.metrics)
+  const later = train.slice(1)
+  const metric = (name: string) => later.map((m) => m[name]).filter((x): x is number => x !== undefined)
+  return {
+    mode: mode.name,
+    runners: mode.runners,
+    steps,
+    stepSeconds: mean(metric("time/step_s")),
+    rolloutSeconds: mean(metric("time/rollout_s")),
+    trainSeconds: mean(metric("time/train_s")),
+    totalSeconds,
+    trainedSteps: train.filter((m) => m["train/updates"] !== undefined && m["train/updates"] > 0).length,
+    ...(mode.schedule?.mode === "async"
+      ? {
+        maxStaleness,
+        rolloutWaitSeconds: mean(metric("time/rollout_wait_s")),
+        proximalSeconds: mean(metric("time/proximal_s")),
+        stalenessMax: Math.max(...train.map((m) => m["cluster/staleness_max"] ?? Number.NaN)),
+        stalenessMean: mean(train.map((m) => m["cluster/staleness_mean"] ?? Number.NaN)),
+        isWeightMean: mean(train.map((m) => m["cluster/is_weight_mean"] ?? Number.NaN)),
+        isWeightMax: Math.max(...train.map((m) => m["cluster/is_weight_max"] ?? Number.NaN)),
+        isTruncatedFrac: mean(train.map((m) => m["cluster/is_truncated_frac"] ?? Number.NaN)),
+      }
+      : {}),
+  }
+}
+
+const results = []
+for (const mode of modes) {
+  const result = await runMode(mode)
+  results.push(result)
+  console.log(JSON.stringify(result))
+}
+const base = results[0]!.stepSeconds
+console.log(
+  JSON.stringify({
+    summary: `step time relative to ${results[0]!.mode} (lower is faster)`,
+    preset: args.preset,
+    layers: model.nLayers,
+    promptsPerStep: loopOptions.promptsPerStep,
+    groupSize: recipe.rollout.groupSize,
+    cpus: os.cpus().length,
+    loadAverage: os.loadavg()[0],
+    ratios: Object.fromEntries(results.map((r) => [r.mode, r.stepSeconds / base])),
+  }),
+)
