@@ -15,7 +15,7 @@
  * model all-zero advantages and no update to overlap with).
  *
  * Usage: npx tsx bench/cluster.ts [--preset tiny|compact] [--layers 2] [--steps 6]
- *        [--prompts 4] [--group 4] [--tokens 24] [--staleness 1]
+ *        [--prompts 4] [--group 4] [--tokens 24] [--staleness 1] [--lr <AdamW peak lr; default the recipe's>]
  *        [--modes sync-in-process,sync-2-runners,async-2-runners]
  * Prints one JSON line per mode, then one with the ratios (against the first mode run).
  */
@@ -46,6 +46,7 @@ const { values: args } = parseArgs({
     group: { type: "string", default: "4" },
     tokens: { type: "string", default: "24" },
     staleness: { type: "string", default: "1" },
+    lr: { type: "string", default: "" },
     modes: { type: "string", default: "sync-in-process,sync-2-runners,async-2-runners" },
   },
 })
@@ -70,6 +71,7 @@ const evenTokensReward: RewardAssigner<"trajectory", {}> = {
 const recipe: RecipeType = {
   ...grpo,
   reward: use(evenTokensReward),
+  optimizer: args.lr === "" ? grpo.optimizer : { ...grpo.optimizer, lr: Number(args.lr) },
   rollout: {
     ...grpo.rollout,
     groupSize: Number(args.group),
@@ -179,6 +181,8 @@ console.log(
     layers: model.nLayers,
     promptsPerStep: loopOptions.promptsPerStep,
     groupSize: recipe.rollout.groupSize,
+    maxNewTokensPerTurn: recipe.rollout.maxNewTokensPerTurn,
+    lr: recipe.optimizer.lr,
     cpus: os.cpus().length,
     loadAverage: os.loadavg()[0],
     ratios: Object.fromEntries(results.map((r) => [r.mode, r.stepSeconds / base])),
