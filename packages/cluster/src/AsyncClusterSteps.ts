@@ -102,6 +102,9 @@ export const asyncClusterSteps = <P extends TaskProblem>(
   const sent = new Map<number, Sent>()
   return (problems, at) =>
     Effect.gen(function*() {
+      if (!Number.isInteger(options.maxStaleness) || options.maxStaleness < 0) {
+        return yield* new ClusterScheduleError({ step: at.step, problem: `maxStaleness must be a non-negative integer, got ${options.maxStaleness}` })
+      }
       const started = performance.now()
       yield* publishPolicyVersion(options.weightsDir, at.step, options.model)
       const last = Math.min(options.steps - 1, at.step + options.maxStaleness)
