@@ -121,7 +121,8 @@ describe("generateProblems: determinism and splits", () => {
 describe("generateProblems: varied phrasings", () => {
   const bare = generateProblems({ seed: 7, count: 300, levels: [1, 2, 4], split: "train" })
   const train = generateProblems({ seed: 7, count: 300, levels: [1, 2, 4], split: "train", phrasings: "varied" })
-  const heldout = generateProblems({ seed: 7, count: 300, levels: [1, 2, 4], split: "heldout", phrasings: "varied" })
+  const heldout = generateProblems({ seed: 7, count: 300, levels: [1, 2, 4], split: "heldout", phrasings: "varied-unseen" })
+  const heldoutSeen = generateProblems({ seed: 7, count: 300, levels: [1, 2, 4], split: "heldout", phrasings: "varied" })
   // An expression problem's one reference step is its expression.
   const expressionOf = (p: Problem): string => String(p.steps?.[0])
 
@@ -137,11 +138,13 @@ describe("generateProblems: varied phrasings", () => {
     }
   })
 
-  it("asks held-out problems only in held-out wordings, and uses every wording of each side", () => {
+  it("asks held-out problems in training wordings with varied, and only in held-out wordings with varied-unseen", () => {
     const used = (ps: ReadonlyArray<Problem>) => new Set(ps.filter((p) => p.family === "arithmetic").map((p) => String(p.tags["phrasing"])))
     const names = (split: string) => new Set(PHRASINGS.filter((f) => f.split === split).map((f) => f.name))
     expect(used(train)).toEqual(names("train"))
     expect(used(heldout)).toEqual(names("heldout"))
+    expect(used(heldoutSeen)).toEqual(names("train"))
+    expect(heldoutSeen.map((p) => p.id)).toEqual(heldout.map((p) => p.id))
     expect(names("heldout").size).toBeGreaterThanOrEqual(2)
     const trainQuestions = new Set(train.map((p) => p.question))
     expect(heldout.filter((p) => trainQuestions.has(p.question))).toEqual([])

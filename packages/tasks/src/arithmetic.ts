@@ -12,9 +12,10 @@
  *
  * Levels 1-3 and 5 are written as the bare expression followed by `=?`, so a tiny
  * model can copy the question into its code. With `phrasings: "varied"` the
- * expression is instead wrapped in one of several phrasings ("What is 482*97?",
- * "Compute 482*97."), and whole phrasings are kept for the held-out side: evaluation
- * then asks in words the policy never trained on. Every intermediate value stays within
+ * expression is instead wrapped in one of several training phrasings ("What is
+ * 482*97?", "Compute 482*97."); with "varied-unseen" the held-out side is asked only in
+ * phrasings kept out of training, so evaluation asks in words the policy never trained
+ * on. Every intermediate value stays within
  * Number.MAX_SAFE_INTEGER (checked with BigInt), so plain JavaScript evaluates the
  * copied expression exactly and no `n` suffixes are needed.
  *
@@ -328,13 +329,17 @@ export const generateProblem = (rng: Rng, level: Level): Problem => {
 // ---------------------------------------------------------------------------
 // Phrasings
 
-/** How an expression question is worded: always `EXPR=?`, or one of {@link PHRASINGS}. */
-export type Phrasing = "bare" | "varied"
+/**
+ * How an expression question is worded: always `EXPR=?` ("bare"); one of the training
+ * {@link PHRASINGS} on both sides ("varied"); or training phrasings for training and
+ * held-out phrasings for evaluation ("varied-unseen").
+ */
+export type Phrasing = "bare" | "varied" | "varied-unseen"
 
 /**
- * The wordings of an expression question, each on one side of the split: a held-out
- * problem is always asked in a held-out wording, so held-out accuracy measures how a
- * policy handles phrasings it never saw in training.
+ * The wordings of an expression question, each on one side of the split: with
+ * "varied-unseen" a held-out problem is always asked in a held-out wording, so held-out
+ * accuracy measures how a policy handles phrasings it never saw in training.
  */
 export const PHRASINGS: ReadonlyArray<{ readonly name: string; readonly split: Split; readonly ask: (expression: string) => string }> = [
   { name: "equals", split: "train", ask: (e) => `${e}=?` },
@@ -367,7 +372,7 @@ export interface ProblemGenerateOptions {
   readonly split: Split
   /** Share of all questions that belong to the held-out side (default 0.2). */
   readonly heldoutFraction?: number
-  /** "bare" (default): `EXPR=?`; "varied": the expression in one of the split's {@link PHRASINGS}. */
+  /** "bare" (default): `EXPR=?`; "varied": a training phrasing; "varied-unseen": the split's own {@link PHRASINGS}. */
   readonly phrasings?: Phrasing
 }
 
@@ -385,7 +390,8 @@ export const generateProblems = (options: ProblemGenerateOptions): Array<Problem
   if ((options.phrasings ?? "bare") === "bare") return problems
   // A separate stream, so the expressions drawn are the same with either phrasing.
   const rng = Rng.fromSeed(options.seed ^ 0x5a17)
-  return problems.map((problem) => rephrase(problem, options.split, rng))
+  const wordings: Split = options.phrasings === "varied-unseen" ? options.split : "train"
+  return problems.map((problem) => rephrase(problem, wordings, rng))
 }
 
 /**
