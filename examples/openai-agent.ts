@@ -1,20 +1,34 @@
 /**
  * Train an agent you already have: the agent below is written only against the
- * official `openai` client (a chat loop with its own `add` tool), and Turnwise trains
- * the model behind it.
+ * official `openai` client (a chat loop with its own `look` tool), and Turnwise trains
+ * the model behind it until the agent learns to use its tool.
  *
- * The trainer side serves a small built-in model with `serve`, teaches it the tool
- * format with a few supervised steps on demonstrations (a random model never calls a
- * tool), then runs rounds: the agent answers each toy question G times (one episode
- * each, named by a header), each episode gets reward 1 when the answer is right (0.5
- * when it at least called `add` with the question's numbers), and one GRPO step trains
- * on the round's episodes. Every reply says which policy version
- * wrote it.
+ * The toy task: the agent is asked which digit a dial shows. The digit is drawn per
+ * episode on the agent's side, so the prompt cannot tell it; only `look` can. An
+ * answer is right (reward 1) when it is the digit, else wrong (reward 0).
  *
- *   npx tsx examples/openai-agent.ts [rounds]
+ * The trainer side serves the shipped warm start (assets/warm-start: the compact
+ * preset, which already copies a tool's output into its answer in the built-in task's
+ * protocol) and gives it a short supervised warm-up on the chat format with
+ * demonstrations of two ways to answer, half each: call `look` and answer with its
+ * output, or answer at once. Answering at once is a guess (one in ten), so the policy
+ * starts out succeeding about half the time; reinforcement learning has to find out
+ * that looking pays.
+ *
+ * Then come rounds: the agent answers each round's episodes (named by a header), each
+ * episode gets its reward, and one GRPO step trains on the round's episodes. The
+ * success rate is measured before and after the rounds through the same endpoint, with
+ * the same fixed sampling seeds both times, at the policy's own temperature (1).
+ *
+ *   npx tsx examples/openai-agent.ts [rounds] [seed]
+ *
+ * test/e2e/serve-learning.test.ts runs it and checks that the success rate rises;
+ * docs/SERVE.md has the measured numbers.
  */
+import { fileURLToPath } from "node:url"
 import OpenAI from "openai"
 import { Rng } from "@turnwise/core"
+import type { TrainingSequence } from "@turnwise/core"
 import { Recipe } from "@turnwise/dsl"
 import { recipes } from "@turnwise/recipes"
 import { byteTokenizer, constantSchedule, createSupervisedTrainer } from "@turnwise/runtime"
@@ -24,87 +38,134 @@ import type { ChatTool, ServeHandle } from "@turnwise/cli"
 // ---------------------------------------------------------------------------------
 // The agent: nothing but the openai client.
 
-const addTool: OpenAI.ChatCompletionTool = {
+const lookTool: OpenAI.ChatCompletionTool = {
   type: "function",
-  function: { name: "add", description: "Add two integers", parameters: { type: "object", properties: { a: { type: "integer" }, b: { type: "integer" } } } },
+  function: { name: "look", description: "Read the dial", parameters: { type: "object", properties: {} } },
 }
 
-/** What the agent did: its final answer (null when none came) and the additions it asked for. */
+/** The question the agent is asked. */
+export const question = "Which digit does the dial show?"
+
+/** What the agent did: its final answer (null when none came) and whether it looked. */
 export interface AgentRun {
   readonly answer: string | null
-  readonly additions: ReadonlyArray<readonly [number, number]>
+  readonly looked: boolean
 }
 
-/** Ask `question`, run any `add` calls, return the final answer. */
-export const runAgent = async (client: OpenAI, question: string, episode: string, maxTurns = 3): Promise<AgentRun> => {
+/** How the agent's requests are sampled: in a training episode, or with a fixed temperature and seed (evaluation). */
+export type Sampling = { readonly episode: string } | { readonly temperature: number; readonly seed: number }
+
+/** What `look` returns: the dial's display, the digit across its ten cells. */
+export const display = (signal: string): string => signal.repeat(10)
+
+/** Ask which digit the dial shows; the `look` tool reports `signal`. Returns the final answer. */
+export const runAgent = async (client: OpenAI, signal: string, sampling: Sampling, maxTurns = 3): Promise<AgentRun> => {
   const messages: Array<OpenAI.ChatCompletionMessageParam> = [{ role: "user", content: question }]
-  const additions: Array<readonly [number, number]> = []
+  let looked = false
   for (let turn = 0; turn < maxTurns; turn++) {
-    const reply = await client.chat.completions.create({ model: "turnwise", messages, tools: [addTool] }, { headers: { "x-turnwise-episode": episode } })
+    const reply = "episode" in sampling
+      ? await client.chat.completions.create({ model: "turnwise", messages, tools: [lookTool] }, { headers: { "x-turnwise-episode": sampling.episode } })
+      : await client.chat.completions.create({ model: "turnwise", messages, tools: [lookTool], temperature: sampling.temperature, seed: sampling.seed + turn })
     const message = reply.choices[0]!.message
     const calls = message.tool_calls ?? []
-    if (calls.length === 0) return { answer: message.content, additions }
+    if (calls.length === 0) return { answer: message.content, looked }
     messages.push(message as OpenAI.ChatCompletionMessageParam)
     for (const call of calls) {
-      if (call.type !== "function") continue
-      const args = JSON.parse(call.function.arguments) as { a?: unknown; b?: unknown }
-      const ok = typeof args.a === "number" && typeof args.b === "number"
-      if (ok) additions.push([args.a as number, args.b as number])
-      messages.push({
-        role: "tool",
-        tool_call_id: call.id,
-        content: ok ? String((args.a as number) + (args.b as number)) : "error: add needs integers a and b",
-      })
+      looked = true
+      messages.push({ role: "tool", tool_call_id: call.id, content: display(signal) })
     }
   }
-  return { answer: null, additions }
+  return { answer: null, looked }
 }
 
 // ---------------------------------------------------------------------------------
 // The trainer side: Turnwise.
 
-/** The toy task: "What is a+b?" for one-digit a and b. */
-export const problems = (
-  count: number,
-  seed: number,
-): Array<{ readonly question: string; readonly answer: string; readonly a: number; readonly b: number }> => {
+/** What the dial shows in `count` episodes: digits drawn uniformly. */
+export const signals = (count: number, seed: number): Array<string> => {
   const rng = Rng.fromSeed(seed)
-  return Array.from({ length: count }, () => {
-    const a = Math.floor(rng.next() * 10)
-    const b = Math.floor(rng.next() * 10)
-    return { question: `What is ${a}+${b}?`, answer: String(a + b), a, b }
-  })
+  return Array.from({ length: count }, () => String(rng.int(10)))
 }
 
-const chatTools: Array<ChatTool> = [{ name: "add", description: addTool.function.description ?? "", parameters: addTool.function.parameters }]
+const chatTools: Array<ChatTool> = [{ name: "look", description: lookTool.function.description ?? "", parameters: lookTool.function.parameters }]
 
-/** Supervised steps (at most `steps`, fewer once 97% of target tokens are predicted) on demonstrations of the format: call add with the question's numbers, then answer with the tool's output. */
-export const teachFormat = async (server: ServeHandle, demos: ReturnType<typeof problems>, steps: number): Promise<number> => {
-  const sequences = demos.map((p) => {
-    const prompt = [
-      byteTokenizer.bos,
-      ...byteTokenizer.encode(byteChatFormat.prompt([{ role: "user", content: p.question, toolCalls: [], toolCallId: null }], chatTools)),
-    ]
-    const call = byteTokenizer.encode(`<call name="add">{"a":${p.a},"b":${p.b}}</call>`)
-    const observation = byteTokenizer.encode(`<|end|>\n<|tool|><output>${p.answer}</output><|end|>\n<|assistant|>`)
-    const answer = byteTokenizer.encode(`${p.answer}<|end|>`)
-    const tokens = [...prompt, ...call, ...observation, ...answer]
-    const mask = [...prompt.map(() => 0), ...call.map(() => 1), ...observation.map(() => 0), ...answer.map(() => 1)]
-    return { tokens, mask, oldLogprobs: tokens.map(() => 0), advantages: tokens.map(() => 0), turnIndex: tokens.map(() => -1) }
-  })
+/**
+ * A demonstration as the served policy sees it: the prompt the endpoint renders for
+ * the agent's first request (context), then what the policy writes (trained on) and the
+ * tool's output (context). With the tool: a call of `look`, then its output as the
+ * answer; without: the digit at once (which the prompt cannot tell, so a guess).
+ */
+export const demonstration = (signal: string, withTool: boolean): TrainingSequence => {
+  const prompt = [
+    byteTokenizer.bos,
+    ...byteTokenizer.encode(byteChatFormat.prompt([{ role: "user", content: question, toolCalls: [], toolCallId: null }], chatTools)),
+  ]
+  const pieces: Array<readonly [string, 0 | 1]> = withTool
+    ? [[`<call name="look">{}</call>`, 1], [`<|end|>\n<|tool|><output>${display(signal)}</output><|end|>\n<|assistant|>`, 0], [`${signal}<|end|>`, 1]]
+    : [[`${signal}<|end|>`, 1]]
+  const tokens = [...prompt]
+  const mask: Array<number> = prompt.map(() => 0)
+  for (const [text, learn] of pieces) {
+    const ids = byteTokenizer.encode(text)
+    tokens.push(...ids)
+    mask.push(...ids.map(() => learn))
+  }
+  const zeros = tokens.map(() => 0)
+  return { tokens, mask, oldLogprobs: zeros, advantages: zeros, turnIndex: tokens.map(() => -1) }
+}
+
+/**
+ * The supervised warm-up: `steps` steps on batches of `batchSize` demonstrations drawn
+ * from `demos` signals (every other one looks first). Returns the last step's token accuracy.
+ */
+export const warmUp = async (server: ServeHandle, demos: ReadonlyArray<string>, options: {
+  readonly steps: number
+  readonly batchSize: number
+  readonly lr: number
+  readonly seed: number
+}): Promise<number> => {
+  const sequences = demos.map((signal, k) => demonstration(signal, k % 2 === 0))
+  const rng = Rng.fromSeed(options.seed)
   const sft = createSupervisedTrainer(server.runtime.model, {
-    schedule: constantSchedule(3e-3),
-    microBatchSize: 8,
-    rng: Rng.fromSeed(2),
+    schedule: constantSchedule(options.lr),
+    microBatchSize: options.batchSize,
+    rng: rng.fork(),
     padId: byteTokenizer.pad,
   })
   let accuracy = 0
-  for (let step = 0; step < steps && accuracy < 0.97; step++) accuracy = (await sft.step(sequences)).accuracy
-  sft.dispose()
+  try {
+    for (let step = 0; step < options.steps; step++) {
+      const batch = Array.from({ length: Math.min(options.batchSize, sequences.length) }, () => sequences[rng.int(sequences.length)]!)
+      accuracy = (await sft.step(batch)).accuracy
+    }
+  } finally {
+    sft.dispose()
+  }
   return accuracy
 }
 
-/** What {@link main} reports per round. */
+/** How the agent does over a set of runs. */
+export interface Evaluation {
+  /** Fraction of runs answered with the digit the dial showed. */
+  readonly successRate: number
+  /** Fraction of runs that called `look`. */
+  readonly toolRate: number
+  readonly runs: number
+}
+
+/** Run the agent once per signal at temperature 1 with fixed seeds (the same seeds every time it is called). */
+export const evaluate = async (client: OpenAI, runSignals: ReadonlyArray<string>, seed: number): Promise<Evaluation> => {
+  let correct = 0
+  let looked = 0
+  for (const [k, signal] of runSignals.entries()) {
+    const run = await runAgent(client, signal, { temperature: 1, seed: seed + 10 * k })
+    correct += run.answer?.trim() === signal ? 1 : 0
+    looked += run.looked ? 1 : 0
+  }
+  return { successRate: correct / runSignals.length, toolRate: looked / runSignals.length, runs: runSignals.length }
+}
+
+/** What {@link learn} reports per round. */
 export interface Round {
   readonly round: number
   readonly policyVersion: number
@@ -112,53 +173,115 @@ export interface Round {
   readonly successRate: number
 }
 
-/** Serve, teach the format, then train for `rounds` rounds; returns each round's success rate. */
-export const main = async (options: {
+/** The settings of {@link learn}; see {@link learningDefaults}. */
+export interface LearnOptions {
+  /** Seeds the warm-up, sampling and the dial's digits. */
+  readonly seed: number
   readonly rounds: number
+  /** Each round draws `tasksPerRound` digits and runs the agent `groupSize` times on each (the episodes share one prompt, so one GRPO group). */
   readonly tasksPerRound: number
   readonly groupSize: number
-  /** Demonstrations of the tool format, and the most supervised steps on them. */
+  /** Learning rate of the GRPO steps. */
+  readonly lr: number
+  /** Demonstrations in the warm-up's pool (half of them look), warm-up steps, and demonstrations per step. */
   readonly demonstrations: number
   readonly sftSteps: number
+  readonly sftBatch: number
+  /** Runs of the agent (each on its own signal and seed) for the before and after success rates (0: no evaluation). */
+  readonly evalRuns: number
   readonly log?: (line: string) => void
-}) => {
+}
+
+/** What {@link learn} measured. */
+export interface LearningReport {
+  /** After the warm-up, before any reinforcement learning (null without evaluation). */
+  readonly before: Evaluation | null
+  /** After the rounds. */
+  readonly after: Evaluation | null
+  readonly rounds: ReadonlyArray<Round>
+  /** Token accuracy of the warm-up's last step. */
+  readonly sftAccuracy: number
+}
+
+/** The shipped warm start (the compact preset taught the `<code>`/`<output>`/`<answer>` protocol of the built-in arithmetic task). */
+export const warmStart = fileURLToPath(new URL("../assets/warm-start", import.meta.url))
+
+/** The settings the measured numbers in docs/SERVE.md were taken with. */
+export const learningDefaults: LearnOptions = {
+  seed: 1,
+  rounds: 8,
+  tasksPerRound: 4,
+  groupSize: 8,
+  lr: 3e-4,
+  demonstrations: 256,
+  sftSteps: 40,
+  sftBatch: 8,
+  evalRuns: 64,
+}
+
+/** Serve, warm up, evaluate, train for `rounds` rounds, evaluate again. */
+export const learn = async (overrides: Partial<LearnOptions> = {}): Promise<LearningReport> => {
+  const options = { ...learningDefaults, ...overrides }
   const log = options.log ?? (() => {})
-  const recipe = Recipe.derive(recipes.grpo!, { name: "grpo-openai-agent", rollout: { temperature: 1 }, optimizer: { lr: 1e-3 } })
-  const server = await serve({ port: 0, model: { preset: "compact", seed: 7 }, recipe, maxNewTokens: 32 })
+  const seconds = (since: number) => Math.round((performance.now() - since) / 1000)
+  const recipe = Recipe.derive(recipes.grpo!, {
+    name: "grpo-openai-agent",
+    rollout: { temperature: 1 },
+    // No KL penalty, so no reference copy of the weights (which would be the untrained ones).
+    optimizer: { lr: options.lr, reference: "none", microBatchSize: 8 },
+  })
+  const server = await serve({ port: 0, model: { init: warmStart }, recipe, maxNewTokens: 40, seed: options.seed })
   const t0 = performance.now()
   try {
-    const sftAccuracy = await teachFormat(server, problems(options.demonstrations, 1), options.sftSteps)
-    log(JSON.stringify({ phase: "format", sftTokenAccuracy: sftAccuracy, seconds: Math.round((performance.now() - t0) / 1000) }))
+    // The warm-up's, the rounds' and the evaluation's signals come from different seeds.
+    const sftAccuracy = await warmUp(server, signals(options.demonstrations, 10_000 + options.seed), {
+      steps: options.sftSteps,
+      batchSize: options.sftBatch,
+      lr: 3e-3,
+      seed: options.seed,
+    })
+    log(JSON.stringify({ phase: "warm-up", sftTokenAccuracy: sftAccuracy, seconds: seconds(t0) }))
     const client = new OpenAI({ baseURL: server.url, apiKey: "unused", maxRetries: 0 })
+    const heldOut = signals(options.evalRuns, 20_000 + options.seed)
+    const measure = async (phase: string) => {
+      if (heldOut.length === 0) return null
+      const evaluation = await evaluate(client, heldOut, 30_000 + options.seed)
+      log(JSON.stringify({ phase, ...evaluation, seconds: seconds(t0) }))
+      return evaluation
+    }
+    const before = await measure("before")
     const rounds: Array<Round> = []
-    const started = performance.now()
     for (let round = 0; round < options.rounds; round++) {
       let correct = 0
       let total = 0
-      for (const [k, p] of problems(options.tasksPerRound, 100 + round).entries()) {
+      for (const [k, signal] of signals(options.tasksPerRound, 40_000 + 1000 * options.seed + round).entries()) {
         for (let g = 0; g < options.groupSize; g++) {
           const episode = `r${round}-t${k}-g${g}`
-          const run = await runAgent(client, p.question, episode)
-          const solved = run.answer?.trim() === p.answer
-          // Partial credit for asking the tool the right question, so a group that never answers right still has a gradient.
-          const reward = solved ? 1 : run.additions.some(([a, b]) => a === p.a && b === p.b) ? 0.5 : 0
+          const run = await runAgent(client, signal, { episode })
+          const solved = run.answer?.trim() === signal
           correct += solved ? 1 : 0
           total += 1
-          await client.post(`/episodes/${episode}/reward`, { body: { reward } })
+          await client.post(`/episodes/${episode}/reward`, { body: { reward: solved ? 1 : 0 } })
         }
       }
-      const trained = await client.post<{ policy_version: number; skipped: boolean }>("/train")
+      const trained = await client.post<{ policy_version: number; skipped: boolean; metrics: Readonly<Record<string, number>> }>("/train")
       const result = { round, policyVersion: trained.policy_version, successRate: correct / total }
       rounds.push(result)
-      log(JSON.stringify({ ...result, seconds: Math.round((performance.now() - started) / 1000) }))
+      log(JSON.stringify({ ...result, toolRate: trained.metrics["tool/use_rate"], seconds: seconds(t0) }))
     }
-    return rounds
+    const after = await measure("after")
+    return { before, after, rounds, sftAccuracy }
   } finally {
     await server.close()
   }
 }
 
+/** The rounds alone, with the given settings and no evaluation. */
+export const main = async (options: Partial<LearnOptions>): Promise<ReadonlyArray<Round>> => (await learn({ evalRuns: 0, ...options })).rounds
+
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const rounds = Number(process.argv[2] ?? 6)
-  await main({ rounds, tasksPerRound: 2, groupSize: 4, demonstrations: 6, sftSteps: 60, log: console.log })
+  const rounds = Number(process.argv[2] ?? learningDefaults.rounds)
+  const seed = Number(process.argv[3] ?? learningDefaults.seed)
+  const report = await learn({ rounds, seed, log: console.log })
+  console.log(JSON.stringify({ before: report.before?.successRate, after: report.after?.successRate }))
 }
