@@ -17,7 +17,7 @@ describe("turnwise sft", () => {
     const b = tempDir("sft-b")
     const first = await cli(["sft", ...small, "--out", a])
     expect(first.code, first.stderr).toBe(0)
-    expect(first.stderr).toMatch(/demonstrations: 12 \(2 with a failed call first\)/)
+    expect(first.stderr).toMatch(/demonstrations: 12 \(2 with a failed call first, 0 answered with no call\)/)
     expect((await cli(["sft", ...small, "--out", b])).code).toBe(0)
     const wa = weights(a)
     const wb = weights(b)

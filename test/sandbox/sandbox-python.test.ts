@@ -48,8 +48,9 @@ describe("Pyodide sandbox", () => {
   })
 
   it("reports memory exhaustion for growing lists and strings", async () => {
-    expect(failure(await py("l = []\nwhile True: l.append('x' * 1_000_000)", { memoryMb: 64 })).kind).toBe("memory")
-    expect(failure(await py("s = 'ab'\nwhile True: s = s + s", { memoryMb: 64 })).kind).toBe("memory")
+    // A deadline far beyond what filling 64 MB takes, so that on a busy machine the memory limit, not the clock, ends both.
+    expect(failure(await py("l = []\nwhile True: l.append('x' * 1_000_000)", { memoryMb: 64, timeoutMs: 30_000 })).kind).toBe("memory")
+    expect(failure(await py("s = 'ab'\nwhile True: s = s + s", { memoryMb: 64, timeoutMs: 30_000 })).kind).toBe("memory")
     expect(await py("len('x' * 1000)")).toMatchObject({ ok: true, value: "1000" })
   })
 

@@ -40,7 +40,7 @@ export const RunConfig = Schema.Struct({
       levels: setting(Schema.Array(Schema.Literals([1, 2, 3, 4, 5])), [1, 2], "Difficulty levels of the built-in generator (arithmetic 1..5, program 1..4)"),
       phrasings: setting(
         Schema.Literals(["bare", "varied", "varied-unseen"]),
-        "bare",
+        "varied",
         "How arithmetic expressions are asked: bare (EXPR=?), varied (five training wordings, on both splits), or varied-unseen (held-out problems asked only in three wordings never trained on)",
       ),
       trainCount: setting(PositiveInt, 2000, "Problems in the training pool"),

@@ -24,13 +24,18 @@ export { shippedWarmStart }
 
 /**
  * The schedule that produced the shipped warm start (what `turnwise sft` runs by
- * default): 600 steps at peak lr 2e-3 (the policy learns the protocol and, late, to
- * copy digits), then 400 steps at 1e-3 from there (copying becomes reliable). Each
- * stage warms up and decays on its own.
+ * default): 600 steps at peak lr 2e-3 on bare questions (the policy learns the protocol
+ * and, late, to copy digits), then 400 steps at 1e-3 from there (copying improves; this
+ * is assets/warm-start-bare), then 200 steps at 1e-3 on the five training phrasings with
+ * half the demonstrations answered at once, without the tool. That last stage imitates
+ * a teacher who works half the problems out in its head: the student answers without
+ * the tool about a third of the time and is then nearly always wrong, which gives RL a
+ * decision to fix. Each stage warms up and decays on its own.
  */
 export const warmStartStages: ReadonlyArray<WarmStartStage> = [
   { steps: 600, batchSize: 32, lr: 2e-3, phrasings: "bare", mix: defaultDemonstrationMix },
   { steps: 400, batchSize: 32, lr: 1e-3, phrasings: "bare", mix: defaultDemonstrationMix },
+  { steps: 200, batchSize: 32, lr: 1e-3, phrasings: "varied", mix: { ...defaultDemonstrationMix, mentalShare: 0.5 } },
 ]
 
 /** One stage of the warm-start schedule: its optimiser settings and the data it trains on. */
