@@ -18,6 +18,14 @@ interface Record_ {
   readonly metrics: Readonly<Record<string, number>>
 }
 
+/** The records a run wrote to metrics.jsonl for one phase ("train" or "eval"), in order. */
+const recordsOf = (out: string, phase: string): Array<Record_> =>
+  readFileSync(path.join(out, "metrics.jsonl"), "utf8")
+    .trim()
+    .split("\n")
+    .map((line) => JSON.parse(line) as Record_)
+    .filter((r) => r.phase === phase)
+
 describe("GTPO learns", () => {
   it(`raises mean reward by at least ${MARGIN} within ${STEPS} steps from the warm start`, async () => {
     const out = tempDir("learning")
@@ -48,11 +56,7 @@ describe("GTPO learns", () => {
       "optimizer.lr=1e-4",
     ])
     expect(result.code, result.stderr).toBe(0)
-    const records = readFileSync(path.join(out, "metrics.jsonl"), "utf8")
-      .trim()
-      .split("\n")
-      .map((line) => JSON.parse(line) as Record_)
-      .filter((r) => r.phase === "train")
+    const records = recordsOf(out, "train")
     const reward = records.map((r) => r.metrics["reward/mean"]!)
     const first = (reward[0]! + reward[1]! + reward[2]!) / 3
     const last = (reward[STEPS - 1]! + reward[STEPS - 2]! + reward[STEPS - 3]!) / 3
@@ -96,11 +100,7 @@ describe("GTPO lifts held-out accuracy", () => {
       "optimizer.lr=5e-5",
     ])
     expect(result.code, result.stderr).toBe(0)
-    const evals = readFileSync(path.join(out, "metrics.jsonl"), "utf8")
-      .trim()
-      .split("\n")
-      .map((line) => JSON.parse(line) as Record_)
-      .filter((r) => r.phase === "eval")
+    const evals = recordsOf(out, "eval")
     const before = evals.find((r) => r.step === 0)!.metrics
     const after = evals.find((r) => r.step === HELDOUT_STEPS)!.metrics
     const seen = `held-out accuracy ${before["outcome/accuracy"]} -> ${after["outcome/accuracy"]}, tool use ${before["tool/use_rate"]} -> ${
@@ -132,11 +132,7 @@ describe("a KL penalty towards the warm start", () => {
       "optimizer.lr=1e-3",
     ])
     expect(result.code, result.stderr).toBe(0)
-    const train = readFileSync(path.join(out, "metrics.jsonl"), "utf8")
-      .trim()
-      .split("\n")
-      .map((line) => JSON.parse(line) as Record_)
-      .filter((r) => r.phase === "train")
+    const train = recordsOf(out, "train")
     expect(train).toHaveLength(2)
     for (const record of train) {
       expect(record.metrics["train/skipped"]).toBe(0)
