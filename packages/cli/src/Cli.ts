@@ -44,7 +44,7 @@ export const cli = Command.make("turnwise").pipe(
 
 const version = (createRequire(import.meta.url)("../package.json") as { readonly version: string }).version
 
-const runTree = runCommand(cli, { version, extraHelp: extraHelp(cli, recipes.gtpo!) })
+const runTree = runCommand(cli, { version, extraHelp: extraHelp(cli, recipes.gtpo) })
 
 /**
  * Run the command line `argv` (the words after `turnwise`); succeeds with the exit code.

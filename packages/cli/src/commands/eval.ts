@@ -48,7 +48,7 @@ export const evalCommand = Command.make(
     const io = yield* CommandIo
     const overrides = yield* overridesOf(flags)
     const { problems, metrics, samples, samplingTemperature } = yield* attempt(async () => {
-      const resolved = resolveRun(recipes.gtpo!, await fromCheckpoint(flags.checkpoint), overrides)
+      const resolved = resolveRun(recipes.gtpo, await fromCheckpoint(flags.checkpoint), overrides)
       const { recipe, task, heldout } = runTask(resolved.run, resolved.recipe)
       const seed = resolved.run.train.seed
       const samples = resolved.run.train.evalSamples

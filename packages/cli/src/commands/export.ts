@@ -29,7 +29,7 @@ export const exportCommand = Command.make(
     const overrides = yield* overridesOf(flags)
     const result = yield* attempt(async () => {
       const base = { ...defaultRunConfig, model: { ...defaultRunConfig.model, init: flags.checkpoint } }
-      const { run } = resolveRun(recipes.gtpo!, base, overrides)
+      const { run } = resolveRun(recipes.gtpo, base, overrides)
       return runExport({ run, outDir: flags.out, dtype: flags.dtype, log: io.log })
     })
     io.log(`exported ${flags.checkpoint} to ${flags.out}: ${result.files.join(", ")}`)

@@ -32,7 +32,7 @@ export const sample = Command.make(
     const io = yield* CommandIo
     const problem = { id: "cli", question: flags.question, answer: "", difficulty: 0, family: "cli", tags: {} }
     const batch = yield* attempt(async () => {
-      const { recipe, run } = resolveRun(recipes.gtpo!, await fromCheckpoint(flags.checkpoint), { file: {}, sets: flags.set })
+      const { recipe, run } = resolveRun(recipes.gtpo, await fromCheckpoint(flags.checkpoint), { file: {}, sets: flags.set })
       const settings = { ...recipe.rollout, groupSize: flags.n, temperature: flags.temperature }
       return withScratchRun(
         "sample",

@@ -39,7 +39,7 @@ export const sft = Command.make(
   Effect.fn("turnwise.sft")(function*(flags) {
     const io = yield* CommandIo
     const overrides = yield* overridesOf(flags)
-    const { run } = yield* attempt(async () => resolveRun(recipes.gtpo!, defaultRunConfig, overrides))
+    const { run } = yield* attempt(async () => resolveRun(recipes.gtpo, defaultRunConfig, overrides))
     const outDir = Option.getOrElse(flags.out, () => defaultRunDir("sft"))
     if (Option.isNone(flags.steps) && Option.isNone(flags.batch) && Option.isNone(flags.lr)) {
       io.log(`warm-start checkpoint: ${yield* attempt(() => runWarmStart(run, outDir, io.log))}`)

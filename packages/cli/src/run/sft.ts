@@ -48,7 +48,7 @@ export const runSft = async (given: SftOptions): Promise<SftResult> => {
   const started = performance.now()
   // sft makes warm starts: "auto" (the shipped warm start for train) means the initial weights here.
   const options = given.run.model.init === autoInit ? { ...given, run: { ...given.run, model: { ...given.run.model, init: "" } } } : given
-  const { demonstrations, train } = runTask(options.run, recipes.gtpo!)
+  const { demonstrations, train } = runTask(options.run, recipes.gtpo)
   options.log(`making demonstrations of ${train.length} problems (each tool call runs in the sandbox) ...`)
   const pool = createSandboxPool({ size: options.run.sandboxWorkers })
   const demos = await demonstrations(pool, options.run.train.seed, options.mix ?? defaultDemonstrationMix).finally(() => pool.close())

@@ -81,7 +81,7 @@ export const runStart = async (options: { readonly sets: ReadonlyArray<string>; 
     init = await runWarmStart(defaultRunConfig, path.join(options.outDir, "sft"), io.log)
   }
   const base = { ...defaultRunConfig, model: { ...defaultRunConfig.model, init } }
-  const { recipe, run } = resolveRun(recipes.gtpo!, base, { file: {}, sets: options.sets })
+  const { recipe, run } = resolveRun(recipes.gtpo, base, { file: {}, sets: options.sets })
   io.log(
     `warm start: ${run.model.init}; training ${recipe.name} for ${run.train.steps} steps (${run.train.promptsPerStep} prompts x ${recipe.rollout.groupSize} samples per step)`,
   )
