@@ -192,7 +192,9 @@ describe("Pyodide sandbox state between calls", () => {
   const run = pythonOn(() => single)
 
   beforeAll(async () => {
-    single = createSandboxPool({ size: 1, limits: { timeoutMs: 1_500, graceMs: 400, outputLimitBytes: 4096 } })
+    // A long grace: on a busy machine an interrupted loop can take more than a few hundred ms to
+    // stop, and the SIGINT test must tell "stopped by the interrupt" from "worker terminated".
+    single = createSandboxPool({ size: 1, limits: { timeoutMs: 1_500, graceMs: 10_000, outputLimitBytes: 4096 } })
     await single.warm("python")
   })
   afterAll(async () => {
