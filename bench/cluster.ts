@@ -23,9 +23,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { parseArgs } from "node:util"
-import { Effect, Layer, Schema } from "effect"
-import { perTrajectory } from "@turnwise/core"
-import type { RewardAssigner } from "@turnwise/core"
+import { Effect, Layer } from "effect"
 import { MetricsSink, trainLoop, use } from "@turnwise/dsl"
 import type { LoopOptions, MetricsRecord, RecipeType, RunError, RunServices } from "@turnwise/dsl"
 import { byteTokenizer, createTransformer, makePolicyRuntime, presets, SafetensorsCheckpoints, setBackend, TfjsPolicy, TfjsTokenizer } from "@turnwise/runtime"
@@ -36,6 +34,8 @@ import type { Problem } from "@turnwise/tasks"
 import { clusterDirs, clusterTrainLoop, learnerClusterLayer, startLocalRunners } from "@turnwise/cluster"
 import type { ClusterSchedule } from "@turnwise/cluster"
 import grpo from "../recipes/grpo.js"
+// The cluster tests' reward: a random tiny model earns it unevenly, so every update moves the weights.
+import { evenTokensReward } from "../test/cluster/harness.js"
 
 const { values: args } = parseArgs({
   options: {
@@ -54,19 +54,6 @@ const preset = args.preset === "compact" ? presets.compact : presets.tiny
 const model = { ...preset, nLayers: Number(args.layers), seed: 3 }
 const steps = Number(args.steps)
 const maxStaleness = Number(args.staleness)
-
-const evenTokensReward: RewardAssigner<"trajectory", {}> = {
-  name: "bench-even-tokens",
-  summary: "even sampled token ids / 10",
-  level: "trajectory",
-  options: Schema.Struct({}),
-  defaults: {},
-  run: ({ batch }) =>
-    perTrajectory(
-      "reward",
-      batch.groups.map((g) => g.trajectories.map((t) => t.turns.reduce((n, turn) => n + turn.policyTokens.filter((id) => id % 2 === 0).length, 0) / 10)),
-    ),
-}
 
 const recipe: RecipeType = {
   ...grpo,

@@ -23,7 +23,7 @@ export const modelConfig = { ...presets.tiny, nLayers: 2, seed: 3 }
  * A reward a random tiny model earns unevenly (how many of its sampled token ids are even), so
  * advantages are not all zero and every update moves the weights.
  */
-const evenTokensReward: RewardAssigner<"trajectory", {}> = {
+export const evenTokensReward: RewardAssigner<"trajectory", {}> = {
   name: "test-even-tokens",
   summary: "even sampled token ids / 10",
   level: "trajectory",

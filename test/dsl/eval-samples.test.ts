@@ -1,22 +1,11 @@
 import { describe, expect, it } from "vitest"
 import { Effect, Layer } from "effect"
 import { evaluate, MetricsSink, Policy, trainLoop } from "@turnwise/dsl"
-import type { MetricsRecord, Task } from "@turnwise/dsl"
+import type { MetricsRecord } from "@turnwise/dsl"
 import gtpo from "../../recipes/gtpo.js"
-import { fakeServices, makeWorld } from "./fakes.js"
+import { fakeServices, makeWorld, toyTask as task } from "./fakes.js"
+import type { ToyProblem as P } from "./fakes.js"
 import type { FakeWorld } from "./fakes.js"
-
-interface P {
-  readonly id: string
-  readonly question: string
-  readonly answer: string
-}
-
-const task: Task<P> = {
-  name: "toy",
-  prompt: (p) => `Q: ${p.question}\n`,
-  grade: (p, answer) => Effect.succeed(answer === p.answer ? { correct: true, score: 1 } : { correct: false, score: 0 }),
-}
 
 const problems: ReadonlyArray<P> = [
   { id: "a", question: "6*7=?", answer: "42" },

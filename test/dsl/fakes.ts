@@ -5,7 +5,21 @@
 import { Effect, Layer } from "effect"
 import type { TrainingSequence } from "@turnwise/core"
 import { CheckpointStore, MetricsSink, Policy, Sandbox, Tokenizer } from "@turnwise/dsl"
-import type { Generation, Observation, TrainOptions } from "@turnwise/dsl"
+import type { Generation, Observation, Task, TrainOptions } from "@turnwise/dsl"
+
+/** A problem of the toy task the pipeline tests run. */
+export interface ToyProblem {
+  readonly id: string
+  readonly question: string
+  readonly answer: string
+}
+
+/** An exact-answer task over {@link ToyProblem}s. */
+export const toyTask: Task<ToyProblem> = {
+  name: "toy",
+  prompt: (p) => `Q: ${p.question}\n`,
+  grade: (p, answer) => Effect.succeed(answer === p.answer ? { correct: true, score: 1 } : { correct: false, score: 0 }),
+}
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()

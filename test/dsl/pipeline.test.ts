@@ -3,23 +3,12 @@ import { Effect } from "effect"
 import { shapers, toTrainingSequence } from "@turnwise/core"
 import type { Batch } from "@turnwise/core"
 import { problemsForStep, Recipe, rollout, trainStep, use } from "@turnwise/dsl"
-import type { RecipeType, Task } from "@turnwise/dsl"
+import type { RecipeType } from "@turnwise/dsl"
 import gtpo from "../../recipes/gtpo.js"
 import grpo from "../../recipes/grpo.js"
-import { fakeServices, fakeTokenizer, makeWorld } from "./fakes.js"
+import { fakeServices, fakeTokenizer, makeWorld, toyTask as task } from "./fakes.js"
+import type { ToyProblem as P } from "./fakes.js"
 import type { Script } from "./fakes.js"
-
-interface P {
-  readonly id: string
-  readonly question: string
-  readonly answer: string
-}
-
-const task: Task<P> = {
-  name: "toy",
-  prompt: (p) => `Q: ${p.question}\n`,
-  grade: (p, answer) => Effect.succeed(answer === p.answer ? { correct: true, score: 1 } : { correct: false, score: 0 }),
-}
 
 const problems: ReadonlyArray<P> = [
   { id: "a", question: "6*7=?", answer: "42" },

@@ -45,7 +45,7 @@ export const batchMetrics = (batch: Batch): Record<string, number> => {
     score += trajectory.outcome.score
     turns += trajectory.turns.length
     if (trajectory.finishReason === "answer") answered++
-    if (trajectory.turns.some((turn) => turn.toolCall !== null || turn.malformed !== null)) users++
+    const callsBefore = calls
     for (const turn of trajectory.turns) {
       policyTokens += turn.policyTokens.length
       if (turn.toolCall !== null || turn.malformed !== null) {
@@ -53,6 +53,7 @@ export const batchMetrics = (batch: Batch): Record<string, number> => {
         if (turn.malformed !== null || (turn.toolStatus !== undefined && turn.toolStatus !== "ok")) failedCalls++
       }
     }
+    if (calls > callsBefore) users++
   }
   return {
     "outcome/accuracy": correct / n,

@@ -352,11 +352,11 @@ export const PHRASINGS: ReadonlyArray<{ readonly name: string; readonly split: S
   { name: "result", split: "heldout", ask: (e) => `What is the result of ${e}?` },
 ]
 
-/** A problem asked in one of its split's phrasings (word problems keep their own text). */
-const rephrase = (problem: Problem, split: Split, rng: Rng): Problem => {
+/** A problem asked in one of `wordings` (word problems keep their own text). */
+const rephrase = (problem: Problem, wordings: typeof PHRASINGS, rng: Rng): Problem => {
   const expression = problem.family === "arithmetic" ? /^(.*)=\?$/.exec(problem.question)?.[1] : undefined
   if (expression === undefined) return problem
-  const phrasing = pick(rng, PHRASINGS.filter((p) => p.split === split))
+  const phrasing = pick(rng, wordings)
   return { ...problem, question: phrasing.ask(expression), tags: { ...problem.tags, phrasing: phrasing.name } }
 }
 
@@ -390,7 +390,8 @@ export const generateProblems = (options: ProblemGenerateOptions): Array<Problem
   if ((options.phrasings ?? "bare") === "bare") return problems
   // A separate stream, so the expressions drawn are the same with either phrasing.
   const rng = Rng.fromSeed(options.seed ^ 0x5a17)
-  const wordings: Split = options.phrasings === "varied-unseen" ? options.split : "train"
+  const side: Split = options.phrasings === "varied-unseen" ? options.split : "train"
+  const wordings = PHRASINGS.filter((p) => p.split === side)
   return problems.map((problem) => rephrase(problem, wordings, rng))
 }
 
