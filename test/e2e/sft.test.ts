@@ -53,6 +53,12 @@ describe("turnwise sft", () => {
     expect(state.config.model.dModel).toBe(64) // the tiny model of the warm start, not the default preset
   }, 240_000)
 
+  it("refuses --mental-share without --steps instead of running the shipped schedule without it", async () => {
+    const result = await cli(["sft", "--mental-share", "0.5", "--out", tempDir("sft-mental")])
+    expect(result.code).toBe(1)
+    expect(result.stderr).toMatch(/--mental-share sets the data of one stage: give --steps/)
+  })
+
   it("names the missing file when model.init points nowhere", async () => {
     const result = await cli(["train", "gtpo", "--set", "model.init=/nonexistent/warm", "--set", "train.steps=1", "--out", tempDir("noinit")])
     expect(result.code).toBe(1)

@@ -13,7 +13,7 @@ import { defaultRunConfig, resolveRun } from "../run/resolve.js"
 import { defaultDemonstrationMix } from "../run/data.js"
 import { runSft } from "../run/sft.js"
 import { runWarmStart, warmStartStages } from "../run/start.js"
-import { attempt } from "./CommandFailed.js"
+import { attempt, CommandFailed } from "./CommandFailed.js"
 import { config, intAtLeast, numberAtLeast, out, overridesOf, positiveNumber, set } from "./flags.js"
 import { defaultRunDir, fixed3 } from "./format.js"
 import { withUsage } from "./usage.js"
@@ -30,8 +30,8 @@ export const sft = Command.make(
     lr: positiveNumber("lr").pipe(Flag.withDescription(`Peak learning rate (default ${first.lr})`), Flag.optional),
     mentalShare: numberAtLeast("mental-share", 0).pipe(
       Flag.filter((x) => x <= 1, () => "a share between 0 and 1"),
-      Flag.withDescription("Share of demonstrations answered at once without a tool call (one stage; default 0)"),
-      Flag.withDefault(0),
+      Flag.withDescription("Share of demonstrations answered at once without a tool call (one stage, so with --steps; default 0)"),
+      Flag.optional,
     ),
     config,
     set,
@@ -42,6 +42,12 @@ export const sft = Command.make(
     const { run } = yield* attempt(async () => resolveRun(recipes.gtpo, defaultRunConfig, overrides))
     const outDir = Option.getOrElse(flags.out, () => defaultRunDir("sft"))
     if (Option.isNone(flags.steps) && Option.isNone(flags.batch) && Option.isNone(flags.lr)) {
+      // The shipped schedule names each stage's data itself; a mix given here would be silently dropped.
+      if (Option.isSome(flags.mentalShare)) {
+        return yield* new CommandFailed({
+          cause: new Error("--mental-share sets the data of one stage: give --steps (and --lr, --batch) with it, or leave it out to run the shipped schedule"),
+        })
+      }
       io.log(`warm-start checkpoint: ${yield* attempt(() => runWarmStart(run, outDir, io.log))}`)
       return
     }
@@ -52,7 +58,7 @@ export const sft = Command.make(
         steps: Option.getOrElse(flags.steps, () => first.steps),
         batchSize: Option.getOrElse(flags.batch, () => first.batchSize),
         lr: Option.getOrElse(flags.lr, () => first.lr),
-        mix: { ...defaultDemonstrationMix, mentalShare: flags.mentalShare },
+        mix: { ...defaultDemonstrationMix, mentalShare: Option.getOrElse(flags.mentalShare, () => 0) },
         log: io.log,
       })
     )
