@@ -24,6 +24,7 @@ import { compositeSwiGlu, fusedSwiGlu } from "../../packages/runtime/src/model/k
 import { compositeTokenLogprobs, fusedTokenLogprobs } from "../../packages/runtime/src/model/kernels/token-logprobs.js"
 import { MASKED, ropeTables } from "../../packages/runtime/src/model/transformer.js"
 import { AdamW, globalNorm } from "../../packages/runtime/src/train/adamw.js"
+import { PackedMoments } from "../../packages/runtime/src/train/fused-adamw.js"
 import { fusedSumOfSquares } from "../../packages/runtime/src/train/fused-global-norm.js"
 
 const tolerance = 1e-4
@@ -79,26 +80,40 @@ const compare = async (
 
 const normal = (shape: Array<number>, seed: number) => tf.randomNormal(shape, 0, 1, "float32", seed)
 
+/** Parameter shapes of the AdamW tests: one matrix (decays), vectors (do not), and enough of them that one bucket needs two moment shaders. */
+const adamWShapes: Record<string, Array<number>> = {
+  "layer.weight": [3, 5],
+  "layer.norm": [7],
+  ...Object.fromEntries(Array.from({ length: 6 }, (_, i) => [`extra.${i}.bias`, [2 + i]])),
+}
+
 /**
- * Three AdamW steps (weight decay on the matrix, not on the vector) on the active
- * backend from fixed values; returns each parameter's total change and the kernels the
- * last step ran.
+ * Three AdamW steps on the active backend from fixed values: the second scales its
+ * gradients by 0.5 (as clipping does), the third leaves "layer.norm" without a gradient.
+ * Returns each parameter's total change, the moments, and the kernels of the last step.
+ * `update` replaces AdamW.apply (to drive packed moments directly).
  */
-const adamWChanges = async () => {
-  const start = { "layer.weight": normal([3, 5], 21), "layer.norm": normal([7], 22) }
+const adamWChanges = async (
+  update?: (variables: Map<string, tf.Variable>, grads: Map<string, tf.Tensor>, step: number, gradScale: number) => void,
+) => {
+  const start = Object.fromEntries(Object.entries(adamWShapes).map(([name, shape], i) => [name, normal(shape, 21 + i)]))
   const variables = new Map(Object.entries(start).map(([name, t]) => [name, tf.variable(t.clone(), true)]))
   const optimizer = new AdamW(variables, { weightDecay: 0.1 })
   let kernels: Array<string> = []
   for (let step = 0; step < 3; step++) {
-    const grads = new Map([...variables].map(([name, v], i) => [name, normal(v.shape, 30 + 10 * step + i)]))
-    const info = await tf.profile(() => optimizer.apply(grads, 0.05))
+    const grads = new Map(
+      [...variables].filter(([name]) => step < 2 || name !== "layer.norm").map(([name, v], i) => [name, normal(v.shape, 30 + 10 * step + i)]),
+    )
+    const gradScale = step === 1 ? 0.5 : 1
+    const info = await tf.profile(() => (update === undefined ? optimizer.apply(grads, 0.05, gradScale) : update(variables, grads, step + 1, gradScale)))
     kernels = info.kernels.map((k) => k.name)
     tf.dispose([...grads.values()])
   }
-  const changes = await Promise.all([...variables].map(async ([name, v]) => read(tf.sub(v, start[name as keyof typeof start]))))
+  const changes = await Promise.all([...variables].map(async ([name, v]) => read(tf.sub(v, start[name]!))))
+  const moments = new Map(await Promise.all([...optimizer.state().tensors].map(async ([name, t]) => [name, await read(t)] as const)))
   optimizer.dispose()
   tf.dispose([...variables.values(), ...Object.values(start)])
-  return { changes, kernels }
+  return { changes, moments, kernels }
 }
 
 describe.runIf(started === undefined)("fused webgpu kernels against the composite ops", () => {
@@ -219,9 +234,11 @@ describe.runIf(started === undefined)("fused webgpu kernels against the composit
     expect(relDiff(got, want)).toBeLessThanOrEqual(tolerance)
   })
 
-  it("AdamW: three steps on webgpu (fused) change the parameters as the composite update on wasm does", async () => {
+  it("AdamW: three steps on webgpu (packed moments, fused) change the parameters and moments as the composite update on wasm does", async () => {
     const fused = await adamWChanges()
-    expect(new Set(fused.kernels)).toEqual(new Set(["TurnwiseAdamWFirstMoment", "TurnwiseAdamWSecondMoment", "TurnwiseAdamWParameter"]))
+    // Two moment shaders (eight parameters, six per shader) run inside one kernel; one parameter shader each.
+    expect(fused.kernels.filter((k) => k === "TurnwiseAdamWMoments")).toHaveLength(1)
+    expect(fused.kernels.filter((k) => k === "TurnwiseAdamWParameter")).toHaveLength(Object.keys(adamWShapes).length - 1)
     await setBackend("wasm")
     const composite = await adamWChanges()
     await setBackend("webgpu")
@@ -230,6 +247,36 @@ describe.runIf(started === undefined)("fused webgpu kernels against the composit
       expect(Math.max(...c.map(Math.abs)), `parameter ${i} moves`).toBeGreaterThan(0)
       expect(relDiff(fused.changes[i]!, c), `parameter ${i}`).toBeLessThanOrEqual(tolerance)
     })
+    expect([...fused.moments.keys()].sort()).toEqual([...composite.moments.keys()].sort())
+    for (const [name, m] of composite.moments) expect(relDiff(fused.moments.get(name)!, m), name).toBeLessThanOrEqual(tolerance)
+  })
+
+  it("AdamW: moments split over several buckets, and a state loaded into a fresh optimizer, update as on wasm", async () => {
+    // Buckets of 24 floats: 12 elements of moments each, so the 15-element matrix has one of its own.
+    let packed: PackedMoments | undefined
+    const bucketed = await adamWChanges((variables, grads, t, gradScale) => {
+      packed ??= new PackedMoments(variables, 24)
+      const decay = (name: string) => (name === "layer.weight" ? 1 - 0.05 * 0.1 : 1)
+      packed.update(variables, grads, { lr: 0.05, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, bc1: 1 - 0.9 ** t, bc2: 1 - 0.999 ** t, gradScale }, decay)
+    })
+    await setBackend("wasm")
+    const composite = await adamWChanges()
+    await setBackend("webgpu")
+    expect(packed?.bucketCount).toBeGreaterThan(3)
+    packed?.dispose()
+    composite.changes.forEach((c, i) => expect(relDiff(bucketed.changes[i]!, c), `parameter ${i}`).toBeLessThanOrEqual(tolerance))
+
+    // A composite optimizer's state, loaded into a packed one, is read back unchanged.
+    const variables = new Map(Object.entries(adamWShapes).map(([name, shape], i) => [name, tf.variable(normal(shape, 60 + i), true)]))
+    const optimizer = new AdamW(variables)
+    optimizer.loadState({
+      step: 3,
+      tensors: new Map([...composite.moments].map(([name, m]) => [name, tf.tensor(m, variables.get(name.split("/")[1]!)!.shape)])),
+    })
+    for (const [name, t] of optimizer.state().tensors) expect(relDiff(await read(t), composite.moments.get(name)!), name).toBe(0)
+    expect(optimizer.step).toBe(3)
+    optimizer.dispose()
+    tf.dispose([...variables.values()])
   })
 
   it("sum of squares over 9 tensors (two shaders), against the composite square-and-sum; globalNorm uses it", async () => {

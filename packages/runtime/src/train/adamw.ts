@@ -11,7 +11,8 @@
  *
  * which is the form PyTorch's `torch.optim.AdamW` uses, so hyper-parameters carry over.
  * The moments live in tf.Variables updated in place, so a step allocates nothing that
- * outlives it. The learning rate is passed to each step rather than stored, so a
+ * outlives it; on webgpu they are packed into a few large variables so that one shader
+ * updates the moments of several parameters (./fused-adamw.ts). The learning rate is passed to each step rather than stored, so a
  * schedule stays a pure function of the step (see schedule.ts).
  *
  * State (the step count and both moments) is exposed as named tensors so a checkpoint
@@ -22,7 +23,7 @@
 import * as tf from "@tensorflow/tfjs"
 import { Data } from "effect"
 import { fusedKernelsActive } from "../webgpu/program.js"
-import { fusedAdamWUpdate } from "./fused-adamw.js"
+import { PackedMoments } from "./fused-adamw.js"
 import { fusedSumOfSquares } from "./fused-global-norm.js"
 
 /** Hyper-parameters of AdamW (the learning rate comes with each step). */
@@ -93,12 +94,16 @@ export class AdamW {
   private readonly variables: ReadonlyMap<string, tf.Variable>
   private readonly m = new Map<string, tf.Variable>()
   private readonly v = new Map<string, tf.Variable>()
+  /** On webgpu (chosen when the optimizer is made): the moments, packed; m and v stay empty. */
+  private readonly packed: PackedMoments | undefined
   private t = 0
 
   constructor(variables: ReadonlyMap<string, tf.Variable>, options: Partial<AdamWOptions> = {}) {
     this.options = { ...adamWDefaults, ...options }
     this.variables = variables
     // Moments are allocated up front so tf.memory() is flat from the first step on.
+    this.packed = fusedKernelsActive() ? new PackedMoments(variables) : undefined
+    if (this.packed !== undefined) return
     for (const [name, p] of variables) {
       this.m.set(name, tf.variable(tf.zerosLike(p), false))
       this.v.set(name, tf.variable(tf.zerosLike(p), false))
@@ -112,26 +117,30 @@ export class AdamW {
 
   /**
    * Apply one update with learning rate `lr`. `grads` maps parameter names to
-   * gradients; a parameter without a gradient is left untouched (its moments too).
+   * gradients, each multiplied by `gradScale` first (the clipping factor of
+   * {@link clipScale}: clipping costs no pass over the gradients of its own); a
+   * parameter without a gradient is left untouched (its moments too).
    */
-  apply(grads: ReadonlyMap<string, tf.Tensor>, lr: number): void {
+  apply(grads: ReadonlyMap<string, tf.Tensor>, lr: number, gradScale = 1): void {
     const { beta1, beta2, epsilon, weightDecay, decay } = this.options
     this.t += 1
     const bc1 = 1 - beta1 ** this.t
     const bc2 = 1 - beta2 ** this.t
+    const decayFactor = (name: string, p: tf.Variable): number => (decay(name, p) && weightDecay !== 0 ? 1 - lr * weightDecay : 1)
+    if (this.packed !== undefined) {
+      this.packed.update(this.variables, grads, { lr, beta1, beta2, epsilon, bc1, bc2, gradScale }, (name) => decayFactor(name, this.variables.get(name)!))
+      return
+    }
     for (const [name, p] of this.variables) {
-      const g = grads.get(name)
-      if (g === undefined) continue
+      const given = grads.get(name)
+      if (given === undefined) continue
       const m = this.m.get(name)
       const v = this.v.get(name)
       if (m === undefined || v === undefined) continue
-      // On webgpu: three fused shaders per parameter instead of about thirteen kernels.
-      if (fusedKernelsActive()) {
-        fusedAdamWUpdate(p, m, v, g, { lr, beta1, beta2, epsilon, bc1, bc2, decay: decay(name, p) && weightDecay !== 0 ? 1 - lr * weightDecay : 1 })
-        continue
-      }
       tf.tidy(() => {
-        const decayed = decay(name, p) && weightDecay !== 0 ? p.mul(1 - lr * weightDecay) : p
+        const g = gradScale === 1 ? given : given.mul(gradScale)
+        const factor = decayFactor(name, p)
+        const decayed = factor !== 1 ? p.mul(factor) : p
         const m1 = m.mul(beta1).add(g.mul(1 - beta1))
         const v1 = v.mul(beta2).add(g.square().mul(1 - beta2))
         const update = m1.div(bc1).div(v1.div(bc2).sqrt().add(epsilon)).mul(lr)
@@ -142,8 +151,12 @@ export class AdamW {
     }
   }
 
-  /** The state to checkpoint. The tensors are the optimizer's own: read them, do not dispose them. */
+  /**
+   * The state to checkpoint. The tensors are the optimizer's own, valid until its next
+   * update or load: read them, do not dispose them.
+   */
   state(): AdamWState {
+    if (this.packed !== undefined) return { step: this.t, tensors: this.packed.unpack() }
     const tensors = new Map<string, tf.Tensor>()
     for (const [name, m] of this.m) tensors.set(`exp_avg/${name}`, m)
     for (const [name, v] of this.v) tensors.set(`exp_avg_sq/${name}`, v)
@@ -159,26 +172,34 @@ export class AdamW {
     if (!Number.isInteger(state.step) || state.step < 0) {
       throw new OptimizerStateError({ problem: `step must be a non-negative integer, got ${state.step}` })
     }
-    const pairs: Array<[tf.Variable, tf.Tensor]> = []
-    for (const [kind, moments] of [["exp_avg", this.m], ["exp_avg_sq", this.v]] as const) {
-      for (const [name, target] of moments) {
+    for (const kind of ["exp_avg", "exp_avg_sq"]) {
+      for (const [name, p] of this.variables) {
         const key = `${kind}/${name}`
         const source = state.tensors.get(key)
         if (source === undefined) throw new OptimizerStateError({ problem: `missing tensor ${key}` })
-        if (!tf.util.arraysEqual(source.shape, target.shape)) {
+        if (!tf.util.arraysEqual(source.shape, p.shape)) {
           throw new OptimizerStateError({
-            problem: `tensor ${key} has shape [${source.shape.join(", ")}], parameter has [${target.shape.join(", ")}]`,
+            problem: `tensor ${key} has shape [${source.shape.join(", ")}], parameter has [${p.shape.join(", ")}]`,
           })
         }
-        pairs.push([target, source])
       }
     }
-    for (const [target, source] of pairs) target.assign(source.dtype === "float32" ? source : tf.cast(source, "float32"))
+    if (this.packed !== undefined) {
+      this.packed.load(state.tensors)
+    } else {
+      for (const [kind, moments] of [["exp_avg", this.m], ["exp_avg_sq", this.v]] as const) {
+        for (const [name, target] of moments) {
+          const source = state.tensors.get(`${kind}/${name}`)!
+          target.assign(source.dtype === "float32" ? source : tf.cast(source, "float32"))
+        }
+      }
+    }
     this.t = state.step
   }
 
   /** Free the moments. */
   dispose(): void {
+    this.packed?.dispose()
     for (const m of this.m.values()) m.dispose()
     for (const v of this.v.values()) v.dispose()
   }
@@ -198,11 +219,21 @@ export const clipByGlobalNorm = async (
   maxNorm: number | null,
 ): Promise<{ readonly grads: Map<string, tf.Tensor>; readonly norm: number }> => {
   const norm = await globalNorm(grads)
-  const factor = maxNorm !== null && Number.isFinite(norm) ? Math.min(1, maxNorm / (norm + 1e-6)) : 1
+  const factor = clipScale(norm, maxNorm)
   const out = new Map<string, tf.Tensor>()
   for (const [name, g] of grads) out.set(name, factor === 1 ? g.clone() : tf.tidy(() => g.mul(factor)))
   return { grads: out, norm }
 }
+
+/**
+ * The factor that brings a gradient of global norm `norm` to at most `maxNorm`
+ * (PyTorch's `clip_grad_norm_`: min(1, maxNorm / (norm + 1e-6))); 1 with clipping off
+ * or a non-finite norm. The trainer hands it to {@link AdamW.apply} as `gradScale`.
+ *
+ * @example
+ * clipScale(13, 6.5) // ~0.5
+ */
+export const clipScale = (norm: number, maxNorm: number | null): number => maxNorm !== null && Number.isFinite(norm) ? Math.min(1, maxNorm / (norm + 1e-6)) : 1
 
 /**
  * The global L2 norm of a set of tensors, as a number. Read asynchronously: the

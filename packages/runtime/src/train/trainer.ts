@@ -56,7 +56,7 @@ import * as tf from "@tensorflow/tfjs"
 import type { LossInputs, LossOutput, TrainingSequence } from "@turnwise/core"
 import type { TrainableModel } from "../model/types.js"
 import type { Rng } from "@turnwise/core"
-import { AdamW, type AdamWOptions, clipByGlobalNorm } from "./adamw.js"
+import { AdamW, type AdamWOptions, clipScale, globalNorm } from "./adamw.js"
 import { disposeBatch, padSequences, type PaddedBatch, planMicroBatches, TrainingInputError, validateSequence } from "./batching.js"
 import { learningRate, type ScheduleOptions } from "./schedule.js"
 
@@ -400,7 +400,8 @@ export const createUpdateEngine = (model: TrainableModel, options: UpdateOptions
         metricNames = Object.keys(out.metrics).sort()
         const scalars = metricNames.map((n) => out.metrics[n]).filter((t) => t !== undefined)
         metricValues = tf.keep(scalars.length > 0 ? tf.stack(scalars) : tf.zeros([0])) // [M]
-        return out.loss
+        // Weighted here, so the gradients come out weighted: one multiply, not one per parameter.
+        return weight === 1 ? out.loss : tf.mul(out.loss, weight)
       }, varList)
       disposeBatch(batch)
       const lossValue = (await value.data())[0] ?? Number.NaN
@@ -408,9 +409,9 @@ export const createUpdateEngine = (model: TrainableModel, options: UpdateOptions
       tf.dispose([value, metricValues ?? []])
       if (!finite(lossValue)) {
         tf.dispose(Object.values(grads))
-        return fail(`loss is ${lossValue} in micro-batch ${gi}`)
+        return fail(`loss is ${weight === 1 ? lossValue : lossValue / weight} in micro-batch ${gi}`)
       }
-      lossSum += weight * lossValue
+      lossSum += lossValue
       metricNames.forEach((n, i) => {
         metricSums[n] = (metricSums[n] ?? 0) + weight * (metricData[i] ?? Number.NaN)
       })
@@ -418,8 +419,12 @@ export const createUpdateEngine = (model: TrainableModel, options: UpdateOptions
         const name = checkpointName.get(varName)
         if (name === undefined) continue
         const previous = acc.get(name)
-        acc.set(name, tf.tidy(() => (previous === undefined ? g.mul(weight) : previous.add(g.mul(weight)))))
-        tf.dispose([g, previous ?? []])
+        if (previous === undefined) {
+          acc.set(name, g)
+        } else {
+          acc.set(name, tf.add(previous, g))
+          tf.dispose([g, previous])
+        }
       }
     }
     return { ok: true, grads: acc, loss: lossSum, metrics: metricSums }
@@ -530,16 +535,16 @@ export const createUpdateEngine = (model: TrainableModel, options: UpdateOptions
           reason = result.reason
           break
         }
-        const { grads: clipped, norm } = await clipByGlobalNorm(result.grads, maxGradNorm)
-        tf.dispose([...result.grads.values()])
+        const norm = await globalNorm(result.grads)
         if (!finite(norm)) {
-          tf.dispose([...clipped.values()])
+          tf.dispose([...result.grads.values()])
           reason = `gradient norm is ${norm}`
           break
         }
         lr = currentLr()
-        optimizer.apply(clipped, lr)
-        tf.dispose([...clipped.values()])
+        // Clipping is a factor the optimizer applies as it reads each gradient.
+        optimizer.apply(result.grads, lr, clipScale(norm, maxGradNorm))
+        tf.dispose([...result.grads.values()])
         updates += 1
         lossSum += result.loss
         normSum += norm
