@@ -155,7 +155,9 @@ const cachedLastLogits = (model: Transformer, tokens: ReadonlyArray<number>): Ar
   const stepInput = tf.tensor2d([[tokens[n]!]], [1, 1], "int32")
   const step = decodeStep(model, weights, stepInput, [n], new Float32Array(n + 1), [0], prefill.cache)
   const logits = step.logits.arraySync()[0] ?? []
-  tf.dispose([prefillInput, stepInput, prefill.logits, step.logits, ...prefill.cache.flatMap((c) => [c.k, c.v]), ...step.cache.flatMap((c) => [c.k, c.v])])
+  tf.dispose([prefillInput, stepInput, prefill.logits, step.logits])
+  prefill.cache.dispose()
+  step.cache.dispose()
   weights.dispose()
   return logits
 }

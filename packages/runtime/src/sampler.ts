@@ -35,7 +35,7 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { Data } from "effect"
-import { decodeStep, prepareInference, type LayerCache } from "./model/inference.js"
+import { type DecodeCache, decodeStep, prepareInference } from "./model/inference.js"
 import { MASKED, type Transformer } from "./model/transformer.js"
 import { Rng } from "@turnwise/core"
 import type { TokenizerShape } from "@turnwise/dsl"
@@ -305,7 +305,7 @@ export const createSamplingSession = (model: Transformer, options: SessionOption
   const histories: Array<Array<number>> = Array.from({ length: B }, () => [])
   const fed = new Array<number>(B).fill(0) // tokens of each row already in the cache
   let valid: Array<Array<boolean>> = Array.from({ length: B }, () => []) // [B][S]: slot holds a real token of the row
-  let cache: Array<LayerCache> | undefined
+  let cache: DecodeCache | undefined
   let disposed = false
   // An asynchronous generate in flight owns the histories and the cache until it ends.
   let busy = false
@@ -319,8 +319,8 @@ export const createSamplingSession = (model: Transformer, options: SessionOption
     if (busy) throw new SamplingError({ where: fn, problem: "a generateAsync of this session is still running" })
   }
 
-  const setCache = (next: Array<LayerCache>): void => {
-    if (cache !== undefined) { for (const layer of cache) tf.dispose([layer.k, layer.v]) }
+  const setCache = (next: DecodeCache): void => {
+    cache?.dispose()
     cache = next
   }
 
@@ -332,14 +332,7 @@ export const createSamplingSession = (model: Transformer, options: SessionOption
     if (cache === undefined || S < 64 || width * 2 > S) return
     const index = new Int32Array(B * width)
     kept.forEach((slots, b) => slots.forEach((s, j) => (index[b * width + j] = s)))
-    const idx = tf.tensor2d(index, [B, width], "int32") // [B, S']
-    setCache(
-      cache.map((layer) => ({
-        k: tf.gather(layer.k, idx, 3, 1), // [B, Hkv, Dh, S']
-        v: tf.gather(layer.v, idx, 2, 1), // [B, Hkv, S', Dh]
-      })),
-    )
-    idx.dispose()
+    setCache(cache.compact(index, width))
     valid = kept.map((slots) => Array.from({ length: width }, (_, j) => j < slots.length))
   }
 
@@ -460,7 +453,7 @@ export const createSamplingSession = (model: Transformer, options: SessionOption
     dispose() {
       if (disposed) return
       disposed = true
-      if (cache !== undefined) { for (const layer of cache) tf.dispose([layer.k, layer.v]) }
+      cache?.dispose()
       cache = undefined
       weights.dispose()
     },

@@ -25,7 +25,13 @@ export interface Uniform {
 
 /** The part of tfjs-webgpu's backend a custom program needs. */
 interface WebGpuBackendLike {
-  readonly runWebGPUProgram: (program: object, inputs: Array<tf.TensorInfo>, dtype: tf.DataType, uniforms?: Array<Uniform>) => tf.TensorInfo
+  readonly runWebGPUProgram: (
+    program: object,
+    inputs: Array<tf.TensorInfo>,
+    dtype: tf.DataType,
+    uniforms?: Array<Uniform>,
+    output?: tf.TensorInfo,
+  ) => tf.TensorInfo
 }
 
 /** One fused shader: its inputs, output, launch size and WGSL body. */
@@ -74,12 +80,22 @@ class Program {
   }
 }
 
-/** Run one fused program on a webgpu backend; the output is float32. */
-export const runFused = (backend: unknown, spec: FusedProgram, inputs: Array<tf.TensorInfo>, uniforms: Array<Uniform> = []): tf.TensorInfo => {
+/**
+ * Run one fused program on a webgpu backend; the output is float32. `output`, when
+ * given, is an existing float32 tensor of `spec.outputShape` written in place (it must
+ * not also be an input: WebGPU refuses a buffer bound for reading and writing at once).
+ */
+export const runFused = (
+  backend: unknown,
+  spec: FusedProgram,
+  inputs: Array<tf.TensorInfo>,
+  uniforms: Array<Uniform> = [],
+  output?: tf.TensorInfo,
+): tf.TensorInfo => {
   if (spec.inputs.length !== inputs.length) throw new Error(`fused kernel ${spec.key}: ${spec.inputs.length} inputs declared, ${inputs.length} given`)
   // WebGPU's default limit is 8 storage buffers per stage, and the output is one of them.
   if (inputs.length > 7) throw new Error(`fused kernel ${spec.key}: ${inputs.length} inputs, at most 7 fit one shader`)
-  return (backend as WebGpuBackendLike).runWebGPUProgram(new Program(spec), inputs, "float32", uniforms)
+  return (backend as WebGpuBackendLike).runWebGPUProgram(new Program(spec), inputs, "float32", uniforms, output)
 }
 
 /** How a fused kernel turns its named inputs and numeric attributes into one output. */

@@ -74,3 +74,83 @@ const kernel = fusedKernel("TurnwiseDecodeAttention", ({ qk, kAll, vAll, bias },
  */
 export const fusedDecodeAttention = (qk: tf.Tensor4D, kAll: tf.Tensor4D, vAll: tf.Tensor4D, bias: tf.Tensor4D, heads: number): tf.Tensor2D =>
   kernel({ qk, kAll, vAll, bias }, { heads }) as tf.Tensor2D
+
+const packedBody = (heads: number, kvHeads: number, dHead: number) => `
+  const H = ${heads};
+  const HKV = ${kvHeads};
+  const G = ${heads / kvHeads};
+  const DH = ${dHead};
+  const QK = ${(heads + kvHeads) * dHead};
+  fn main(index : i32) {
+    if (index < uniforms.rows) {
+      let steps = uniforms.steps;
+      let slots = uniforms.slots;
+      let h = index % H;
+      let t = (index / H) % steps;
+      let b = index / (H * steps);
+      let kvHead = h / G;
+      let qBase = (b * steps + t) * uniforms.packed + h * DH;
+      let table = ((b % uniforms.tableRows) * steps + t) * DH;
+      var q : array<f32, DH>;
+      for (var d = 0; d < DH; d++) { q[d] = qkv[qBase + d] * cosT[table + d] + qkv[qBase + QK + d] * sinT[table + d]; }
+      let kvBase = (b * HKV + kvHead) * uniforms.capacity * 2 * DH;
+      let biasBase = (b * steps + t) * slots;
+      var acc : array<f32, DH>;
+      var m = -3.402823e+38;
+      var l = 0.0;
+      for (var s = 0; s < slots; s++) {
+        let slot = kvBase + s * 2 * DH;
+        var x = bias[biasBase + s];
+        for (var d = 0; d < DH; d++) { x += q[d] * cache[slot + d]; }
+        let mNew = max(m, x);
+        let correction = exp(m - mNew);
+        let p = exp(x - mNew);
+        l = l * correction + p;
+        for (var d = 0; d < DH; d++) { acc[d] = acc[d] * correction + p * cache[slot + DH + d]; }
+        m = mNew;
+      }
+      let out = ((b * steps + t) * H + h) * DH;
+      for (var d = 0; d < DH; d++) { result[out + d] = acc[d] / l; }
+    }
+  }`
+
+const packedKernel = fusedKernel("TurnwiseDecodeAttentionPacked", ({ qkv, cosT, sinT, cache, bias }, { heads }, backend) => {
+  const [, kvHeads, capacity, twoDHead] = cache!.shape as [number, number, number, number]
+  const dHead = twoDHead / 2
+  const [batch, steps] = cosT!.shape as [number, number]
+  const slots = bias!.shape[bias!.shape.length - 1]!
+  const H = heads!
+  const rows = batch * steps * H
+  return runFused(
+    backend,
+    {
+      key: `decode_attention_packed_${H}_${kvHeads}_${dHead}`,
+      inputs: ["qkv", "cosT", "sinT", "cache", "bias"],
+      outputShape: [batch * steps, H * dHead],
+      invocations: rows,
+      uniforms: "rows : i32, steps : i32, slots : i32, capacity : i32, packed : i32, tableRows : i32,",
+      body: packedBody(H, kvHeads, dHead),
+    },
+    [qkv!, cosT!, sinT!, cache!, bias!],
+    [rows, steps, slots, capacity, qkv!.shape[1]!, cosT!.shape[0]!].map((v) => ({ type: "int32" as const, data: [v] })),
+  )
+})
+
+/**
+ * Cached attention over the packed cache of ./decode-cache.ts ([B, Hkv, C, 2*Dh], slots
+ * 0..S-1 in use, S the mask's last axis), with rotary applied to the queries here: `qkv`
+ * is the packed projection [B*T, 2(H+Hkv)Dh + Hkv*Dh] (queries pre-scaled by 1/sqrt(Dh)),
+ * cos and sin [B, T, 1, Dh], `bias` the additive mask [B, T, S]. Returns [B*T, H*Dh].
+ * One invocation per query row, online softmax, as {@link fusedDecodeAttention}.
+ *
+ * @example
+ * const merged = fusedPackedDecodeAttention(qkv, cos, sin, cache, bias, H) // [B*T, H*Dh]
+ */
+export const fusedPackedDecodeAttention = (
+  qkv: tf.Tensor2D,
+  cos: tf.Tensor4D,
+  sin: tf.Tensor4D,
+  cache: tf.Tensor4D,
+  bias: tf.Tensor3D,
+  heads: number,
+): tf.Tensor2D => packedKernel({ qkv, cosT: cos, sinT: sin, cache, bias }, { heads }) as tf.Tensor2D
