@@ -78,6 +78,8 @@ interface Decoded {
   /** Each row's whole history, and the positions in it that were generated. */
   readonly histories: ReadonlyArray<ReadonlyArray<number>>
   readonly generated: ReadonlyArray<ReadonlyArray<number>>
+  /** Tensors and data buffers alive after the session was disposed, less those alive before it was created. */
+  readonly leaked: { readonly tensors: number; readonly buffers: number }
 }
 
 /**
@@ -89,6 +91,7 @@ interface Decoded {
 const greedyDecodes = async (backend: "wasm" | "webgpu"): Promise<Decoded> => {
   await setBackend(backend)
   const model = createTransformer(config)
+  const before = tf.memory()
   const session = createSamplingSession(model, { rows: 3, seed: 1 })
   const generated: Array<Array<number>> = [[], [], []]
   const greedy = async (rows: Array<number>, maxNewTokens: number) => {
@@ -111,7 +114,11 @@ const greedyDecodes = async (backend: "wasm" | "webgpu"): Promise<Decoded> => {
     })
     kernels.push(...info.kernels.map((k) => k.name))
     const histories = [0, 1, 2].map((r) => session.history(r))
-    return { greedy: results.map((r) => ({ tokens: r.tokens, logprobs: r.logprobs })), kernels, histories, generated }
+    session.dispose()
+    const after = tf.memory()
+    // Less the profile's own result.
+    const leaked = { tensors: after.numTensors - before.numTensors - 1, buffers: after.numDataBuffers - before.numDataBuffers - 1 }
+    return { greedy: results.map((r) => ({ tokens: r.tokens, logprobs: r.logprobs })), kernels, histories, generated, leaked }
   } finally {
     session.dispose()
     model.dispose()
@@ -249,6 +256,9 @@ describe.runIf(started === undefined)("the webgpu KV-cached decode", () => {
     // The composite path on wasm is untouched by the packed form.
     expect(reference.kernels).not.toContain("TurnwiseDecodeCacheWrite")
     expect(reference.kernels).toContain("Concat")
+    // The in-place cache writes share buffers by reference count: all are freed with the session.
+    expect(got.leaked).toEqual({ tensors: 0, buffers: 0 })
+    expect(reference.leaked).toEqual({ tensors: 0, buffers: 0 })
   }, 120_000)
 })
 

@@ -192,7 +192,8 @@ export const prepareInference = (model: Transformer): InferenceWeights => {
   const get1 = (name: string): tf.Tensor1D => tf.reshape(get(name), [-1])
   // [out, in] -> [in, out], with an RMSNorm gain folded into the input columns.
   const inOut = (w: tf.Tensor2D, gain?: tf.Tensor1D): tf.Tensor2D => tf.transpose(gain === undefined ? w : tf.mul<tf.Tensor2D>(w, gain))
-  // tidy keeps the tensors it finds in the returned object (the form's plain records included).
+  // tidy keeps the tensors it finds in the returned object, nested records included (its
+  // TensorContainer type does not admit the form's readonly arrays, hence the casts).
   const weights = tf.tidy((): tf.TensorContainer => {
     const layers = Array.from({ length: c.nLayers }, (_, i): InferenceLayer => {
       const p = `model.layers.${i}`
@@ -230,11 +231,12 @@ export const prepareInference = (model: Transformer): InferenceWeights => {
     const form: LayerForm = fusedKernelsActive()
       ? { kind: "packed", layers: layers.map(pack) }
       : { kind: "composite", layers }
-    return {
+    const snapshot: Omit<InferenceWeights, "dispose"> = {
       embed: tf.clone(get2("model.embed_tokens.weight")), // [V, D]
       form,
       head: inOut(get2(headName), get1("model.norm.weight")), // [D, V]
-    } satisfies Omit<InferenceWeights, "dispose"> as unknown as tf.TensorContainer
+    }
+    return snapshot as unknown as tf.TensorContainer
   }) as unknown as Omit<InferenceWeights, "dispose">
   const layerTensors: ReadonlyArray<object> = weights.form.layers
   const owned = [weights.embed, weights.head, ...layerTensors.flatMap((l) => Object.values(l).filter((t): t is tf.Tensor => t instanceof tf.Tensor))]
