@@ -195,30 +195,33 @@ describe.runIf(started === undefined)("the webgpu KV-cached decode", () => {
     after.dispose()
   })
 
-  it("packed attention with rotary on the queries: ragged masks, slots fewer than the capacity, against composite ops", async () => {
+  it("packed attention with rotary on the queries: ragged masks, slots fewer than the capacity, one and two chunks of 64 slots, against composite ops", async () => {
     await setBackend("webgpu")
-    const [B, T, H, Hkv, Dh, C, S] = [2, 2, 4, 2, 8, 8, 5]
-    const QK = (H + Hkv) * Dh
-    const { cos, sin } = ropeTables([4, 5, 1, 2], B, T, Dh, 10000)
-    const qkv = normal<tf.Rank.R2>([B * T, 2 * QK + Hkv * Dh], 80)
-    const cache = normal<tf.Rank.R4>([B, Hkv, C, 2 * Dh], 81)
-    // Row 0 sees every slot but the future one; row 1 has its first two slots masked (a shorter, ragged row).
-    const m = new Float32Array(B * T * S)
-    m[S - 1] = MASKED
-    for (let t = 0; t < T; t++) for (let s = 0; s < 2; s++) m[(T + t) * S + s] = MASKED
-    const bias = tf.tensor3d(m, [B, T, S])
-    const got = fusedPackedDecodeAttention(qkv, cos, sin, cache, bias, H)
-    // Composite: rotary on the query columns, then query head h reads kv head floor(h / G).
-    const qRaw = tf.reshape(tf.slice(qkv, [0, 0], [B * T, H * Dh]), [B, T, H, Dh])
-    const qRot = tf.reshape(tf.slice(qkv, [0, QK], [B * T, H * Dh]), [B, T, H, Dh])
-    const q = tf.transpose(tf.add(tf.mul(qRaw, cos), tf.mul(qRot, sin)), [0, 2, 1, 3]) // [B, H, T, Dh]
-    const heads = tf.tensor1d(Array.from({ length: H }, (_, h) => Math.floor(h / (H / Hkv))), "int32")
-    const used = tf.gather(tf.slice(cache, [0, 0, 0, 0], [B, Hkv, S, 2 * Dh]), heads, 1) // [B, H, S, 2*Dh]
-    const k = tf.slice(used, [0, 0, 0, 0], [B, H, S, Dh])
-    const v = tf.slice(used, [0, 0, 0, Dh], [B, H, S, Dh])
-    const scores = tf.add(tf.matMul(q, k, false, true), tf.reshape(bias, [B, 1, T, S])) // [B, H, T, S]
-    const y = tf.matMul(tf.softmax(scores), v) // [B, H, T, Dh]
-    await expectClose(got, tf.reshape(tf.transpose(y, [0, 2, 1, 3]), [B * T, H * Dh]), "attention")
+    // Dh = 80: threads own two head dimensions each; S = 70: two chunks of slots.
+    for (const [Dh, C, S] of [[8, 8, 5], [80, 80, 70]] as const) {
+      const [B, T, H, Hkv] = [2, 2, 4, 2]
+      const QK = (H + Hkv) * Dh
+      const { cos, sin } = ropeTables([S - 2, S - 1, 1, 2], B, T, Dh, 10000)
+      const qkv = normal<tf.Rank.R2>([B * T, 2 * QK + Hkv * Dh], 80 + S)
+      const cache = normal<tf.Rank.R4>([B, Hkv, C, 2 * Dh], 81 + S)
+      // Row 0 sees every slot but the future one; row 1 has its first two slots masked (a shorter, ragged row).
+      const m = new Float32Array(B * T * S)
+      m[S - 1] = MASKED
+      for (let t = 0; t < T; t++) for (let s = 0; s < 2; s++) m[(T + t) * S + s] = MASKED
+      const bias = tf.tensor3d(m, [B, T, S])
+      const got = fusedPackedDecodeAttention(qkv, cos, sin, cache, bias, H)
+      // Composite: rotary on the query columns, then query head h reads kv head floor(h / G).
+      const qRaw = tf.reshape(tf.slice(qkv, [0, 0], [B * T, H * Dh]), [B, T, H, Dh])
+      const qRot = tf.reshape(tf.slice(qkv, [0, QK], [B * T, H * Dh]), [B, T, H, Dh])
+      const q = tf.transpose(tf.add(tf.mul(qRaw, cos), tf.mul(qRot, sin)), [0, 2, 1, 3]) // [B, H, T, Dh]
+      const heads = tf.tensor1d(Array.from({ length: H }, (_, h) => Math.floor(h / (H / Hkv))), "int32")
+      const used = tf.gather(tf.slice(cache, [0, 0, 0, 0], [B, Hkv, S, 2 * Dh]), heads, 1) // [B, H, S, 2*Dh]
+      const k = tf.slice(used, [0, 0, 0, 0], [B, H, S, Dh])
+      const v = tf.slice(used, [0, 0, 0, Dh], [B, H, S, Dh])
+      const scores = tf.add(tf.matMul(q, k, false, true), tf.reshape(bias, [B, 1, T, S])) // [B, H, T, S]
+      const y = tf.matMul(tf.softmax(scores), v) // [B, H, T, Dh]
+      await expectClose(got, tf.reshape(tf.transpose(y, [0, 2, 1, 3]), [B * T, H * Dh]), `attention, Dh ${Dh}, ${S} slots`)
+    }
   })
 
   it("one decoded token runs 6 kernels per layer plus the embedding and the head", async () => {

@@ -75,42 +75,75 @@ const kernel = fusedKernel("TurnwiseDecodeAttention", ({ qk, kAll, vAll, bias },
 export const fusedDecodeAttention = (qk: tf.Tensor4D, kAll: tf.Tensor4D, vAll: tf.Tensor4D, bias: tf.Tensor4D, heads: number): tf.Tensor2D =>
   kernel({ qk, kAll, vAll, bias }, { heads }) as tf.Tensor2D
 
+/** Threads per query row in the packed attention: one per slot of a chunk while scoring, one per head dimension (or several) while summing values. */
+const WG = 64
+
+// One workgroup per query row. The slots are walked in chunks of WG: each thread scores one
+// slot of the chunk (q . k + bias) into workgroup memory; then every thread reads the chunk's
+// scores, rescales the running softmax (online, per chunk) and adds the chunk's weighted
+// values for the head dimensions it owns, so value reads are coalesced across threads.
 const packedBody = (heads: number, kvHeads: number, dHead: number) => `
   const H = ${heads};
   const HKV = ${kvHeads};
   const G = ${heads / kvHeads};
   const DH = ${dHead};
   const QK = ${(heads + kvHeads) * dHead};
+  const WG = ${WG};
+  const OWN = ${Math.ceil(dHead / WG)};
+  var<workgroup> q : array<f32, DH>;
+  var<workgroup> scores : array<f32, WG>;
   fn main(index : i32) {
-    if (index < uniforms.rows) {
-      let steps = uniforms.steps;
-      let slots = uniforms.slots;
-      let h = index % H;
-      let t = (index / H) % steps;
-      let b = index / (H * steps);
-      let kvHead = h / G;
-      let qBase = (b * steps + t) * uniforms.packed + h * DH;
-      let table = ((b % uniforms.tableRows) * steps + t) * DH;
-      var q : array<f32, DH>;
-      for (var d = 0; d < DH; d++) { q[d] = qkv[qBase + d] * cosT[table + d] + qkv[qBase + QK + d] * sinT[table + d]; }
-      let kvBase = (b * HKV + kvHead) * uniforms.capacity * 2 * DH;
-      let biasBase = (b * steps + t) * slots;
-      var acc : array<f32, DH>;
-      var m = -3.402823e+38;
-      var l = 0.0;
-      for (var s = 0; s < slots; s++) {
+    let tid = index % WG;
+    let query = index / WG;
+    let live = query < uniforms.rows;
+    let steps = uniforms.steps;
+    let slots = uniforms.slots;
+    let h = query % H;
+    let t = (query / H) % steps;
+    let b = query / (H * steps);
+    let qBase = (b * steps + t) * uniforms.packed + h * DH;
+    let table = ((b % uniforms.tableRows) * steps + t) * DH;
+    for (var d = tid; d < DH; d += WG) {
+      if (live) { q[d] = qkv[qBase + d] * cosT[table + d] + qkv[qBase + QK + d] * sinT[table + d]; }
+    }
+    workgroupBarrier();
+    let kvBase = (b * HKV + h / G) * uniforms.capacity * 2 * DH;
+    let biasBase = (b * steps + t) * slots;
+    var acc : array<f32, OWN>;
+    var m = -3.402823e+38;
+    var l = 0.0;
+    for (var s0 = 0; s0 < slots; s0 += WG) {
+      let s = s0 + tid;
+      var x = -3.402823e+38;
+      if (live && s < slots) {
         let slot = kvBase + s * 2 * DH;
-        var x = bias[biasBase + s];
+        x = bias[biasBase + s];
         for (var d = 0; d < DH; d++) { x += q[d] * cache[slot + d]; }
-        let mNew = max(m, x);
-        let correction = exp(m - mNew);
-        let p = exp(x - mNew);
-        l = l * correction + p;
-        for (var d = 0; d < DH; d++) { acc[d] = acc[d] * correction + p * cache[slot + DH + d]; }
-        m = mNew;
       }
-      let out = ((b * steps + t) * H + h) * DH;
-      for (var d = 0; d < DH; d++) { result[out + d] = acc[d] / l; }
+      scores[tid] = x;
+      workgroupBarrier();
+      let count = min(WG, slots - s0);
+      var chunkMax = m;
+      for (var j = 0; j < count; j++) { chunkMax = max(chunkMax, scores[j]); }
+      let correction = exp(m - chunkMax);
+      l *= correction;
+      for (var i = 0; i < OWN; i++) { acc[i] *= correction; }
+      for (var j = 0; j < count; j++) {
+        let p = exp(scores[j] - chunkMax);
+        l += p;
+        let slot = kvBase + (s0 + j) * 2 * DH + DH;
+        for (var i = 0; i < OWN; i++) {
+          let d = tid + i * WG;
+          if (live && d < DH) { acc[i] += p * cache[slot + d]; }
+        }
+      }
+      m = chunkMax;
+      workgroupBarrier();
+    }
+    let out = ((b * steps + t) * H + h) * DH;
+    for (var i = 0; i < OWN; i++) {
+      let d = tid + i * WG;
+      if (live && d < DH) { result[out + d] = acc[i] / l; }
     }
   }`
 
@@ -127,7 +160,8 @@ const packedKernel = fusedKernel("TurnwiseDecodeAttentionPacked", ({ qkv, cosT, 
       key: `decode_attention_packed_${H}_${kvHeads}_${dHead}`,
       inputs: ["qkv", "cosT", "sinT", "cache", "bias"],
       outputShape: [batch * steps, H * dHead],
-      invocations: rows,
+      invocations: rows * WG,
+      workgroupSize: WG,
       uniforms: "rows : i32, steps : i32, slots : i32, capacity : i32, packed : i32, tableRows : i32,",
       body: packedBody(H, kvHeads, dHead),
     },
@@ -141,7 +175,8 @@ const packedKernel = fusedKernel("TurnwiseDecodeAttentionPacked", ({ qkv, cosT, 
  * 0..S-1 in use, S the mask's last axis), with rotary applied to the queries here: `qkv`
  * is the packed projection [B*T, 2(H+Hkv)Dh + Hkv*Dh] (queries pre-scaled by 1/sqrt(Dh)),
  * cos and sin [B, T, 1, Dh], `bias` the additive mask [B, T, S]. Returns [B*T, H*Dh].
- * One invocation per query row, online softmax, as {@link fusedDecodeAttention}.
+ * One workgroup per query row; slots are scored a chunk at a time in parallel, with an
+ * online softmax across chunks, so no [T, S] scores are stored.
  *
  * @example
  * const merged = fusedPackedDecodeAttention(qkv, cos, sin, cache, bias, H) // [B*T, H*Dh]
