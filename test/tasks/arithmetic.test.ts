@@ -1,7 +1,16 @@
 import { describe, expect, it } from "vitest"
 import { runInNewContext } from "node:vm"
 import { Rng } from "../../packages/core/src/rng.js"
-import { generateProblem, generateProblems, PHRASINGS, splitOf, TaskConfigError, WORD_TEMPLATE_NAMES, type Level } from "../../packages/tasks/src/arithmetic.js"
+import {
+  generateProblem,
+  generateProblems,
+  PHRASINGS,
+  splitOf,
+  TaskConfigError,
+  TEMPLATES,
+  WORD_TEMPLATE_NAMES,
+  type Level,
+} from "../../packages/tasks/src/arithmetic.js"
 import type { Problem } from "../../packages/tasks/src/problem.js"
 import { decodeProblem } from "../../packages/tasks/src/problem.js"
 
@@ -153,6 +162,46 @@ describe("generateProblems: varied phrasings", () => {
   it("keeps the expression split, so no expression is asked on both sides", () => {
     const trainExpressions = new Set(train.filter((p) => p.family === "arithmetic").map(expressionOf))
     expect(heldout.filter((p) => p.family === "arithmetic" && trainExpressions.has(expressionOf(p)))).toEqual([])
+  })
+})
+
+describe("generateProblems: templates", () => {
+  const bare = generateProblems({ seed: 9, count: 400, levels: [1, 2], split: "train" })
+  const train = generateProblems({ seed: 9, count: 400, levels: [1, 2], split: "train", phrasings: "templates" })
+  const heldout = generateProblems({ seed: 9, count: 400, levels: [1, 2], split: "heldout", phrasings: "templates-unseen" })
+  const heldoutSeen = generateProblems({ seed: 9, count: 400, levels: [1, 2], split: "heldout", phrasings: "templates" })
+  const split = (side: string) => TEMPLATES.filter((t) => t.split === side)
+  const used = (ps: ReadonlyArray<Problem>) => new Set(ps.filter((p) => p.family === "arithmetic").map((p) => String(p.tags["phrasing"])))
+
+  it("holds out one template in five, each a new combination of parts that training templates use", () => {
+    expect(TEMPLATES).toHaveLength(160)
+    expect(new Set(TEMPLATES.map((t) => t.name)).size).toBe(160)
+    expect(split("heldout")).toHaveLength(32)
+    // A template's parts, read off its wording of a marker expression.
+    const parts = (t: (typeof TEMPLATES)[number]) => t.ask("EXPR").split("EXPR")
+    const trainedOpeners = new Set(split("train").map((t) => parts(t)[0]))
+    const trainedClosers = new Set(split("train").map((t) => (parts(t)[1] ?? "").replace(/^[?.=]+/, "")))
+    for (const t of split("heldout")) {
+      expect(trainedOpeners.has(parts(t)[0]), t.name).toBe(true)
+      expect(trainedClosers.has((parts(t)[1] ?? "").replace(/^[?.=]+/, "")), t.name).toBe(true)
+    }
+    expect(split("train").map((t) => t.ask("1+2"))).toContain("1+2=?")
+  })
+
+  it("asks the bare expressions, training problems in training templates and held-out ones only in held-out templates", () => {
+    expect(train.map((p) => [p.id, p.answer, p.steps])).toEqual(bare.map((p) => [p.id, p.answer, p.steps]))
+    for (const [i, p] of train.entries()) {
+      const template = TEMPLATES.find((t) => t.name === p.tags["phrasing"])
+      expect(template?.ask(bare[i]?.question.slice(0, -2) ?? "")).toBe(p.question)
+    }
+    const names = (side: string) => new Set(split(side).map((t) => t.name))
+    expect([...used(train)].every((n) => names("train").has(n))).toBe(true)
+    expect([...used(heldoutSeen)].every((n) => names("train").has(n))).toBe(true)
+    expect([...used(heldout)].every((n) => names("heldout").has(n))).toBe(true)
+    // Enough problems to see most templates of each side.
+    expect(used(train).size).toBeGreaterThan(100)
+    expect(used(heldout).size).toBeGreaterThan(25)
+    expect(heldoutSeen.map((p) => p.id)).toEqual(heldout.map((p) => p.id))
   })
 })
 

@@ -332,9 +332,11 @@ export const generateProblem = (rng: Rng, level: Level): Problem => {
 /**
  * How an expression question is worded: always `EXPR=?` ("bare"); one of the training
  * {@link PHRASINGS} on both sides ("varied"); or training phrasings for training and
- * held-out phrasings for evaluation ("varied-unseen").
+ * held-out phrasings for evaluation ("varied-unseen"). "templates" and
+ * "templates-unseen" do the same with the many {@link TEMPLATES}, where a held-out
+ * template is a combination of parts that training templates use apart.
  */
-export type Phrasing = "bare" | "varied" | "varied-unseen"
+export type Phrasing = "bare" | "varied" | "varied-unseen" | "templates" | "templates-unseen"
 
 /**
  * The wordings of an expression question, each on one side of the split: with
@@ -351,6 +353,35 @@ export const PHRASINGS: ReadonlyArray<{ readonly name: string; readonly split: S
   { name: "value-of", split: "heldout", ask: (e) => `Find the value of ${e}.` },
   { name: "result", split: "heldout", ask: (e) => `What is the result of ${e}?` },
 ]
+
+const TEMPLATE_OPENERS: ReadonlyArray<readonly [string, string]> = [["", ""], ["please", "Please: "], ["q", "Q: "], ["quick", "Quick question. "], [
+  "hi",
+  "Hi! ",
+]]
+const TEMPLATE_CLOSERS: ReadonlyArray<readonly [string, string]> = [["", ""], ["thanks", " Thanks."], ["number", " Reply with a number."], [
+  "exact",
+  " Be exact.",
+]]
+
+/**
+ * Question templates: an opener, one of the eight {@link PHRASINGS}' wordings, and a
+ * closer ("Q: What is 482*97? Be exact."), 160 in all. One template in five is held out,
+ * chosen so that each (wording, closer) pair has exactly one held-out opener (and the bare
+ * `EXPR=?` stays in training): every part
+ * of a held-out template occurs in training templates, only the combination is new. So
+ * held-out accuracy under "templates-unseen" measures whether a policy finds the
+ * expression in a question it has never seen in that form.
+ */
+export const TEMPLATES: ReadonlyArray<{ readonly name: string; readonly split: Split; readonly ask: (expression: string) => string }> = PHRASINGS
+  .flatMap((core, c) =>
+    TEMPLATE_OPENERS.flatMap(([opener, before], o) =>
+      TEMPLATE_CLOSERS.map(([closer, after], l) => ({
+        name: [opener, core.name, closer].filter((part) => part !== "").join("/"),
+        split: (o + 2 * c + 3 * l + 1) % 5 === 0 ? ("heldout" as const) : ("train" as const),
+        ask: (e: string) => `${before}${core.ask(e)}${after}`,
+      }))
+    )
+  )
 
 /** A problem asked in one of `wordings` (word problems keep their own text). */
 const rephrase = (problem: Problem, wordings: typeof PHRASINGS, rng: Rng): Problem => {
@@ -372,7 +403,7 @@ export interface ProblemGenerateOptions {
   readonly split: Split
   /** Share of all questions that belong to the held-out side (default 0.2). */
   readonly heldoutFraction?: number
-  /** "bare" (default): `EXPR=?`; "varied": a training phrasing; "varied-unseen": the split's own {@link PHRASINGS}. */
+  /** "bare" (default): `EXPR=?`; "varied": a training phrasing; "varied-unseen": the split's own {@link PHRASINGS}; "templates", "templates-unseen": the same with {@link TEMPLATES}. */
   readonly phrasings?: Phrasing
 }
 
@@ -390,8 +421,10 @@ export const generateProblems = (options: ProblemGenerateOptions): Array<Problem
   if ((options.phrasings ?? "bare") === "bare") return problems
   // A separate stream, so the expressions drawn are the same with either phrasing.
   const rng = Rng.fromSeed(options.seed ^ 0x5a17)
-  const side: Split = options.phrasings === "varied-unseen" ? options.split : "train"
-  const wordings = PHRASINGS.filter((p) => p.split === side)
+  const unseen = options.phrasings === "varied-unseen" || options.phrasings === "templates-unseen"
+  const side: Split = unseen ? options.split : "train"
+  const all = options.phrasings === "templates" || options.phrasings === "templates-unseen" ? TEMPLATES : PHRASINGS
+  const wordings = all.filter((p) => p.split === side)
   return problems.map((problem) => rephrase(problem, wordings, rng))
 }
 

@@ -4,7 +4,7 @@
  * the graders.
  */
 export * from "./answers.js"
-export { generateProblem, generateProblems, LEVELS, PHRASINGS, splitOf, TaskConfigError, WORD_TEMPLATE_NAMES } from "./arithmetic.js"
+export { generateProblem, generateProblems, LEVELS, PHRASINGS, splitOf, TaskConfigError, TEMPLATES, WORD_TEMPLATE_NAMES } from "./arithmetic.js"
 export type { Level as DifficultyLevel, Phrasing, ProblemGenerateOptions, Split } from "./arithmetic.js"
 export * from "./demonstrations.js"
 export * from "./exact-answer-task.js"

@@ -39,9 +39,9 @@ export const RunConfig = Schema.Struct({
       ),
       levels: setting(Schema.Array(Schema.Literals([1, 2, 3, 4, 5])), [1, 2], "Difficulty levels of the built-in generator (arithmetic 1..5, program 1..4)"),
       phrasings: setting(
-        Schema.Literals(["bare", "varied", "varied-unseen"]),
+        Schema.Literals(["bare", "varied", "varied-unseen", "templates", "templates-unseen"]),
         "varied",
-        "How arithmetic expressions are asked: bare (EXPR=?), varied (five training wordings, on both splits), or varied-unseen (held-out problems asked only in three wordings never trained on)",
+        "How arithmetic expressions are asked: bare (EXPR=?), varied (five training wordings, on both splits), varied-unseen (held-out problems asked only in three wordings never trained on), templates (128 training templates: opener, wording, closer, on both splits) or templates-unseen (held-out problems asked only in the 32 held-out templates, new combinations of trained parts)",
       ),
       trainCount: setting(PositiveInt, 2000, "Problems in the training pool"),
       evalCount: setting(PositiveInt, 200, "Held-out problems evaluated before and after"),
