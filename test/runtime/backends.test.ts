@@ -37,8 +37,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { recipes } from "@turnwise/recipes"
 import { BackendUnavailableError, setBackend } from "../../packages/runtime/src/backend.js"
 import type { BackendName } from "../../packages/runtime/src/backend.js"
-import { presets } from "../../packages/runtime/src/model/config.js"
-import type { ModelConfig } from "../../packages/runtime/src/model/config.js"
 import { embedCodes, makePolicyRuntime } from "../../packages/runtime/src/PolicyRuntime.js"
 import { createTransformer, parameterShapes } from "../../packages/runtime/src/model/transformer.js"
 import type { Transformer } from "../../packages/runtime/src/model/transformer.js"
@@ -47,22 +45,9 @@ import { createSamplingSession } from "../../packages/runtime/src/sampler.js"
 import { constantSchedule } from "../../packages/runtime/src/train/schedule.js"
 import { byteTokenizer } from "../../packages/runtime/src/tokenizer.js"
 import { createTrainer, createUpdateEngine, policyObjective } from "../../packages/runtime/src/train/trainer.js"
+import { qwenLikeConfig } from "./fixtures/webgpu-compare.js"
 
-// Qwen-like (q/k/v bias, untied head, grouped-query attention); initStd 0.2 spreads the
-// logits so greedy choices are far from ties (float noise cannot flip them).
-const config: ModelConfig = {
-  ...presets.tiny,
-  dModel: 32,
-  nLayers: 2,
-  nHeads: 4,
-  nKvHeads: 2,
-  dFf: 48,
-  maxSeqLen: 64,
-  qkvBias: true,
-  tieEmbeddings: false,
-  initStd: 0.2,
-  seed: 7,
-}
+const config = qwenLikeConfig(7)
 
 /**
  * Relative tolerance of each backend against wasm (max |difference| over max |value|).

@@ -16,37 +16,18 @@
 import * as tf from "@tensorflow/tfjs"
 import { afterAll, describe, expect, it } from "vitest"
 import { setBackend } from "../../packages/runtime/src/backend.js"
-import { presets, type ModelConfig } from "../../packages/runtime/src/model/config.js"
 import { decodeStep, prepareInference } from "../../packages/runtime/src/model/inference.js"
 import { fusedPackedDecodeAttention } from "../../packages/runtime/src/model/kernels/decode-attention.js"
 import { fusedCacheWrite } from "../../packages/runtime/src/model/kernels/decode-cache.js"
 import { fusedDecodeLinear } from "../../packages/runtime/src/model/kernels/decode-linear.js"
 import { createTransformer, MASKED, ropeTables } from "../../packages/runtime/src/model/transformer.js"
 import { createSamplingSession } from "../../packages/runtime/src/sampler.js"
+import { probeWebgpu, qwenLikeConfig, read, relDiff, skipWebgpu } from "./fixtures/webgpu-compare.js"
 
 const tolerance = 1e-4
-const skip = process.env["TURNWISE_SKIP_WEBGPU"] === "1"
+const skip = skipWebgpu
+const started = await probeWebgpu()
 
-const started = await setBackend("webgpu", { softwareGpu: "fallback" }).then(
-  () => undefined,
-  (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
-)
-await setBackend("wasm")
-
-/** max |a - b| / max |b|; Infinity on a length mismatch or NaN. */
-const relDiff = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
-  if (a.length !== b.length) return Infinity
-  let diff = 0
-  let scale = 0
-  for (let i = 0; i < a.length; i++) {
-    diff = Math.max(diff, Math.abs((a[i] ?? NaN) - (b[i] ?? NaN)))
-    scale = Math.max(scale, Math.abs(b[i] ?? NaN))
-  }
-  const r = diff / Math.max(scale, 1e-12)
-  return Number.isNaN(r) ? Infinity : r
-}
-
-const read = async (t: tf.Tensor): Promise<Float32Array> => Float32Array.from(await t.data())
 const normal = <R extends tf.Rank>(shape: Array<number>, seed: number) => tf.randomNormal(shape, 0, 1, "float32", seed) as unknown as tf.Tensor<R>
 
 /** Fused and composite agree and the reference is not all zeros. */
@@ -56,21 +37,7 @@ const expectClose = async (fused: tf.Tensor, composite: tf.Tensor, what: string)
   expect(relDiff(await read(fused), want), what).toBeLessThanOrEqual(tolerance)
 }
 
-// Qwen-like (q/k/v bias, untied head, grouped-query attention); initStd 0.2 spreads the
-// logits so greedy choices are far from ties (float noise cannot flip them).
-const config: ModelConfig = {
-  ...presets.tiny,
-  dModel: 32,
-  nLayers: 2,
-  nHeads: 4,
-  nKvHeads: 2,
-  dFf: 48,
-  maxSeqLen: 64,
-  qkvBias: true,
-  tieEmbeddings: false,
-  initStd: 0.2,
-  seed: 5,
-}
+const config = qwenLikeConfig(5)
 
 interface Decoded {
   readonly greedy: ReadonlyArray<{ readonly tokens: ReadonlyArray<number>; readonly logprobs: ReadonlyArray<number> }>

@@ -26,30 +26,11 @@ import { MASKED, ropeTables } from "../../packages/runtime/src/model/transformer
 import { AdamW, globalNorm } from "../../packages/runtime/src/train/adamw.js"
 import { PackedMoments } from "../../packages/runtime/src/train/fused-adamw.js"
 import { fusedSumOfSquares } from "../../packages/runtime/src/train/fused-global-norm.js"
+import { probeWebgpu, read, relDiff, skipWebgpu } from "./fixtures/webgpu-compare.js"
 
 const tolerance = 1e-4
-const skip = process.env["TURNWISE_SKIP_WEBGPU"] === "1"
-
-const started = await setBackend("webgpu", { softwareGpu: "fallback" }).then(
-  () => undefined,
-  (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
-)
-await setBackend("wasm")
-
-/** max |a - b| / max |b|; Infinity on a length mismatch or NaN. */
-const relDiff = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
-  if (a.length !== b.length) return Infinity
-  let diff = 0
-  let scale = 0
-  for (let i = 0; i < a.length; i++) {
-    diff = Math.max(diff, Math.abs((a[i] ?? NaN) - (b[i] ?? NaN)))
-    scale = Math.max(scale, Math.abs(b[i] ?? NaN))
-  }
-  const r = diff / Math.max(scale, 1e-12)
-  return Number.isNaN(r) ? Infinity : r
-}
-
-const read = async (t: tf.Tensor): Promise<Float32Array> => Float32Array.from(await t.data())
+const skip = skipWebgpu
+const started = await probeWebgpu()
 
 /** The value of f and its gradients with respect to `xs`, under the upstream gradient `upstream`. */
 const valueAndGrads = async (f: (...xs: Array<tf.Tensor>) => tf.Tensor, xs: Array<tf.Tensor>, upstream: tf.Tensor) => {
