@@ -1,16 +1,18 @@
 /**
  * A tiny learner for cluster tests: the tiny model preset, a short rollout, and the
- * same services the in-process run uses.
+ * same services the in-process run uses; and a small one for the program-synthesis
+ * task (the shipped program warm start, which writes code, calls the tool and
+ * submits, so tool calls and grading really run).
  */
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { Layer } from "effect"
 import type { RecipeType } from "@turnwise/dsl"
-import { byteTokenizer, createTransformer, makePolicyRuntime, TfjsPolicy, presets, setBackend, TfjsTokenizer } from "@turnwise/runtime"
-import type { PolicyRuntime } from "@turnwise/runtime"
+import { byteTokenizer, createTransformer, FileCheckpointStore, makePolicyRuntime, TfjsPolicy, presets, setBackend, TfjsTokenizer } from "@turnwise/runtime"
+import type { PolicyRuntime, Transformer } from "@turnwise/runtime"
 import { WorkerSandbox } from "@turnwise/sandbox"
-import { generateProblems } from "@turnwise/tasks"
+import { generateCodeProblems, generateProblems } from "@turnwise/tasks"
 import { Schema } from "effect"
 import { perTrajectory } from "@turnwise/core"
 import type { RewardAssigner } from "@turnwise/core"
@@ -55,6 +57,40 @@ export const tempRunDir = (): string => fs.mkdtempSync(path.join(os.tmpdir(), "t
 export const makeLearner = async () => {
   await setBackend("wasm")
   const runtime = makePolicyRuntime(createTransformer(modelConfig), byteTokenizer, recipe.optimizer, { seed: 1, totalSteps: 4 })
+  return { runtime, layer: learnerLayer(runtime) }
+}
+
+/** The model of the shipped program warm start (compact preset). */
+export const programModelConfig = { ...presets.compact, seed: 0 }
+
+const programWarmStart = path.join(import.meta.dirname, "..", "..", "assets", "warm-start-program")
+
+/** The program task's rollout (the task's minimums: 256 tokens, 112 per turn, 3 turns) with two-trajectory groups. */
+export const programRecipe: RecipeType = {
+  ...grpo,
+  reward: use(evenTokensReward),
+  rollout: { ...grpo.rollout, groupSize: 2, maxTurns: 3, maxNewTokensPerTurn: 112, maxTokens: 256, temperature: 1, language: "js" },
+  optimizer: { ...grpo.optimizer, microBatchSize: Math.min(grpo.optimizer.microBatchSize, 8) },
+}
+
+/** The grading limits the program task uses in process: the rollout's tool-call limits. */
+export const programLimits = { timeoutMs: programRecipe.rollout.timeoutMs, memoryMb: programRecipe.rollout.memoryMb }
+
+export const codeProblems = generateCodeProblems({ seed: 5, count: 12, split: "train", levels: [1] })
+
+/** The program warm start's model (compact preset, its shipped weights). */
+export const programWarmStartModel = async (): Promise<Transformer> => {
+  const model = createTransformer(programModelConfig)
+  const store = new FileCheckpointStore(programWarmStart)
+  await store.restore({ variables: model.variables }, (await store.latest()) ?? programWarmStart)
+  return model
+}
+
+/** A fresh learner on the program warm start: the same initial weights every time. */
+export const makeProgramLearner = async (options: { readonly totalSteps?: number; readonly recipe?: RecipeType } = {}) => {
+  await setBackend("wasm")
+  const model = await programWarmStartModel()
+  const runtime = makePolicyRuntime(model, byteTokenizer, (options.recipe ?? programRecipe).optimizer, { seed: 1, totalSteps: options.totalSteps ?? 4 })
   return { runtime, layer: learnerLayer(runtime) }
 }
 

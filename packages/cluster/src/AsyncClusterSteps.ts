@@ -26,11 +26,12 @@ import type { Sharding } from "effect/cluster/Sharding"
 import { Policy, problemsForStep, trainOnBatch } from "@turnwise/dsl"
 import type { RecipeType, RunError, StepRunner, TaskProblem } from "@turnwise/dsl"
 import type { Transformer } from "@turnwise/runtime"
-import { clusterRollout, publishPolicyVersion } from "./ClusterStep.js"
+import { clusterRollout, publishPolicyVersion, runnerTimingMetrics } from "./ClusterStep.js"
 import type { ClusterBatch, ClusterRolloutError, ClusterStepResult } from "./ClusterStep.js"
 import { behaviourCorrected } from "./ImportanceCorrection.js"
 import type { ImportanceStats } from "./ImportanceCorrection.js"
 import type { PolicyVersionError } from "./PolicyVersions.js"
+import type { ClusterTask, RolloutTaskError } from "./RolloutTask.js"
 
 /** Settings of asynchronous mode. */
 export interface AsyncSettings {
@@ -75,7 +76,7 @@ const dispatchPause = "20 millis"
 interface Sent {
   readonly problemIds: ReadonlyArray<string>
   readonly seed: number
-  readonly fiber: Fiber.Fiber<ClusterBatch, ClusterRolloutError>
+  readonly fiber: Fiber.Fiber<ClusterBatch, ClusterRolloutError | RolloutTaskError>
 }
 
 /**
@@ -87,7 +88,7 @@ interface Sent {
  */
 export const asyncClusterSteps = <P extends TaskProblem>(
   recipe: RecipeType,
-  taskName: string,
+  task: ClusterTask,
   options: AsyncSettings & {
     readonly trainProblems: ReadonlyArray<P>
     readonly promptsPerStep: number
@@ -98,7 +99,7 @@ export const asyncClusterSteps = <P extends TaskProblem>(
     readonly onResult?: (step: number, result: ClusterStepResult) => void
   },
   scope: Scope.Scope,
-): StepRunner<P, RunError | ClusterRolloutError | PolicyVersionError | ClusterScheduleError, Policy | Sharding> => {
+): StepRunner<P, RunError | ClusterRolloutError | RolloutTaskError | PolicyVersionError | ClusterScheduleError, Policy | Sharding> => {
   const sent = new Map<number, Sent>()
   return (problems, at) =>
     Effect.gen(function*() {
@@ -107,6 +108,7 @@ export const asyncClusterSteps = <P extends TaskProblem>(
       }
       const started = performance.now()
       yield* publishPolicyVersion(options.weightsDir, at.step, options.model)
+      const published = performance.now()
       const last = Math.min(options.steps - 1, at.step + options.maxStaleness)
       let sentNow = 0
       for (let step = at.step; step <= last; step++) {
@@ -114,7 +116,7 @@ export const asyncClusterSteps = <P extends TaskProblem>(
         const stepProblems = step === at.step ? problems : problemsForStep(options.trainProblems, options.promptsPerStep, step, options.seed)
         // The loop's step seeds are consecutive (seed * 1_000_003 + step); checked when the step comes.
         const seed = at.seed + (step - at.step)
-        const fiber = yield* Effect.forkIn(clusterRollout(taskName, stepProblems, recipe.rollout, { step, seed, version: at.step }), scope, {
+        const fiber = yield* Effect.forkIn(clusterRollout(task, stepProblems, recipe.rollout, { step, seed, version: at.step }), scope, {
           startImmediately: true,
         })
         sent.set(step, { problemIds: stepProblems.map((p) => p.id), seed, fiber })
@@ -147,6 +149,8 @@ export const asyncClusterSteps = <P extends TaskProblem>(
           ...result.metrics,
           ...stalenessMetrics(at.step, rolled.versions),
           ...(correction === undefined ? {} : importanceMetrics(correction.stats, correction.seconds)),
+          ...runnerTimingMetrics(rolled),
+          "time/publish_s": (published - started) / 1000,
           "time/rollout_wait_s": (rolledAt - started) / 1000,
           "time/train_s": (finished - rolledAt) / 1000,
           "time/step_s": (finished - started) / 1000,

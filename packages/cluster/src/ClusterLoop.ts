@@ -21,6 +21,8 @@ import type { AsyncSettings, ClusterScheduleError } from "./AsyncClusterSteps.js
 import type { ClusterRolloutError, ClusterStepResult } from "./ClusterStep.js"
 import { clusterTrainStep } from "./ClusterStep.js"
 import type { PolicyVersionError } from "./PolicyVersions.js"
+import { clusterTaskSpec } from "./RolloutTask.js"
+import type { ClusterTask, RolloutTaskError } from "./RolloutTask.js"
 
 /** How rollouts and updates interleave: one after the other, or overlapped with bounded staleness. */
 export type ClusterSchedule = { readonly mode: "sync" } | ({ readonly mode: "async" } & AsyncSettings)
@@ -28,13 +30,18 @@ export type ClusterSchedule = { readonly mode: "sync" } | ({ readonly mode: "asy
 /**
  * Train for `steps` steps with rollouts on the runners the learner's `Sharding` reaches.
  *
+ * `task` tells the runners which task to build (its name, or its description with
+ * grading limits; see RolloutTask.ts); `learnerTask` is the same task in this process,
+ * for evaluation. A task the runners cannot build fails with `RolloutTaskError` before
+ * the first step.
+ *
  * @example
  * yield* clusterTrainLoop(recipe, "arithmetic", task, { ...loopOptions, model: runtime.model, weightsDir: dirs.weightsDir })
  */
 export const clusterTrainLoop = <P extends TaskProblem>(
   recipe: RecipeType,
-  taskName: string,
-  task: Task<P>,
+  task: ClusterTask,
+  learnerTask: Task<P>,
   options: LoopOptions<P> & {
     readonly model: Transformer
     readonly weightsDir: string
@@ -43,21 +50,23 @@ export const clusterTrainLoop = <P extends TaskProblem>(
     /** Called with each step's full result (its batch, versions and runners). */
     readonly onResult?: (step: number, result: ClusterStepResult) => void
   },
-): Effect.Effect<LoopResult, RunError | ClusterRolloutError | PolicyVersionError | ClusterScheduleError, RunServices | Sharding> => {
-  const schedule = options.schedule ?? { mode: "sync" }
-  if (schedule.mode === "async") {
-    return Effect.scoped(
+): Effect.Effect<LoopResult, RunError | ClusterRolloutError | RolloutTaskError | PolicyVersionError | ClusterScheduleError, RunServices | Sharding> =>
+  Effect.gen(function*() {
+    const spec = yield* clusterTaskSpec(task, recipe.rollout)
+    const schedule = options.schedule ?? { mode: "sync" }
+    if (schedule.mode === "async") {
+      return yield* Effect.scoped(
+        Effect.gen(function*() {
+          const scope = yield* Effect.scope
+          return yield* trainLoopWith(recipe, learnerTask, options, asyncClusterSteps(recipe, spec, { ...options, ...schedule }, scope))
+        }),
+      )
+    }
+    return yield* trainLoopWith(recipe, learnerTask, options, (problems, at) =>
       Effect.gen(function*() {
-        const scope = yield* Effect.scope
-        return yield* trainLoopWith(recipe, task, options, asyncClusterSteps(recipe, taskName, { ...options, ...schedule }, scope))
-      }),
-    )
-  }
-  return trainLoopWith(recipe, task, options, (problems, at) =>
-    Effect.gen(function*() {
-      const started = performance.now()
-      const result = yield* clusterTrainStep(recipe, taskName, problems, { ...at, model: options.model, weightsDir: options.weightsDir })
-      options.onResult?.(at.step, result)
-      return { metrics: { ...result.metrics, "time/step_s": (performance.now() - started) / 1000, "cluster/runners_used": new Set(result.runners).size } }
-    }))
-}
+        const started = performance.now()
+        const result = yield* clusterTrainStep(recipe, spec, problems, { ...at, model: options.model, weightsDir: options.weightsDir })
+        options.onResult?.(at.step, result)
+        return { metrics: { ...result.metrics, "time/step_s": (performance.now() - started) / 1000, "cluster/runners_used": new Set(result.runners).size } }
+      }))
+  })

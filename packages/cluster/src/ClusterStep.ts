@@ -18,7 +18,7 @@
  *
  * @category combinators
  */
-import { Data, Effect, Layer, Schedule } from "effect"
+import { Cause, Data, Effect, Layer, Option, Schedule } from "effect"
 import type { Sharding } from "effect/cluster/Sharding"
 import { NodeClusterSocket } from "@effect/platform-node"
 import type { Batch, Group } from "@turnwise/core"
@@ -28,6 +28,8 @@ import type { Transformer } from "@turnwise/runtime"
 import { shardingSettings, storageLayer } from "./ClusterSettings.js"
 import type { ClusterDirs } from "./ClusterSettings.js"
 import { publishVersion, PolicyVersionError } from "./PolicyVersions.js"
+import { clusterTaskSpec, RolloutTaskError } from "./RolloutTask.js"
+import type { ClusterTask } from "./RolloutTask.js"
 import { promptEntityId, promptSeed, RolloutWorker } from "./RolloutWorker.js"
 
 /** A prompt could not be rolled out on any runner. */
@@ -57,21 +59,46 @@ export interface ClusterBatch {
   readonly runners: ReadonlyArray<string>
   /** How many prompt sends failed and were sent again by the learner (the engine's own resends after a runner leaves are not counted). */
   readonly resent: number
+  /** Each group's rollout time on its runner, and its wait there before it started (other prompts, version load), in seconds. */
+  readonly promptSeconds: ReadonlyArray<number>
+  readonly promptWaitSeconds: ReadonlyArray<number>
 }
+
+const mean = (xs: ReadonlyArray<number>): number => (xs.length === 0 ? 0 : xs.reduce((a, b) => a + b, 0) / xs.length)
+
+/**
+ * The runners' own timings of a step's prompts: mean and largest rollout time per
+ * prompt, and the mean wait before a prompt started on its runner.
+ *
+ * @example
+ * runnerTimingMetrics(rolled) // { "time/prompt_rollout_s": 1.9, "time/prompt_rollout_max_s": 2.6, "time/prompt_wait_s": 1.1 }
+ */
+export const runnerTimingMetrics = (rolled: Pick<ClusterBatch, "promptSeconds" | "promptWaitSeconds">): Record<string, number> => ({
+  "time/prompt_rollout_s": mean(rolled.promptSeconds),
+  "time/prompt_rollout_max_s": rolled.promptSeconds.length === 0 ? 0 : Math.max(...rolled.promptSeconds),
+  "time/prompt_wait_s": mean(rolled.promptWaitSeconds),
+})
 
 /**
  * Roll the step's prompts out on the cluster's runners with policy `version`.
+ *
+ * `task` is the task's name (then a program task grades with the rollout's tool-call
+ * limits, as in the learner's process) or its full description. A task the runners
+ * cannot build fails with {@link RolloutTaskError} before anything is sent, or when a
+ * runner refuses it (not retried: every runner would refuse it).
  *
  * @example
  * const { batch } = yield* clusterRollout("arithmetic", problems, recipe.rollout, { step: 2, seed: 7, version: 2 })
  */
 export const clusterRollout = <P extends TaskProblem>(
-  taskName: string,
+  task: ClusterTask,
   problems: ReadonlyArray<P>,
   config: RolloutConfig,
   options: { readonly step: number; readonly seed: number; readonly version: number },
-): Effect.Effect<ClusterBatch, ClusterRolloutError, Sharding> =>
+): Effect.Effect<ClusterBatch, ClusterRolloutError | RolloutTaskError, Sharding> =>
   Effect.gen(function*() {
+    const spec = yield* clusterTaskSpec(task, config)
+    const taskJson = JSON.stringify(spec)
     const client = yield* RolloutWorker.client
     let resent = 0
     const replies = yield* Effect.forEach(
@@ -82,23 +109,31 @@ export const clusterRollout = <P extends TaskProblem>(
           index,
           seed: promptSeed(options.seed, problem.id),
           version: options.version,
-          task: taskName,
+          task: taskJson,
           problem: JSON.stringify(problem),
           rollout: JSON.stringify(config),
         })
         // A dead runner shows up as a failure or a defect of the send, depending on when it died.
-        const once = Effect.catchCause(send, (cause) =>
-          Effect.sync(() =>
-            resent++
-          ).pipe(Effect.andThen(Effect.fail(new ClusterRolloutError({ step: options.step, promptId: problem.id, reason: String(cause) })))))
-        return Effect.retry(once, { schedule: Schedule.spaced("200 millis"), times: 150 })
+        const once = Effect.catchCause(send, (cause): Effect.Effect<never, ClusterRolloutError | RolloutTaskError> => {
+          const error = Cause.findErrorOption(cause)
+          if (Option.isSome(error) && error.value instanceof RolloutTaskError) return Effect.fail(error.value)
+          return Effect.sync(() => resent++).pipe(
+            Effect.andThen(Effect.fail(new ClusterRolloutError({ step: options.step, promptId: problem.id, reason: String(cause) }))),
+          )
+        })
+        return Effect.retry(once, { schedule: Schedule.spaced("200 millis"), times: 150, while: (error) => error._tag === "ClusterRolloutError" })
       },
       { concurrency: "unbounded" },
     )
-    const groups = replies.map((reply) =>
-      JSON.parse(reply.group) as Group
-    )
-    return { batch: { groups }, versions: replies.map((r) => r.version), runners: replies.map((r) => r.runner), resent }
+    const groups = replies.map((reply) => JSON.parse(reply.group) as Group)
+    return {
+      batch: { groups },
+      versions: replies.map((r) => r.version),
+      runners: replies.map((r) => r.runner),
+      resent,
+      promptSeconds: replies.map((r) => r.seconds),
+      promptWaitSeconds: replies.map((r) => r.waitSeconds),
+    }
   })
 
 /**
@@ -148,16 +183,22 @@ export const publishPolicyVersion = (weightsDir: string, version: number, model:
  */
 export const clusterTrainStep = <P extends TaskProblem>(
   recipe: RecipeType,
-  taskName: string,
+  task: ClusterTask,
   problems: ReadonlyArray<P>,
   options: { readonly step: number; readonly seed: number; readonly model: Transformer; readonly weightsDir: string },
-): Effect.Effect<ClusterStepResult, RunError | ClusterRolloutError | PolicyVersionError, Policy | Sharding> =>
+): Effect.Effect<ClusterStepResult, RunError | ClusterRolloutError | RolloutTaskError | PolicyVersionError, Policy | Sharding> =>
   Effect.gen(function*() {
+    const publishing = performance.now()
     yield* publishPolicyVersion(options.weightsDir, options.step, options.model)
     const started = performance.now()
-    const rolled = yield* clusterRollout(taskName, problems, recipe.rollout, { step: options.step, seed: options.seed, version: options.step })
+    const rolled = yield* clusterRollout(task, problems, recipe.rollout, { step: options.step, seed: options.seed, version: options.step })
     const rolledAt = performance.now()
     const result = yield* trainOnBatch(recipe, rolled.batch)
-    const timings = { "time/rollout_s": (rolledAt - started) / 1000, "time/train_s": (performance.now() - rolledAt) / 1000 }
+    const timings = {
+      "time/publish_s": (started - publishing) / 1000,
+      "time/rollout_s": (rolledAt - started) / 1000,
+      "time/train_s": (performance.now() - rolledAt) / 1000,
+      ...runnerTimingMetrics(rolled),
+    }
     return { ...result, metrics: { ...result.metrics, ...timings }, versions: rolled.versions, runners: rolled.runners, resent: rolled.resent }
   })

@@ -7,7 +7,8 @@
  * version to sample with; the runner's {@link WorkerPolicy} fetches it if it holds
  * an older one. Sampling is seeded by the prompt's identity ({@link promptSeed}),
  * never by the runner, so a prompt run again on another runner after a fault gives
- * the same group. Problems, rollout settings and groups travel as JSON text, which
+ * the same group. The task travels as a description the runner rebuilds it from
+ * (RolloutTask.ts). Problems, rollout settings and groups travel as JSON text, which
  * keeps token ids and log-probabilities exact (JavaScript numbers print and parse
  * back to the same double).
  *
@@ -16,6 +17,7 @@
 import { Schema } from "effect"
 import * as Entity from "effect/cluster/Entity"
 import * as Rpc from "effect/rpc/Rpc"
+import { RolloutTaskError } from "./RolloutTask.js"
 
 /** One prompt of one step, to be rolled out with a given policy version. */
 export const RolloutPrompt = Rpc.make("RolloutPrompt", {
@@ -25,7 +27,7 @@ export const RolloutPrompt = Rpc.make("RolloutPrompt", {
     /** The sampling seed of this prompt (from the step seed and the problem's id). */
     seed: Schema.Number,
     version: Schema.Number,
-    /** The task's name; the worker grades with the same task the learner would. */
+    /** The task, as JSON (a `RolloutTaskSpec`: kind, name, grading limits); the worker grades with the same task the learner would. */
     task: Schema.String,
     /** The problem, as JSON. */
     problem: Schema.String,
@@ -39,7 +41,13 @@ export const RolloutPrompt = Rpc.make("RolloutPrompt", {
     version: Schema.Number,
     /** The runner that produced it (host:port), for reports. */
     runner: Schema.String,
+    /** Seconds the rollout took on the runner (sampling, tool calls, grading). */
+    seconds: Schema.Number,
+    /** Seconds between accepting the prompt and starting it: waiting for the policy copy (other prompts) and loading the version. */
+    waitSeconds: Schema.Number,
   }),
+  /** The runner cannot build the task it was sent. */
+  error: RolloutTaskError,
 })
 
 /**

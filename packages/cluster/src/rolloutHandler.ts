@@ -4,18 +4,18 @@
  *
  * The rollout is the pipeline's own (`rollout` from @turnwise/dsl) on a batch of
  * one problem, with the prompt's identity seed, so a group is the same whichever
- * runner produces it. Tasks are looked up by name among the exact-answer tasks
- * (arithmetic and JSONL data sets); a task the runner does not know fails the
- * message with a defect that names it.
+ * runner produces it. The task is rebuilt from the description the prompt carries
+ * (exact-answer or program synthesis, with its grading limits); tool calls and grading
+ * run in this runner's sandbox pool. A task the runner cannot build fails the message
+ * with a {@link RolloutTaskError} that names it (the learner does not resend it).
  *
  * @category layers
  */
 import { Effect } from "effect"
 import type { Group } from "@turnwise/core"
 import { rollout } from "@turnwise/dsl"
-import type { RolloutConfig } from "@turnwise/dsl"
-import { exactAnswerTask } from "@turnwise/tasks"
-import type { Problem } from "@turnwise/tasks"
+import type { RolloutConfig, TaskProblem } from "@turnwise/dsl"
+import { decodeRolloutTask, rolloutTask } from "./RolloutTask.js"
 import { RolloutWorker } from "./RolloutWorker.js"
 import { WorkerPolicy } from "./WorkerPolicy.js"
 
@@ -38,15 +38,27 @@ export const rolloutWorkerLayer = (options: { readonly runner: string } & Accept
         RolloutPrompt: ({ payload }) =>
           Effect.gen(function*() {
             options.onAccept?.({ step: payload.step, index: payload.index })
-            const problem = JSON.parse(payload.problem) as Problem
+            const task = rolloutTask(yield* decodeRolloutTask(payload.task))
+            const problem = JSON.parse(payload.problem) as TaskProblem
             const config = JSON.parse(payload.rollout) as RolloutConfig
+            const accepted = performance.now()
+            let began = accepted
             const batch = yield* copy.withVersion(
               payload.version,
-              rollout(exactAnswerTask(payload.task), [problem], config, { seed: payload.seed, step: payload.step }),
-            )
+              Effect.suspend(() => {
+                began = performance.now()
+                return rollout(task, [problem], config, { seed: payload.seed, step: payload.step })
+              }),
+            ).pipe(Effect.orDie)
             const group: Group = batch.groups[0]!
-            return { group: JSON.stringify(group), version: payload.version, runner: options.runner }
-          }).pipe(Effect.orDie),
+            return {
+              group: JSON.stringify(group),
+              version: payload.version,
+              runner: options.runner,
+              seconds: (performance.now() - began) / 1000,
+              waitSeconds: (began - accepted) / 1000,
+            }
+          }),
       })
     }),
     { concurrency: "unbounded" },
