@@ -8,11 +8,11 @@ import { describe, expect, it } from "vitest"
 import { cli, tempDir, tinyRun } from "./helpers.js"
 
 describe("turnwise train with cluster.runners", () => {
-  it("rejects a task the runners cannot serve before it creates the run directory", async () => {
+  it("rejects a model the runners cannot load before it creates the run directory", async () => {
     const out = path.join(tempDir("cluster-bad"), "run")
-    const result = await cli(["train", "gtpo", "--set", "cluster.runners=1", "--set", "task.kind=program", "--out", out])
+    const result = await cli(["train", "gtpo", "--set", "cluster.runners=1", "--set", "model.path=some/hf-model", "--out", out])
     expect(result.code).toBe(1)
-    expect(result.stderr).toMatch(/cluster\.runners: rollouts on runners serve exact-answer tasks only; task\.kind is program/)
+    expect(result.stderr).toMatch(/cluster\.runners: rollouts on runners use preset models only; model\.path is set/)
     expect(existsSync(out)).toBe(false)
   })
 

@@ -52,19 +52,13 @@ export const checkRunDirectory = async (outDir: string, options: { readonly resu
  * @example
  * checkRunProblems(run, train, heldout)
  */
-/** Settings that cannot go together: rollouts on runners serve exact-answer tasks on preset models only. */
+/** Settings that cannot go together: rollouts on runners need a preset model, and async mode needs runners. */
 export const checkRunSettings = (run: RunConfig): void => {
   if (run.cluster.runners === 0) {
     if (run.cluster.mode === "async") {
       throw new RunInputError({ path: "cluster.mode", problem: "async mode overlaps rollouts on runners with training; set cluster.runners to 1 or more" })
     }
     return
-  }
-  if (run.task.kind !== "arithmetic") {
-    throw new RunInputError({
-      path: "cluster.runners",
-      problem: `rollouts on runners serve exact-answer tasks only; task.kind is ${run.task.kind} (set cluster.runners=0)`,
-    })
   }
   if (run.model.path !== "") {
     throw new RunInputError({ path: "cluster.runners", problem: "rollouts on runners use preset models only; model.path is set (set cluster.runners=0)" })
