@@ -1,14 +1,13 @@
 import { describe, expect, it } from "vitest"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { Effect, Layer } from "effect"
-import { MetricsSink, problemsForStep } from "@turnwise/dsl"
+import { Effect } from "effect"
+import { problemsForStep } from "@turnwise/dsl"
 import type { MetricsRecord } from "@turnwise/dsl"
-import { SafetensorsCheckpoints } from "@turnwise/runtime"
 import { exactAnswerTask, generateProblems } from "@turnwise/tasks"
 import { clusterDirs, clusterTrainLoop, learnerClusterLayer, startLocalRunners } from "@turnwise/cluster"
 import type { ClusterStepResult } from "@turnwise/cluster"
-import { makeLearner, modelConfig, problems, recipe, tempRunDir } from "./harness.js"
+import { learnerRunLayer, makeLearner, modelConfig, problems, recipe, tempRunDir } from "./harness.js"
 
 const steps = 4
 const perStep = 3
@@ -67,13 +66,7 @@ const trainAsync = async (runs: ReadonlyArray<AsyncRun>) => {
         }
         return runners.map((runner) => ({ port: runner.port, signal: runner.process.signalCode, code: runner.process.exitCode }))
       }).pipe(
-        Effect.provide(
-          Layer.mergeAll(
-            learner.layer,
-            MetricsSink.memory(records),
-            SafetensorsCheckpoints.layer(learner.runtime, path.join(runDir, "checkpoints"), { test: true }),
-          ),
-        ),
+        Effect.provide(learnerRunLayer(learner, records, runDir)),
       ),
     ),
   )

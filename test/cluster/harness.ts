@@ -7,9 +7,22 @@
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { Layer } from "effect"
-import type { RecipeType } from "@turnwise/dsl"
-import { byteTokenizer, createTransformer, FileCheckpointStore, makePolicyRuntime, TfjsPolicy, presets, setBackend, TfjsTokenizer } from "@turnwise/runtime"
+import { Effect, Layer } from "effect"
+import { MetricsSink, problemsForStep, trainOnBatch } from "@turnwise/dsl"
+import type { MetricsRecord, RecipeType } from "@turnwise/dsl"
+import { promptSeededRollout } from "@turnwise/cluster"
+import type { Task, TaskProblem } from "@turnwise/dsl"
+import {
+  byteTokenizer,
+  createTransformer,
+  FileCheckpointStore,
+  makePolicyRuntime,
+  presets,
+  SafetensorsCheckpoints,
+  setBackend,
+  TfjsPolicy,
+  TfjsTokenizer,
+} from "@turnwise/runtime"
 import type { PolicyRuntime, Transformer } from "@turnwise/runtime"
 import { WorkerSandbox } from "@turnwise/sandbox"
 import { generateCodeProblems, generateProblems } from "@turnwise/tasks"
@@ -99,3 +112,40 @@ const learnerLayer = (runtime: PolicyRuntime) => Layer.mergeAll(TfjsPolicy.layer
 /** Metrics without wall-clock timings (they differ between any two runs). */
 export const withoutTimings = (metrics: Readonly<Record<string, number>>): Record<string, number> =>
   Object.fromEntries(Object.entries(metrics).filter(([key]) => !key.startsWith("time/") && !key.includes("per_s") && !key.includes("seconds")))
+
+/** A learner made by {@link makeLearner} or {@link makeProgramLearner}. */
+export type Learner = Awaited<ReturnType<typeof makeLearner>>
+
+/**
+ * The cluster loop's steps run in process, as the reference a cluster run must match:
+ * its data order and step seeds, each prompt rolled out with its identity seed, then one
+ * update. Returns per step the metrics (without timings) and the groups as JSON, and
+ * disposes of the learner's runtime.
+ */
+export const trainInProcess = async <P extends TaskProblem>(
+  learner: Learner,
+  task: Task<P>,
+  stepRecipe: RecipeType,
+  trainProblems: ReadonlyArray<P>,
+  options: { readonly steps: number; readonly perStep: number; readonly seed: number },
+): Promise<Array<{ readonly metrics: Record<string, number>; readonly groups: string }>> => {
+  const out: Array<{ metrics: Record<string, number>; groups: string }> = []
+  await Effect.runPromise(
+    Effect.gen(function*() {
+      for (let step = 0; step < options.steps; step++) {
+        const batch = yield* promptSeededRollout(task, problemsForStep(trainProblems, options.perStep, step, options.seed), stepRecipe.rollout, {
+          step,
+          seed: options.seed * 1_000_003 + step,
+        })
+        const result = yield* trainOnBatch(stepRecipe, batch)
+        out.push({ metrics: withoutTimings(result.metrics), groups: JSON.stringify(batch.groups) })
+      }
+    }).pipe(Effect.provide(learner.layer)),
+  )
+  learner.runtime.dispose()
+  return out
+}
+
+/** What a cluster run's learner needs besides the cluster: its policy services, a metrics sink into `records`, checkpoints under `runDir`. */
+export const learnerRunLayer = (learner: Learner, records: Array<MetricsRecord>, runDir: string) =>
+  Layer.mergeAll(learner.layer, MetricsSink.memory(records), SafetensorsCheckpoints.layer(learner.runtime, path.join(runDir, "checkpoints"), { test: true }))

@@ -6,11 +6,8 @@
  * the runner.
  */
 import { describe, expect, it } from "vitest"
-import * as path from "node:path"
-import { Effect, Exit, Layer } from "effect"
-import { MetricsSink, problemsForStep, trainOnBatch } from "@turnwise/dsl"
+import { Effect, Exit } from "effect"
 import type { MetricsRecord } from "@turnwise/dsl"
-import { SafetensorsCheckpoints } from "@turnwise/runtime"
 import { WorkerSandbox } from "@turnwise/sandbox"
 import { generateCodeProblems, gradeSubmission, programSynthesisTask } from "@turnwise/tasks"
 import type { Group } from "@turnwise/core"
@@ -20,12 +17,21 @@ import {
   clusterTaskSpec,
   clusterTrainLoop,
   learnerClusterLayer,
-  promptSeededRollout,
   RolloutTaskError,
   RolloutWorker,
   startLocalRunners,
 } from "@turnwise/cluster"
-import { codeProblems, makeProgramLearner, programLimits, programModelConfig, programRecipe, tempRunDir, withoutTimings } from "./harness.js"
+import {
+  codeProblems,
+  learnerRunLayer,
+  makeProgramLearner,
+  programLimits,
+  programModelConfig,
+  programRecipe,
+  tempRunDir,
+  trainInProcess,
+  withoutTimings,
+} from "./harness.js"
 
 const steps = 2
 const perStep = 2
@@ -46,21 +52,7 @@ const refusal = <A, E>(exit: Exit.Exit<A, E>): unknown => (Exit.isFailure(exit) 
 describe("cluster: the program-synthesis task", () => {
   it("one runner gives the same groups and metrics as the same steps in process, and refuses an unknown task by name", async () => {
     const task = programSynthesisTask({ limits: gradingLimits })
-    const local = await makeProgramLearner()
-    const inProcess: Array<{ metrics: Record<string, number>; groups: string }> = []
-    await Effect.runPromise(
-      Effect.gen(function*() {
-        for (let step = 0; step < steps; step++) {
-          const batch = yield* promptSeededRollout(task, problemsForStep(problems, perStep, step, seed), programRecipe.rollout, {
-            step,
-            seed: seed * 1_000_003 + step,
-          })
-          const result = yield* trainOnBatch(programRecipe, batch)
-          inProcess.push({ metrics: withoutTimings(result.metrics), groups: JSON.stringify(batch.groups) })
-        }
-      }).pipe(Effect.provide(local.layer)),
-    )
-    local.runtime.dispose()
+    const inProcess = await trainInProcess(await makeProgramLearner(), task, programRecipe, problems, { steps, perStep, seed })
 
     const runDir = tempRunDir()
     const dirs = clusterDirs(runDir)
@@ -102,13 +94,7 @@ describe("cluster: the program-synthesis task", () => {
           )
         }).pipe(Effect.provide(learnerClusterLayer(dirs))),
       ).pipe(
-        Effect.provide(
-          Layer.mergeAll(
-            learner.layer,
-            MetricsSink.memory(records),
-            SafetensorsCheckpoints.layer(learner.runtime, path.join(runDir, "checkpoints"), { test: true }),
-          ),
-        ),
+        Effect.provide(learnerRunLayer(learner, records, runDir)),
       ),
     )
     learner.runtime.dispose()

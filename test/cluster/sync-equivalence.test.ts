@@ -1,12 +1,9 @@
 import { describe, expect, it } from "vitest"
-import * as path from "node:path"
-import { Effect, Layer } from "effect"
-import { MetricsSink, problemsForStep, trainOnBatch } from "@turnwise/dsl"
+import { Effect } from "effect"
 import type { MetricsRecord } from "@turnwise/dsl"
-import { SafetensorsCheckpoints } from "@turnwise/runtime"
 import { exactAnswerTask, generateProblems } from "@turnwise/tasks"
-import { clusterDirs, clusterTrainLoop, learnerClusterLayer, promptSeededRollout, startLocalRunners } from "@turnwise/cluster"
-import { makeLearner, modelConfig, problems, recipe, tempRunDir, withoutTimings } from "./harness.js"
+import { clusterDirs, clusterTrainLoop, learnerClusterLayer, startLocalRunners } from "@turnwise/cluster"
+import { learnerRunLayer, makeLearner, modelConfig, problems, recipe, tempRunDir, trainInProcess, withoutTimings } from "./harness.js"
 
 const steps = 2
 const perStep = 3
@@ -17,22 +14,7 @@ describe("cluster: synchronous mode", () => {
   it("one runner gives the same groups and metrics as the same steps rolled out in process", async () => {
     const task = exactAnswerTask("arithmetic")
 
-    // In process: the loop's data order and step seeds, each prompt rolled out with its identity seed.
-    const local = await makeLearner()
-    const inProcess: Array<{ metrics: Record<string, number>; groups: string }> = []
-    await Effect.runPromise(
-      Effect.gen(function*() {
-        for (let step = 0; step < steps; step++) {
-          const batch = yield* promptSeededRollout(task, problemsForStep(problems, perStep, step, seed), recipe.rollout, {
-            step,
-            seed: seed * 1_000_003 + step,
-          })
-          const result = yield* trainOnBatch(recipe, batch)
-          inProcess.push({ metrics: withoutTimings(result.metrics), groups: JSON.stringify(batch.groups) })
-        }
-      }).pipe(Effect.provide(local.layer)),
-    )
-    local.runtime.dispose()
+    const inProcess = await trainInProcess(await makeLearner(), task, recipe, problems, { steps, perStep, seed })
 
     const runDir = tempRunDir()
     const dirs = clusterDirs(runDir)
@@ -57,13 +39,7 @@ describe("cluster: synchronous mode", () => {
             onResult: (_, result) => distributed.push({ groups: JSON.stringify(result.batch.groups), versions: result.versions }),
           }).pipe(Effect.provide(learnerClusterLayer(dirs)))
         }).pipe(
-          Effect.provide(
-            Layer.mergeAll(
-              learner.layer,
-              MetricsSink.memory(records),
-              SafetensorsCheckpoints.layer(learner.runtime, path.join(runDir, "checkpoints"), { test: true }),
-            ),
-          ),
+          Effect.provide(learnerRunLayer(learner, records, runDir)),
         ),
       ),
     )
