@@ -7,7 +7,7 @@
  * episode on the agent's side, so the prompt cannot tell it; only `look` can. An
  * answer is right (reward 1) when it is the digit, else wrong (reward 0).
  *
- * The trainer side serves the shipped warm start (assets/warm-start: the compact
+ * The trainer side serves a shipped warm start (assets/warm-start-m50: the compact
  * preset, which already copies a tool's output into its answer in the built-in task's
  * protocol) and gives it a short supervised warm-up on the chat format with
  * demonstrations of two ways to answer, half each: call `look` and answer with its
@@ -203,8 +203,8 @@ export interface LearningReport {
   readonly sftAccuracy: number
 }
 
-/** The shipped warm start (the compact preset taught the `<code>`/`<output>`/`<answer>` protocol of the built-in arithmetic task). */
-export const warmStart = fileURLToPath(new URL("../assets/warm-start", import.meta.url))
+/** A shipped warm start (assets/warm-start-m50: the compact preset taught the `<code>`/`<output>`/`<answer>` protocol of the built-in arithmetic task). */
+export const warmStart = fileURLToPath(new URL("../assets/warm-start-m50", import.meta.url))
 
 /** The settings the measured numbers in docs/SERVE.md were taken with. */
 export const learningDefaults: LearnOptions = {

@@ -15,7 +15,7 @@ describe("turnwise eval, sample and report", () => {
   }, 120_000)
 
   it("sample prints n transcripts in the tool protocol", async () => {
-    const result = await cli(["sample", "--checkpoint", "assets/warm-start", "--question", "32+26=?", "--n", "2", "--temperature", "0.5"])
+    const result = await cli(["sample", "--checkpoint", "assets/warm-start-bare", "--question", "32+26=?", "--n", "2", "--temperature", "0.5"])
     expect(result.code, result.stderr).toBe(0)
     const transcripts = result.stdout.split("--- finish: ").slice(1)
     expect(transcripts).toHaveLength(2)

@@ -1,7 +1,8 @@
 /**
  * The learning tests, each on a fixed seed: from the bare-question warm start
  * (assets/warm-start-bare), GTPO on a fixed pool of training problems raises the mean
- * reward; from the shipped warm start, it raises greedy accuracy on held-out problems;
+ * reward; from the half-mental warm start (assets/warm-start-m50), it raises greedy
+ * accuracy on held-out problems;
  * and a run with a KL penalty trains and reports its KL.
  */
 import { readFileSync } from "node:fs"
@@ -81,7 +82,7 @@ describe("GTPO lifts held-out accuracy", () => {
       "--out",
       out,
       "--set",
-      "model.init=assets/warm-start",
+      "model.init=assets/warm-start-m50",
       "--set",
       "task.phrasings=varied",
       "--set",

@@ -27,15 +27,17 @@ export { shippedWarmStart }
  * default): 600 steps at peak lr 2e-3 on bare questions (the policy learns the protocol
  * and, late, to copy digits), then 400 steps at 1e-3 from there (copying improves; this
  * is assets/warm-start-bare), then 200 steps at 1e-3 on the five training phrasings with
- * half the demonstrations answered at once, without the tool. That last stage imitates
- * a teacher who works half the problems out in its head: the student answers without
- * the tool about a third of the time and is then nearly always wrong, which gives RL a
- * decision to fix. Each stage warms up and decays on its own.
+ * four demonstrations in five answered at once, without the tool. That last stage
+ * imitates a teacher who works most problems out in its head: greedily, the student
+ * then always answers without the tool and is nearly always wrong, though it still
+ * calls the tool in some sampled answers, which gives RL a decision to learn. (With
+ * half the demonstrations mental, assets/warm-start-m50, the student still calls the
+ * tool on two thirds of the problems.) Each stage warms up and decays on its own.
  */
 export const warmStartStages: ReadonlyArray<WarmStartStage> = [
   { steps: 600, batchSize: 32, lr: 2e-3, phrasings: "bare", mix: defaultDemonstrationMix },
   { steps: 400, batchSize: 32, lr: 1e-3, phrasings: "bare", mix: defaultDemonstrationMix },
-  { steps: 200, batchSize: 32, lr: 1e-3, phrasings: "varied", mix: { ...defaultDemonstrationMix, mentalShare: 0.5 } },
+  { steps: 200, batchSize: 32, lr: 1e-3, phrasings: "varied", mix: { ...defaultDemonstrationMix, mentalShare: 0.8 } },
 ]
 
 /** One stage of the warm-start schedule: its optimiser settings and the data it trains on. */
