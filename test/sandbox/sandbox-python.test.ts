@@ -346,6 +346,11 @@ describe("Pyodide sandbox state between calls", () => {
     expect(await run(churn, limits)).toMatchObject({ ok: true, value: "0" })
     const caught = "try:\n    open('/tmp/big', 'wb').write(b'z' * 100_000_000)\nexcept OSError as e:\n    print('refused:', e.strerror)\n'went on'"
     expect(await run(caught, { memoryMb: 128, timeoutMs: 60_000 })).toMatchObject({ ok: true, stdout: "refused: Quota exceeded\n", value: "'went on'" })
+    // Pipes hold unread data the same way: filling one fails, one read as it is written does not.
+    const pipeFill = "import os\nr, w = os.pipe()\nfor i in range(60):\n    os.write(w, b'p' * 10_000_000)"
+    expect(failure(await run(pipeFill, limits)).kind).toBe("memory")
+    const pipeFlow = "import os\nr, w = os.pipe()\nn = 0\nfor i in range(30):\n    os.write(w, b'q' * 10_000_000)\n    n += len(os.read(r, 10_000_000))\nn"
+    expect(await run(pipeFlow, limits)).toMatchObject({ ok: true, value: "300000000" })
     // A session's files stay, and keep counting, across its calls.
     const session = single.openSession("python")
     expect(await run("open('/tmp/keep.bin', 'wb').write(b'k' * 30_000_000)", { ...limits, session })).toMatchObject({ ok: true })

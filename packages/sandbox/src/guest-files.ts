@@ -25,7 +25,9 @@
  *   bound kept as writes happen; when a write would cross the allowance, the tree is
  *   measured again (deleted files then stop counting) before the write is refused.
  *   Saved sessions report their files' bytes, so the worker's cap on saved sessions
- *   covers them too.
+ *   covers them too. Pipes (`os.pipe`) hold unread data in JavaScript memory as well, so
+ *   a write into a pipe is charged the same way, and the buffers of every open pipe
+ *   count as its files do.
  *
  * @category internals
  */
@@ -42,6 +44,30 @@ interface FsNode {
 /** An open file description. */
 interface FsStream {
   readonly fd: number
+}
+
+/** Emscripten's in-memory pipe (PIPEFS), on the node of either end's stream: unread data in buckets. */
+interface FsPipe {
+  readonly buckets: ReadonlyArray<{ readonly buffer: ArrayBufferView }>
+}
+
+/** The pipe behind a stream, if it is one end of a pipe. */
+const pipeOf = (stream: FsStream | null | undefined): FsPipe | undefined => {
+  const node = stream !== null && stream !== undefined && "node" in stream ? (stream as { node?: { pipe?: FsPipe } }).node : undefined
+  return node?.pipe
+}
+
+/** Bytes the buffers of the pipes behind `streams` hold, each pipe once. */
+const pipeBytes = (streams: Iterable<FsStream | null | undefined>): number => {
+  const seen = new Set<FsPipe>()
+  let total = 0
+  for (const stream of streams) {
+    const pipe = pipeOf(stream)
+    if (pipe === undefined || seen.has(pipe)) continue
+    seen.add(pipe)
+    for (const bucket of pipe.buckets) total += bucket.buffer.byteLength
+  }
+  return total
 }
 
 /** The parts of Emscripten's in-memory file system (MEMFS) this module wraps. */
@@ -197,7 +223,7 @@ export const guestFiles = (
       stream,
       fd,
     ) => (stream && !baseDescriptors.has(fd) && "node" in stream ? [(stream as FsStream & { node: FsNode }).node] : []))
-    return inTree + treeBytes(open.filter(isGuestFile), seen)
+    return inTree + treeBytes(open.filter(isGuestFile), seen) + pipeBytes(fs.streams)
   }
   /** Reserve `bytes` more, or refuse with EDQUOT. */
   const charge = (bytes: number): void => {
@@ -250,6 +276,15 @@ export const guestFiles = (
   // stream_ops.write directly.
   for (const table of [memfs.ops_table.file.stream, memfs.stream_ops]) metered(table, "write", writeGrowth, streamNode)
   for (const table of [memfs.ops_table.file.node, memfs.node_ops]) metered(table, "setattr", sizeGrowth, firstNode)
+  // Pipes are not MEMFS files and their operations are not reachable from here, but every
+  // write goes through FS.write: charge what goes into a pipe (reads free it, and are
+  // noticed by measure()).
+  const write: unknown = Reflect.get(fs, "write")
+  if (typeof write !== "function") throw new Error("sandbox: FS.write is missing")
+  Reflect.set(fs, "write", function(this: unknown, ...args: Array<unknown>): unknown {
+    if (pipeOf(args[0] as FsStream) !== undefined) charge(Number(args[3]))
+    return Reflect.apply(write, this, args)
+  })
   const quota: FileQuota = {
     limit: (next) => {
       allowance = next
@@ -329,7 +364,7 @@ export const guestFiles = (
     bytes: (saved) => {
       const seen = new Set<FsNode>()
       const open = saved.streams.flatMap((stream) => ("node" in stream ? [(stream as FsStream & { node: FsNode }).node] : []))
-      return treeBytes(saved.entries.flat(), seen) + treeBytes(open.filter(isGuestFile), seen)
+      return treeBytes(saved.entries.flat(), seen) + treeBytes(open.filter(isGuestFile), seen) + pipeBytes(saved.streams)
     },
     quota,
     /** Whether the standard descriptors are still the pristine ones (a guest may close or replace them). */
