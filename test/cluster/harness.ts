@@ -9,8 +9,9 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { Effect, Layer } from "effect"
 import { MetricsSink, problemsForStep, trainOnBatch } from "@turnwise/dsl"
-import type { MetricsRecord, RecipeType } from "@turnwise/dsl"
+import type { LoopOptions, MetricsRecord, RecipeType } from "@turnwise/dsl"
 import { promptSeededRollout } from "@turnwise/cluster"
+import type { ClusterDirs, ClusterStepResult } from "@turnwise/cluster"
 import type { Task, TaskProblem } from "@turnwise/dsl"
 import {
   byteTokenizer,
@@ -149,3 +150,29 @@ export const trainInProcess = async <P extends TaskProblem>(
 /** What a cluster run's learner needs besides the cluster: its policy services, a metrics sink into `records`, checkpoints under `runDir`. */
 export const learnerRunLayer = (learner: Learner, records: Array<MetricsRecord>, runDir: string) =>
   Layer.mergeAll(learner.layer, MetricsSink.memory(records), SafetensorsCheckpoints.layer(learner.runtime, path.join(runDir, "checkpoints"), { test: true }))
+
+/**
+ * Options of a synchronous cluster loop that matches {@link trainInProcess}: no
+ * evaluation, no checkpoints, each step's groups (as JSON) and policy versions pushed to
+ * `distributed`.
+ */
+export const syncLoopOptions = <P extends TaskProblem>(
+  learner: Learner,
+  dirs: ClusterDirs,
+  trainProblems: ReadonlyArray<P>,
+  evalProblems: ReadonlyArray<P>,
+  options: { readonly steps: number; readonly perStep: number; readonly seed: number },
+  distributed: Array<{ groups: string; versions: ReadonlyArray<number> }>,
+): LoopOptions<P> & { readonly model: Transformer; readonly weightsDir: string; readonly onResult: (step: number, result: ClusterStepResult) => void } => ({
+  trainProblems,
+  evalProblems,
+  steps: options.steps,
+  promptsPerStep: options.perStep,
+  seed: options.seed,
+  evalEvery: 0,
+  checkpointEvery: 0,
+  resume: false,
+  model: learner.runtime.model,
+  weightsDir: dirs.weightsDir,
+  onResult: (_, result) => distributed.push({ groups: JSON.stringify(result.batch.groups), versions: result.versions }),
+})

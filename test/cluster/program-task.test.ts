@@ -28,6 +28,7 @@ import {
   programLimits,
   programModelConfig,
   programRecipe,
+  syncLoopOptions,
   tempRunDir,
   trainInProcess,
   withoutTimings,
@@ -64,19 +65,12 @@ describe("cluster: the program-synthesis task", () => {
       Effect.scoped(
         Effect.gen(function*() {
           yield* startLocalRunners(1, { dirs, model: programModelConfig, optimizer: programRecipe.optimizer, sandboxWorkers: 1 })
-          yield* clusterTrainLoop(programRecipe, { kind: "program", name: "program", limits: gradingLimits }, task, {
-            trainProblems: problems,
-            evalProblems,
-            steps,
-            promptsPerStep: perStep,
-            seed,
-            evalEvery: 0,
-            checkpointEvery: 0,
-            resume: false,
-            model: learner.runtime.model,
-            weightsDir: dirs.weightsDir,
-            onResult: (_, result) => distributed.push({ groups: JSON.stringify(result.batch.groups), versions: result.versions }),
-          })
+          yield* clusterTrainLoop(
+            programRecipe,
+            { kind: "program", name: "program", limits: gradingLimits },
+            task,
+            syncLoopOptions(learner, dirs, problems, evalProblems, { steps, perStep, seed }, distributed),
+          )
           // A description the runner cannot build, sent past the learner's own check.
           const client = yield* RolloutWorker.client
           refusedByRunner = refusal(

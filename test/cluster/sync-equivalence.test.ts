@@ -3,7 +3,7 @@ import { Effect } from "effect"
 import type { MetricsRecord } from "@turnwise/dsl"
 import { exactAnswerTask, generateProblems } from "@turnwise/tasks"
 import { clusterDirs, clusterTrainLoop, learnerClusterLayer, startLocalRunners } from "@turnwise/cluster"
-import { learnerRunLayer, makeLearner, modelConfig, problems, recipe, tempRunDir, trainInProcess, withoutTimings } from "./harness.js"
+import { learnerRunLayer, makeLearner, modelConfig, problems, recipe, syncLoopOptions, tempRunDir, trainInProcess, withoutTimings } from "./harness.js"
 
 const steps = 2
 const perStep = 3
@@ -25,19 +25,8 @@ describe("cluster: synchronous mode", () => {
       Effect.scoped(
         Effect.gen(function*() {
           yield* startLocalRunners(1, { dirs, model: modelConfig, optimizer: recipe.optimizer, sandboxWorkers: 1 })
-          yield* clusterTrainLoop(recipe, "arithmetic", task, {
-            trainProblems: problems,
-            evalProblems,
-            steps,
-            promptsPerStep: perStep,
-            seed,
-            evalEvery: 0,
-            checkpointEvery: 0,
-            resume: false,
-            model: learner.runtime.model,
-            weightsDir: dirs.weightsDir,
-            onResult: (_, result) => distributed.push({ groups: JSON.stringify(result.batch.groups), versions: result.versions }),
-          }).pipe(Effect.provide(learnerClusterLayer(dirs)))
+          yield* clusterTrainLoop(recipe, "arithmetic", task, syncLoopOptions(learner, dirs, problems, evalProblems, { steps, perStep, seed }, distributed))
+            .pipe(Effect.provide(learnerClusterLayer(dirs)))
         }).pipe(
           Effect.provide(learnerRunLayer(learner, records, runDir)),
         ),
