@@ -25,21 +25,35 @@
  * Weights: a session samples from a snapshot taken when it is created (see
  * ./model/inference.ts); open a new session after a training step.
  *
- * Reading logits: each decoding loop is written once, as a generator that yields the
- * logits tensor of every forward step and receives its values. `generate` drives it
+ * Reading back: each decoding loop is written once, as a generator that yields the one
+ * tensor each forward step must read and receives its values. `generate` drives it
  * with synchronous reads; `generateAsync` with asynchronous ones, which is the only
  * read the webgpu backend offers in Node (its `dataSync` needs OffscreenCanvas). The
  * rollout uses `generateAsync`, so it runs on every backend.
+ *
+ * Where tokens are chosen: on the host, from the step's logits ([B, V] read back), by
+ * {@link chooseToken}. When a session runs the webgpu decode (weights packed for it)
+ * and neither top-k nor top-p is set, a shader samples instead
+ * (./model/kernels/sample-token.ts) and the loop reads [B, 2] (token, logprob per row):
+ * the host draws each generating row's uniform from that row's generator, exactly the
+ * draw `chooseToken` would take (none when greedy), and hands the draws to the shader.
+ * With top-k or top-p, and on every other backend, the logits are read and sampled
+ * on the host. The device sums in float32 where the host sums in float64, so the two
+ * can choose different tokens only when a draw falls within float32 rounding of a
+ * boundary of the cumulative distribution; logprobs agree to about 1e-5. The uncached
+ * reference ({@link generateNoCache}) always samples on the host.
  *
  * @category models
  */
 import * as tf from "@tensorflow/tfjs"
 import { Data } from "effect"
-import { type DecodeCache, decodeStep, prepareInference } from "./model/inference.js"
+import { type DecodeCache, decodeStep, type InferenceWeights, prepareInference } from "./model/inference.js"
+import { fusedSampleToken } from "./model/kernels/sample-token.js"
 import { MASKED, type Transformer } from "./model/transformer.js"
 import { Rng } from "@turnwise/core"
 import type { TokenizerShape } from "@turnwise/dsl"
 import { byteTokenizer } from "./tokenizer.js"
+import { fusedKernelsActive } from "./webgpu/program.js"
 
 /**
  * A sampling request or session use broke a rule.
@@ -117,10 +131,13 @@ export interface KvCacheSession {
   dispose(): void
 }
 
-/** A decoding loop: yields each step's logits tensor, receives its values, returns the result. */
+/**
+ * A decoding loop: yields the tensor each step reads back (logits [B, V], or sampled
+ * [token, logprob] pairs [B, 2]), receives its values, returns the result.
+ */
 type DecodeLoop<A> = Generator<tf.Tensor, A, Float32Array>
 
-/** Run a loop reading each step's logits synchronously (the reader disposes the tensor). */
+/** Run a loop reading each step's tensor synchronously (the reader disposes it). */
 const runSync = <A>(loop: DecodeLoop<A>): A => {
   for (let step = loop.next();;) {
     if (step.done === true) return step.value
@@ -135,7 +152,7 @@ const runSync = <A>(loop: DecodeLoop<A>): A => {
   }
 }
 
-/** Run a loop reading each step's logits asynchronously (the reader disposes the tensor). */
+/** Run a loop reading each step's tensor asynchronously (the reader disposes it). */
 const runAsync = async <A>(loop: DecodeLoop<A>): Promise<A> => {
   for (let step = loop.next();;) {
     if (step.done === true) return step.value
@@ -156,9 +173,25 @@ const rowRngs = (seed: number, rows: number): Array<Rng> => {
   return Array.from({ length: rows }, () => root.fork())
 }
 
+/** A sampled token and its full-vocabulary logprob. */
+interface Choice {
+  readonly token: number
+  readonly logprob: number
+}
+
+/**
+ * Whether a session's tokens are sampled on the device: its weights are packed for the
+ * webgpu decode, which is active, and neither top-k nor top-p truncates (see the module header).
+ */
+const samplesOnDevice = (weights: InferenceWeights, options: DecodeOptions, vocabSize: number): boolean => {
+  const topK = options.topK ?? 0
+  return weights.form.kind === "packed" && fusedKernelsActive() && !(topK > 0 && topK < vocabSize) && (options.topP ?? 1) >= 1
+}
+
 /**
  * Choose a token from one row of logits; returns it and its full-vocabulary logprob
- * (see the module header). Consumes one draw from `rng` unless greedy.
+ * (see the module header). Consumes one draw from `rng` unless greedy; any source of
+ * uniform draws in [0, 1) will do (tests hand it a fixed draw).
  *
  * @example
  * chooseToken(Float32Array.from([0, 2, 1]), { temperature: 0 }, rng) // { token: 1, logprob: -0.41 }
@@ -166,7 +199,7 @@ const rowRngs = (seed: number, rows: number): Array<Rng> => {
 export const chooseToken = (
   logits: Float32Array,
   options: Pick<DecodeOptions, "temperature" | "topP" | "topK">,
-  rng: Rng,
+  rng: Pick<Rng, "next">,
 ): { token: number; logprob: number } => {
   const temperature = options.temperature ?? 1
   const scale = temperature > 0 ? 1 / temperature : 1
@@ -336,8 +369,8 @@ export const createSamplingSession = (model: Transformer, options: SessionOption
     valid = kept.map((slots) => Array.from({ length: width }, (_, j) => j < slots.length))
   }
 
-  /** Feed every pending token of `rows` in one step; returns next-token logits per row. */
-  function* feed(rows: ReadonlyArray<number>): DecodeLoop<Map<number, Float32Array>> {
+  /** Feed every pending token of `rows` in one forward step; returns every row's next-token logits ([B, V]). */
+  const feed = (rows: ReadonlyArray<number>): tf.Tensor2D => {
     const pending = new Map<number, Array<number>>()
     for (const r of rows) pending.set(r, histories[r]?.slice(fed[r]) ?? [])
     const T = Math.max(...[...pending.values()].map((p) => p.length))
@@ -366,13 +399,42 @@ export const createSamplingSession = (model: Transformer, options: SessionOption
     const out = decodeStep(model, weights, input, positions, mask, pick, cache)
     input.dispose()
     setCache(out.cache)
-    const all = yield out.logits // [B, V]
+    return out.logits
+  }
+
+  /** Read a step's tensor back (the driver disposes it); the session must survive the wait. */
+  function* readBack(t: tf.Tensor): DecodeLoop<Float32Array> {
+    const values = yield t
     if (disposed) throw new SamplingError({ where: "generate", problem: "session was disposed while generating" })
+    return values
+  }
+
+  /** Choose the tokens of `rows` on the host from the logits read back. */
+  function* chooseOnHost(logits: tf.Tensor2D, rows: ReadonlyArray<number>, options: DecodeOptions): DecodeLoop<Map<number, Choice>> {
+    const all = yield* readBack(logits) // [B, V]
     const V = model.vocabSize
-    const result = new Map<number, Float32Array>()
-    for (const r of rows) result.set(r, Float32Array.from(all.subarray(r * V, (r + 1) * V)))
-    maybeCompact()
-    return result
+    const chosen = new Map<number, Choice>()
+    for (const r of rows) {
+      const rng = rngs[r]
+      if (rng !== undefined) chosen.set(r, chooseToken(all.subarray(r * V, (r + 1) * V), options, rng))
+    }
+    return chosen
+  }
+
+  /** Sample the tokens of `rows` on the device (see the module header); only [B, 2] is read back. */
+  function* chooseOnDevice(logits: tf.Tensor2D, rows: ReadonlyArray<number>, options: DecodeOptions): DecodeLoop<Map<number, Choice>> {
+    const temperature = options.temperature ?? 1
+    // Rows not generating keep their generators untouched (their draw stays 0 and their pick is ignored).
+    const draws = new Float32Array(B)
+    if (temperature > 0) { for (const r of rows) draws[r] = rngs[r]?.next() ?? 0 }
+    let picked: tf.Tensor2D
+    try {
+      picked = tf.tidy(() => fusedSampleToken(logits, tf.tensor1d(draws, "float32"), temperature)) // [B, 2]
+    } finally {
+      logits.dispose()
+    }
+    const pairs = yield* readBack(picked)
+    return new Map(rows.map((r) => [r, { token: pairs[2 * r] ?? 0, logprob: pairs[2 * r + 1] ?? NaN }] as const))
   }
 
   function* decode(rows: ReadonlyArray<number>, generateOptions: DecodeOptions): DecodeLoop<Array<DecodedRow>> {
@@ -384,6 +446,7 @@ export const createSamplingSession = (model: Transformer, options: SessionOption
         throw new SamplingError({ where: `generate row ${r}`, problem: "row has no context: append a prompt (at least BOS) first" })
       }
     }
+    const choose = samplesOnDevice(weights, generateOptions, model.vocabSize) ? chooseOnDevice : chooseOnHost
     const outputs = new Map(rows.map((r) => [r, new RowOutput(generateOptions, tokenizer)] as const))
     for (;;) {
       const active = rows.filter((r) => {
@@ -396,15 +459,14 @@ export const createSamplingSession = (model: Transformer, options: SessionOption
         return true
       })
       if (active.length === 0) break
-      const logits = yield* feed(active)
+      const chosen = yield* choose(feed(active), active, generateOptions)
+      maybeCompact()
       for (const r of active) {
-        const row = logits.get(r)
-        const rng = rngs[r]
+        const choice = chosen.get(r)
         const out = outputs.get(r)
-        if (row === undefined || rng === undefined || out === undefined) continue
-        const { token, logprob } = chooseToken(row, generateOptions, rng)
-        histories[r]?.push(token)
-        out.push(token, logprob)
+        if (choice === undefined || out === undefined) continue
+        histories[r]?.push(choice.token)
+        out.push(choice.token, choice.logprob)
       }
     }
     return rows.map((r) => (outputs.get(r) ?? new RowOutput(generateOptions, tokenizer)).result())
