@@ -15,6 +15,9 @@
  * "unnamed scope" or ""), as `scopes`: their inner kernels are counted. On webgpu,
  * `trainStepGpuPrograms` and `decodeTokenGpuPrograms` also count the shader programs
  * the backend really ran (some tfjs kernels run several, small ones run on the CPU).
+ * `decodeReadFloatsPerToken`: numbers read back to the host per decode step of the
+ * batch, measured on the tensors' reads (rows * 2 where the webgpu decode samples on the
+ * device, rows * vocabulary where the host samples from the logits).
  *
  * Usage: npx tsx bench/dispatches.ts [--size medium] [--batch 8] [--seq 128] [--micro 4]
  *        [--rows 16] [--prompt 16] [--tokens 8] [--backend wasm|cpu|webgpu|...]
@@ -76,6 +79,28 @@ export const countKernels = async (work: () => Promise<void>): Promise<KernelCou
   return { kernels: info.kernels.length - shapeOnly - scopes, shapeOnly, scopes, gpuPrograms: run === undefined ? undefined : gpuPrograms, top }
 }
 
+/** Numbers read back to the host (tensor `data`/`dataSync` calls) while `work` runs. */
+export const countReadFloats = async (work: () => Promise<void>): Promise<number> => {
+  const proto = tf.Tensor.prototype
+  const { data, dataSync } = proto
+  let floats = 0
+  proto.data = function(this: tf.Tensor) {
+    floats += this.size
+    return data.call(this)
+  } as typeof data
+  proto.dataSync = function(this: tf.Tensor) {
+    floats += this.size
+    return dataSync.call(this)
+  } as typeof dataSync
+  try {
+    await work()
+  } finally {
+    proto.data = data
+    proto.dataSync = dataSync
+  }
+  return floats
+}
+
 const main = async (): Promise<void> => {
   const { values: args } = parseArgs({
     options: {
@@ -118,6 +143,9 @@ const main = async (): Promise<void> => {
   const decode = await countKernels(async () => {
     await session.generateAsync(all, { maxNewTokens: tokens, eos: null })
   })
+  const readFloats = await countReadFloats(async () => {
+    await session.generateAsync(all, { maxNewTokens: tokens, eos: null })
+  })
   session.dispose()
   console.log(
     JSON.stringify({
@@ -136,6 +164,7 @@ const main = async (): Promise<void> => {
       decodeTokenPerLayer: Number((decode.kernels / tokens / config.nLayers).toFixed(2)),
       decodeTokenShapeOnly: Number((decode.shapeOnly / tokens).toFixed(2)),
       decodeTokenGpuPrograms: decode.gpuPrograms === undefined ? undefined : Number((decode.gpuPrograms / tokens / config.nLayers).toFixed(2)),
+      decodeReadFloatsPerToken: readFloats / tokens,
       trainTop: train.top,
       decodeTop: decode.top,
     }),
