@@ -35,6 +35,8 @@ interface Session {
   readonly reads: ReadonlyArray<number>
   /** Kernels of the second turn (8 steps). */
   readonly kernels: ReadonlyArray<string>
+  /** Tensors alive after the session was disposed, less those alive before it was created. */
+  readonly leaked: number
 }
 
 const config = qwenLikeConfig(11)
@@ -47,6 +49,7 @@ const config = qwenLikeConfig(11)
 const sampledSession = async (backend: "wasm" | "webgpu", options: Partial<DecodeOptions> = {}): Promise<Session> => {
   await setBackend(backend)
   const model = createTransformer(config)
+  const before = tf.memory().numTensors
   const session = createSamplingSession(model, { rows: 3, seed: 21 })
   const data = vi.spyOn(tf.Tensor.prototype, "data")
   try {
@@ -64,7 +67,10 @@ const sampledSession = async (backend: "wasm" | "webgpu", options: Partial<Decod
     })
     const third = await session.generateAsync([1], { ...generate, maxNewTokens: 6 })
     const reads = data.mock.contexts.map((t) => (t as tf.Tensor).size)
-    return { turns: [first, second, third], reads, kernels: info.kernels.map((k) => k.name) }
+    session.dispose()
+    // Less the profile's own result.
+    const leaked = tf.memory().numTensors - before - 1
+    return { turns: [first, second, third], reads, kernels: info.kernels.map((k) => k.name), leaked }
   } finally {
     data.mockRestore()
     session.dispose()
@@ -123,6 +129,8 @@ describe.runIf(started === undefined)("sampling on the webgpu device", () => {
     expect(Math.min(...reference.turns.flat().flatMap((row) => row.logprobs))).toBeLessThan(-1)
     expect(got.kernels.filter((name) => name === "TurnwiseSampleToken")).toHaveLength(8)
     expect(reference.kernels).not.toContain("TurnwiseSampleToken")
+    // The draws, logits and sampled pairs of every step are freed.
+    expect(got.leaked).toBe(0)
   }, 120_000)
 
   it("each decode step reads back rows * 2 numbers on webgpu, rows * V with top-k and on wasm", async () => {

@@ -433,8 +433,16 @@ export const createSamplingSession = (model: Transformer, options: SessionOption
     } finally {
       logits.dispose()
     }
-    const pairs = yield* readBack(picked)
-    return new Map(rows.map((r) => [r, { token: pairs[2 * r] ?? 0, logprob: pairs[2 * r + 1] ?? NaN }] as const))
+    const pairs = yield* readBack(picked) // [B, 2]
+    const chosen = new Map<number, Choice>()
+    for (const r of rows) {
+      const token = pairs[2 * r] ?? NaN
+      if (!Number.isInteger(token) || token < 0 || token >= model.vocabSize) {
+        throw new SamplingError({ where: `generate row ${r}`, problem: `the device sampler returned ${token}, not a token id in [0, ${model.vocabSize})` })
+      }
+      chosen.set(r, { token, logprob: pairs[2 * r + 1] ?? NaN })
+    }
+    return chosen
   }
 
   function* decode(rows: ReadonlyArray<number>, generateOptions: DecodeOptions): DecodeLoop<Array<DecodedRow>> {

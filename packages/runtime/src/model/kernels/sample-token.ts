@@ -15,7 +15,7 @@
  * The device sums in float32 where the host sums in float64, so the two can choose
  * different tokens only when u * sum(p) falls within float32 rounding of a boundary of
  * the cumulative distribution (u itself reaches the shader as a float32); logprobs
- * agree to about 1e-6 for vocabularies of thousands.
+ * agree to about 1e-5.
  *
  * One workgroup per row. Thread t owns the contiguous block of indices
  * [t * chunk, (t + 1) * chunk), so block sums in thread order are prefix sums in index
