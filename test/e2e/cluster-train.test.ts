@@ -1,8 +1,12 @@
 /**
  * `turnwise train --set cluster.runners=N`: rollouts on local runner processes through
- * the same command, and the settings that cannot go with them rejected up front.
+ * the same command, or on runners that join with `turnwise runner --join` when
+ * cluster.listen is set, and the settings that cannot go with them rejected up front.
  */
-import { existsSync, readFileSync } from "node:fs"
+import { spawn } from "node:child_process"
+import { existsSync, mkdtempSync, readFileSync } from "node:fs"
+import * as net from "node:net"
+import { tmpdir } from "node:os"
 import * as path from "node:path"
 import { describe, expect, it } from "vitest"
 import { cli, tempDir, tinyRun } from "./helpers.js"
@@ -84,5 +88,81 @@ describe("turnwise train with cluster.runners", () => {
     // The learner published a policy version per step for the runner to fetch.
     expect(existsSync(path.join(out, "cluster", "policy"))).toBe(true)
     expect(existsSync(path.join(out, "results.json"))).toBe(true)
+  }, 240_000)
+
+  it("rejects cluster.listen without runners to wait for", async () => {
+    const out = path.join(tempDir("cluster-listen-bad"), "run")
+    const result = await cli(["train", "gtpo", "--set", "cluster.listen=127.0.0.1:7400", "--out", out])
+    expect(result.code).toBe(1)
+    expect(result.stderr).toMatch(/cluster\.listen: the learner would wait for no runner; set cluster\.runners/)
+    expect(existsSync(out)).toBe(false)
+  })
+
+  it("waits for a runner started with `turnwise runner --join`, trains with it, and the runner leaves when the run ends", async () => {
+    const port = await new Promise<number>((resolve, reject) => {
+      const server = net.createServer()
+      server.once("error", reject)
+      server.listen(0, "127.0.0.1", () => {
+        const free = (server.address() as net.AddressInfo).port
+        server.close(() => resolve(free))
+      })
+    })
+    // The runner starts first, in a directory of its own, as on another machine; it keeps trying until the learner listens.
+    const repository = path.join(import.meta.dirname, "..", "..")
+    const runner = spawn(
+      process.execPath,
+      [
+        "--import",
+        path.join(repository, "node_modules", "tsx", "dist", "loader.mjs"),
+        path.join(repository, "packages", "cli", "src", "bin.ts"),
+        "runner",
+        "--join",
+        `127.0.0.1:${port}`,
+        "--host",
+        "127.0.0.1",
+        "--listen-host",
+        "127.0.0.1",
+      ],
+      { cwd: mkdtempSync(path.join(tmpdir(), "turnwise-runner-")), stdio: ["ignore", "pipe", "pipe"] },
+    )
+    let runnerOutput = ""
+    runner.stdout.on("data", (chunk: Buffer) => (runnerOutput += chunk.toString()))
+    runner.stderr.on("data", (chunk: Buffer) => (runnerOutput += chunk.toString()))
+    const runnerExit = new Promise<number | null>((resolve) => runner.once("exit", (code) => resolve(code)))
+    try {
+      const out = path.join(tempDir("cluster-listen"), "run")
+      const result = await cli([
+        "train",
+        "gtpo",
+        ...tinyRun,
+        "--set",
+        "model.preset=tiny",
+        "--set",
+        "train.steps=2",
+        "--set",
+        "sandboxWorkers=1",
+        "--set",
+        "cluster.runners=1",
+        "--set",
+        `cluster.listen=127.0.0.1:${port}`,
+        "--out",
+        out,
+      ])
+      expect(result.code, result.stderr).toBe(0)
+      expect(result.stderr).toContain(`coordinator listening on 127.0.0.1:${port}; waiting for 1 runner(s)`)
+      expect(result.stderr).toMatch(/rolling out on 1 joined runner\(s\): 127\.0\.0\.1:\d+/)
+      const train = readFileSync(path.join(out, "metrics.jsonl"), "utf8")
+        .trim()
+        .split("\n")
+        .map((line) => JSON.parse(line) as { step: number; phase: string; metrics: Record<string, number> })
+        .filter((record) => record.phase === "train")
+      expect(train.map((record) => record.step)).toEqual([1, 2])
+      for (const record of train) expect(record.metrics["cluster/runners_used"]).toBe(1)
+      expect(await runnerExit, runnerOutput).toBe(0)
+      expect(runnerOutput).toContain(`joined the coordinator at 127.0.0.1:${port}`)
+      expect(runnerOutput).toMatch(/stopped answering .*; left the cluster/)
+    } finally {
+      if (runner.exitCode === null) runner.kill("SIGKILL")
+    }
   }, 240_000)
 })

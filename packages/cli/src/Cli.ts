@@ -4,7 +4,7 @@
  * answers `--help`; the help of a command that takes `--set` lists every settable key
  * with its default and accepted values.
  *
- * Commands: start, train, eval, sample, report, sft, export, compare, exec;
+ * Commands: start, train, eval, sample, report, sft, export, compare, exec, serve, runner;
  * `turnwise --help` prints each one's command line.
  *
  * A new command is one module under commands/ (its flags, handler, description and
@@ -23,6 +23,7 @@ import { exportCommand } from "./commands/export.js"
 import { extraHelp } from "./commands/help.js"
 import { cliPlatform } from "./commands/platform.js"
 import { report } from "./commands/report.js"
+import { rolloutRunner } from "./commands/rollout-runner.js"
 import { runCommand } from "./commands/runner.js"
 import { sample } from "./commands/sample.js"
 import { serve } from "./commands/serve.js"
@@ -39,7 +40,7 @@ import type { Io } from "./io.js"
  */
 export const cli = Command.make("turnwise").pipe(
   Command.withDescription("RL fine-tuning of tool-using language-model policies (GTPO, GRPO and friends)"),
-  Command.withSubcommands([start, train, evalCommand, sample, report, sft, exportCommand, compare, exec, serve]),
+  Command.withSubcommands([start, train, evalCommand, sample, report, sft, exportCommand, compare, exec, serve, rolloutRunner]),
 )
 
 const version = (createRequire(import.meta.url)("../package.json") as { readonly version: string }).version

@@ -26,6 +26,8 @@ import { rollout, trainOnBatch } from "@turnwise/dsl"
 import type { Policy, RecipeType, RolloutConfig, RunError, Sandbox, StepResult, Task, TaskProblem, Tokenizer } from "@turnwise/dsl"
 import type { Transformer } from "@turnwise/runtime"
 import { shardingSettings, storageLayer } from "./ClusterSettings.js"
+import { Coordinator } from "./Coordinator.js"
+import type { CoordinatorOptions } from "./Coordinator.js"
 import type { ClusterDirs } from "./ClusterSettings.js"
 import { publishVersion, PolicyVersionError } from "./PolicyVersions.js"
 import { clusterTaskSpec, RolloutTaskError } from "./RolloutTask.js"
@@ -49,6 +51,16 @@ export class ClusterRolloutError
  */
 export const learnerClusterLayer = (dirs: ClusterDirs): Layer.Layer<Sharding, unknown> =>
   NodeClusterSocket.layer({ clientOnly: true, storage: "byo", shardingConfig: shardingSettings }).pipe(Layer.provide(storageLayer(dirs)))
+
+/**
+ * The learner's connection to a cluster whose runners join from other machines: the
+ * same client-only member, with the runner storage its {@link Coordinator} serves.
+ *
+ * @example
+ * program.pipe(Effect.provide(learnerCoordinatorLayer({ listen: { host: "0.0.0.0", port: 7400 }, weightsDir, settings, lockExpirationMs })))
+ */
+export const learnerCoordinatorLayer = (options: CoordinatorOptions): Layer.Layer<Sharding | Coordinator, unknown> =>
+  NodeClusterSocket.layer({ clientOnly: true, storage: "byo", shardingConfig: shardingSettings }).pipe(Layer.provideMerge(Coordinator.layer(options)))
 
 /** A step's batch and where it came from. */
 export interface ClusterBatch {

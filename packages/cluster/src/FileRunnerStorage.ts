@@ -5,10 +5,8 @@
  * who is healthy, and which runner holds the lock of each shard. The engine ships an
  * in-memory storage (one process) and an SQL one (needs a database server); runners
  * started as local processes on one machine need neither, so this storage keeps the
- * same records in a JSON file, changed under a lock directory (mkdir is atomic) and
- * replaced by rename, so a reader never sees half a file. A shard lock not refreshed
- * within `lockExpirationMs` is free again: that is how the shards of a runner killed
- * with SIGKILL move to the others.
+ * records ({@link RunnerRecords}) in a JSON file, changed under a lock directory
+ * (mkdir is atomic) and replaced by rename, so a reader never sees half a file.
  *
  * @category layers
  */
@@ -18,14 +16,8 @@ import { Effect, Layer } from "effect"
 import { RunnerStorage } from "effect/cluster/RunnerStorage"
 import * as RunnerStorageModule from "effect/cluster/RunnerStorage"
 import { PersistenceError } from "effect/cluster/ClusterError"
-
-interface StoredState {
-  nextMachineId: number
-  runners: Record<string, { readonly runner: string; healthy: boolean }>
-  locks: Record<string, { readonly owner: string; at: number }>
-}
-
-const emptyState = (): StoredState => ({ nextMachineId: 0, runners: {}, locks: {} })
+import { emptyRunnerRecords, forgetRunnerIn, runnerStorageOps } from "./RunnerRecords.js"
+import type { RunnerRecords } from "./RunnerRecords.js"
 
 const sleepSync = (ms: number): void => {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms)
@@ -45,7 +37,7 @@ export interface FileRunnerStorageOptions {
  * A lock directory older than a few seconds belongs to a process that died inside the
  * (microsecond-long) critical section, and is broken.
  */
-const withState = <A>(options: FileRunnerStorageOptions, change: (state: StoredState) => A): A => {
+const withState = <A>(options: FileRunnerStorageOptions, change: (state: RunnerRecords) => A): A => {
   const file = path.join(options.dir, "runners.json")
   const lock = path.join(options.dir, "runners.lock")
   fs.mkdirSync(options.dir, { recursive: true })
@@ -63,7 +55,7 @@ const withState = <A>(options: FileRunnerStorageOptions, change: (state: StoredS
     }
   }
   try {
-    const state: StoredState = fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, "utf8")) as StoredState) : emptyState()
+    const state: RunnerRecords = fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, "utf8")) as RunnerRecords) : emptyRunnerRecords()
     const result = change(state)
     const tmp = `${file}.${process.pid}.tmp`
     fs.writeFileSync(tmp, JSON.stringify(state))
@@ -74,7 +66,7 @@ const withState = <A>(options: FileRunnerStorageOptions, change: (state: StoredS
   }
 }
 
-const attempt = <A>(options: FileRunnerStorageOptions, what: string, change: (state: StoredState) => A): Effect.Effect<A, PersistenceError> =>
+const attempt = <A>(options: FileRunnerStorageOptions, what: string, change: (state: RunnerRecords) => A): Effect.Effect<A, PersistenceError> =>
   Effect.try({
     try: () => withState(options, change),
     catch: (cause) =>
@@ -90,11 +82,7 @@ const attempt = <A>(options: FileRunnerStorageOptions, what: string, change: (st
  * @example
  * forgetRunner({ dir, lockExpirationMs: 3000 }, "127.0.0.1:34001")
  */
-export const forgetRunner = (options: FileRunnerStorageOptions, address: string): void =>
-  withState(options, (state) => {
-    delete state.runners[address]
-    for (const [shard, lock] of Object.entries(state.locks)) if (lock.owner === address) delete state.locks[shard]
-  })
+export const forgetRunner = (options: FileRunnerStorageOptions, address: string): void => withState(options, (state) => forgetRunnerIn(state, address))
 
 /**
  * A `RunnerStorage` shared by the processes of one machine through a file.
@@ -105,52 +93,5 @@ export const forgetRunner = (options: FileRunnerStorageOptions, address: string)
 export const fileRunnerStorage = (options: FileRunnerStorageOptions): Layer.Layer<RunnerStorage> =>
   Layer.succeed(
     RunnerStorage,
-    RunnerStorage.of(
-      RunnerStorageModule.makeEncoded({
-        getRunners: attempt(options, "getRunners", (state) => Object.values(state.runners).map((r) => [r.runner, r.healthy] as const)),
-        register: (address, runner, healthy) =>
-          attempt(options, "register", (state) => {
-            state.runners[address] = { runner, healthy }
-            return state.nextMachineId++
-          }),
-        unregister: (address) =>
-          attempt(options, "unregister", (state) => {
-            delete state.runners[address]
-            for (const [shard, lock] of Object.entries(state.locks)) if (lock.owner === address) delete state.locks[shard]
-          }),
-        setRunnerHealth: (address, healthy) =>
-          attempt(options, "setRunnerHealth", (state) => {
-            const entry = state.runners[address]
-            if (entry !== undefined) entry.healthy = healthy
-          }),
-        acquire: (address, shardIds) =>
-          attempt(options, "acquire", (state) => {
-            const now = Date.now()
-            return shardIds.filter((shard) => {
-              const lock = state.locks[shard]
-              if (lock !== undefined && lock.owner !== address && now - lock.at <= options.lockExpirationMs) return false
-              state.locks[shard] = { owner: address, at: now }
-              return true
-            })
-          }),
-        refresh: (address, shardIds) =>
-          attempt(options, "refresh", (state) => {
-            const now = Date.now()
-            return shardIds.filter((shard) => {
-              const lock = state.locks[shard]
-              if (lock === undefined || lock.owner !== address) return false
-              lock.at = now
-              return true
-            })
-          }),
-        release: (address, shardId) =>
-          attempt(options, "release", (state) => {
-            if (state.locks[shardId]?.owner === address) delete state.locks[shardId]
-          }),
-        releaseAll: (address) =>
-          attempt(options, "releaseAll", (state) => {
-            for (const [shard, lock] of Object.entries(state.locks)) if (lock.owner === address) delete state.locks[shard]
-          }),
-      }),
-    ),
+    RunnerStorage.of(RunnerStorageModule.makeEncoded(runnerStorageOps((what, change) => attempt(options, what, change), options.lockExpirationMs))),
   )

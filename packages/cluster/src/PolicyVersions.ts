@@ -5,9 +5,9 @@
  * in a directory every runner can read (written to a temporary name and renamed,
  * so a reader never sees a partial file). A worker fetches a version by number
  * when a prompt asks for one it does not hold, and assigns the tensors to its own
- * copy of the model by name; workers never train. Every local runner shares the
- * run directory; runners on other machines would need the same directory mounted
- * (or a fetch over HTTP in place of `readVersion`).
+ * copy of the model by name; workers never train. Local runners read the file from
+ * the run directory; runners on other machines ask the learner's coordinator for
+ * the same bytes.
  *
  * @category constructors
  */
@@ -49,24 +49,35 @@ export const publishVersion = async (dir: string, version: number, model: Transf
 }
 
 /**
- * Assign the weights of `version` to a worker's model (names and shapes must match exactly).
+ * The bytes of a published version's file.
  *
  * @example
- * await loadVersion("runs/x/policy", 3, workerModel)
+ * const bytes = await readVersionFile("runs/x/policy", 3)
  */
-export const loadVersion = async (dir: string, version: number, model: Transformer): Promise<void> => {
+export const readVersionFile = async (dir: string, version: number): Promise<Uint8Array> => {
   const file = versionFile(dir, version)
   const bytes = await fs.readFile(file).catch((error: unknown) => {
     throw new PolicyVersionError({ version, dir, problem: `cannot read ${file}: ${error instanceof Error ? error.message : String(error)}` })
   })
-  const decoded = decodeSafetensors(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), file).tensors
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+}
+
+/**
+ * Assign a version's safetensors bytes to a worker's model (names and shapes must
+ * match exactly); `from` says where the bytes came from, for errors.
+ *
+ * @example
+ * assignVersion(bytes, 3, "learner 10.0.0.5:7400", workerModel)
+ */
+export const assignVersion = (bytes: Uint8Array, version: number, from: string, model: Transformer): void => {
+  const decoded = decodeSafetensors(bytes, `policy version ${version} from ${from}`).tensors
   for (const [name, variable] of model.variables) {
     const w = decoded.get(name)
-    if (w === undefined) throw new PolicyVersionError({ version, dir, problem: `weight "${name}" is missing` })
+    if (w === undefined) throw new PolicyVersionError({ version, dir: from, problem: `weight "${name}" is missing` })
     if (w.shape.join(",") !== variable.shape.join(",")) {
       throw new PolicyVersionError({
         version,
-        dir,
+        dir: from,
         problem: `weight "${name}" has shape [${w.shape.join(", ")}], the worker's model [${variable.shape.join(", ")}]`,
       })
     }
@@ -76,3 +87,27 @@ export const loadVersion = async (dir: string, version: number, model: Transform
     tf.tidy(() => variable.assign(tf.tensor(w.data, [...w.shape], variable.dtype)))
   }
 }
+
+/**
+ * Assign the weights of `version`, read from its file in `dir`, to a worker's model.
+ *
+ * @example
+ * await loadVersion("runs/x/policy", 3, workerModel)
+ */
+export const loadVersion = async (dir: string, version: number, model: Transformer): Promise<void> =>
+  assignVersion(await readVersionFile(dir, version), version, dir, model)
+
+/** Where a worker gets the bytes of a version: the run directory's files, or the learner over the network. */
+export interface VersionSource {
+  /** Where the bytes come from, for errors ("runs/x/cluster/policy", "coordinator 10.0.0.5:7400"). */
+  readonly where: string
+  readonly read: (version: number) => Promise<Uint8Array>
+}
+
+/**
+ * The versions published in a directory this process can read.
+ *
+ * @example
+ * WorkerPolicy.layer({ ..., versions: fileVersions("runs/x/cluster/policy") })
+ */
+export const fileVersions = (dir: string): VersionSource => ({ where: dir, read: (version) => readVersionFile(dir, version) })

@@ -15,7 +15,8 @@ import { Policy, Sandbox as DslSandbox, Tokenizer } from "@turnwise/dsl"
 import type { OptimizerConfig } from "@turnwise/dsl"
 import { createTransformer, makePolicyRuntime, TfjsPolicy, TfjsTokenizer, byteTokenizer } from "@turnwise/runtime"
 import { WorkerSandbox } from "@turnwise/sandbox"
-import { loadVersion, PolicyVersionError } from "./PolicyVersions.js"
+import { assignVersion, PolicyVersionError } from "./PolicyVersions.js"
+import type { VersionSource } from "./PolicyVersions.js"
 
 /** What a worker's policy copy offers. */
 export interface WorkerPolicyShape {
@@ -32,8 +33,8 @@ export interface WorkerPolicyOptions {
   readonly model: unknown
   /** The optimizer section of the recipe (the copy never trains; the runtime wants one). */
   readonly optimizer: OptimizerConfig
-  /** Where the learner publishes versions. */
-  readonly weightsDir: string
+  /** Where the versions the learner publishes are read from. */
+  readonly versions: VersionSource
   readonly sandboxWorkers: number
 }
 
@@ -59,11 +60,11 @@ export class WorkerPolicy extends Context.Service<WorkerPolicy, WorkerPolicyShap
           version === held
             ? Effect.void
             : Effect.tryPromise({
-              try: () => loadVersion(options.weightsDir, version, runtime.model),
+              try: async () => assignVersion(await options.versions.read(version), version, options.versions.where, runtime.model),
               catch: (error) =>
                 error instanceof PolicyVersionError
                   ? error
-                  : new PolicyVersionError({ version, dir: options.weightsDir, problem: error instanceof Error ? error.message : String(error) }),
+                  : new PolicyVersionError({ version, dir: options.versions.where, problem: error instanceof Error ? error.message : String(error) }),
             }).pipe(Effect.tap(() => Effect.sync(() => (held = version))))
         return WorkerPolicy.of({
           withVersion: (version, use) => Semaphore.withPermit(lock)(Effect.flatMap(ensure(version), () => Effect.scoped(use).pipe(Effect.provide(services)))),

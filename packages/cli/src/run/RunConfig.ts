@@ -84,8 +84,14 @@ export const RunConfig = Schema.Struct({
       runners: setting(
         NonNegativeInt,
         0,
-        "Local runner processes that roll out on Effect cluster (docs/CLUSTER.md); 0 rolls out in this process. Built-in arithmetic or JSONL question/answer tasks on preset models only",
+        "Runner processes that roll out on Effect cluster (docs/CLUSTER.md): started on this machine, or, with cluster.listen set, joined from other machines (`turnwise runner --join`) before the first step; 0 rolls out in this process. Preset models only",
       ),
+      listen: setting(
+        Schema.String.check(Schema.isPattern(/^$|^(\[[^\]]+\]|[^:\s]+):\d{1,5}$/)),
+        "",
+        "HOST:PORT where the learner waits for cluster.runners runners from other machines (0.0.0.0:7400 listens on every interface); empty: start them on this machine",
+      ),
+      joinTimeout: setting(PositiveInt, 600, "With cluster.listen: seconds to wait for cluster.runners runners to join before the first step"),
       mode: setting(
         Schema.Literals(["sync", "async"]),
         "sync",

@@ -58,6 +58,12 @@ export const checkRunSettings = (run: RunConfig): void => {
     if (run.cluster.mode === "async") {
       throw new RunInputError({ path: "cluster.mode", problem: "async mode overlaps rollouts on runners with training; set cluster.runners to 1 or more" })
     }
+    if (run.cluster.listen !== "") {
+      throw new RunInputError({
+        path: "cluster.listen",
+        problem: "the learner would wait for no runner; set cluster.runners to the number of runners that will join",
+      })
+    }
     return
   }
   if (run.model.path !== "") {

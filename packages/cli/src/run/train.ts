@@ -14,7 +14,17 @@ import * as path from "node:path"
 import { Effect } from "effect"
 import { evaluate, MetricsSink, Recipe, trainLoop } from "@turnwise/dsl"
 import type { RecipeType } from "@turnwise/dsl"
-import { clusterDirs, clusterTrainLoop, learnerClusterLayer, startLocalRunners } from "@turnwise/cluster"
+import {
+  clusterDirs,
+  clusterTrainLoop,
+  Coordinator,
+  formatHostPort,
+  learnerClusterLayer,
+  learnerCoordinatorLayer,
+  lockExpirationMs,
+  parseHostPort,
+  startLocalRunners,
+} from "@turnwise/cluster"
 import { FileCheckpointStore } from "@turnwise/runtime"
 import { openRun, runWith } from "./context.js"
 import { resolveInit } from "./init.js"
@@ -166,27 +176,54 @@ export const runTrain = async (options: TrainOptions): Promise<TrainResult> => {
         if (run.cluster.runners === 0) {
           yield* trainLoop(recipe, task, loop)
         } else {
-          // Rollouts on runner processes (stopped with this scope); the learner keeps evaluation, updates and checkpoints.
+          // Rollouts on runner processes; the learner keeps evaluation, updates and checkpoints.
           const dirs = clusterDirs(outDir)
           const model = context.runtime.model
-          yield* Effect.scoped(
-            Effect.gen(function*() {
-              yield* startLocalRunners(run.cluster.runners, {
-                dirs,
-                model: model.config,
-                optimizer: recipe.optimizer,
-                sandboxWorkers: run.sandboxWorkers,
-                log: options.log,
-              })
-              options.log(`rolling out on ${run.cluster.runners} local runner processes`)
-              const { mode, maxStaleness, importanceCap } = run.cluster
-              const schedule = mode === "async" ? { mode, maxStaleness, importanceCap } : { mode }
-              options.log(mode === "async" ? `asynchronous rollouts, at most ${maxStaleness} versions behind` : "synchronous rollouts")
-              yield* clusterTrainLoop(recipe, run.task.kind, task, { ...loop, model, weightsDir: dirs.weightsDir, schedule }).pipe(
-                Effect.provide(learnerClusterLayer(dirs)),
+          const { mode, maxStaleness, importanceCap } = run.cluster
+          const schedule = mode === "async" ? { mode, maxStaleness, importanceCap } : { mode }
+          const clusterLoop = Effect.gen(function*() {
+            options.log(mode === "async" ? `asynchronous rollouts, at most ${maxStaleness} versions behind` : "synchronous rollouts")
+            yield* clusterTrainLoop(recipe, run.task.kind, task, { ...loop, model, weightsDir: dirs.weightsDir, schedule })
+          })
+          if (run.cluster.listen === "") {
+            // Runners on this machine, stopped with this scope.
+            yield* Effect.scoped(
+              Effect.gen(function*() {
+                yield* startLocalRunners(run.cluster.runners, {
+                  dirs,
+                  model: model.config,
+                  optimizer: recipe.optimizer,
+                  sandboxWorkers: run.sandboxWorkers,
+                  log: options.log,
+                })
+                options.log(`rolling out on ${run.cluster.runners} local runner processes`)
+                yield* clusterLoop.pipe(Effect.provide(learnerClusterLayer(dirs)))
+              }),
+            )
+          } else {
+            // Runners on other machines join through the coordinator; they leave when it closes with this run.
+            const listen = parseHostPort(run.cluster.listen, "cluster.listen")
+            yield* Effect.gen(function*() {
+              const coordinator = yield* Coordinator
+              options.log(
+                `coordinator listening on ${
+                  formatHostPort(coordinator.address)
+                }; waiting for ${run.cluster.runners} runner(s): turnwise runner --join <this machine's address>:${coordinator.address.port}`,
               )
-            }),
-          )
+              const joined = yield* coordinator.awaitRunners(run.cluster.runners, run.cluster.joinTimeout)
+              options.log(`rolling out on ${joined.length} joined runner(s): ${joined.join(", ")}`)
+              yield* clusterLoop
+            }).pipe(
+              Effect.provide(
+                learnerCoordinatorLayer({
+                  listen,
+                  weightsDir: dirs.weightsDir,
+                  settings: { model: model.config, optimizer: recipe.optimizer, sandboxWorkers: run.sandboxWorkers },
+                  lockExpirationMs,
+                }),
+              ),
+            )
+          }
         }
       }
       // The loop evaluates after its last step; with no steps (or a run that had finished
