@@ -4,13 +4,14 @@
  * task (the shipped program warm start, which writes code, calls the tool and
  * submits, so tool calls and grading really run).
  */
+import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { Effect, Layer } from "effect"
 import { MetricsSink, problemsForStep, trainOnBatch } from "@turnwise/dsl"
 import type { LoopOptions, MetricsRecord, RecipeType } from "@turnwise/dsl"
-import { promptSeededRollout } from "@turnwise/cluster"
+import { clusterTrainStep, promptSeededRollout } from "@turnwise/cluster"
 import type { ClusterDirs, ClusterStepResult } from "@turnwise/cluster"
 import type { Task, TaskProblem } from "@turnwise/dsl"
 import {
@@ -176,3 +177,56 @@ export const syncLoopOptions = <P extends TaskProblem>(
   weightsDir: dirs.weightsDir,
   onResult: (_, result) => distributed.push({ groups: JSON.stringify(result.batch.groups), versions: result.versions }),
 })
+
+/**
+ * `steps` synchronous cluster steps of `recipe` on the arithmetic prompts of
+ * {@link problemsOfStep}, each result pushed to `results`.
+ */
+export const clusterSteps = (learner: Learner, weightsDir: string, steps: number, perStep: number, results: Array<ClusterStepResult>) =>
+  Effect.gen(function*() {
+    for (let step = 0; step < steps; step++) {
+      results.push(
+        yield* clusterTrainStep(recipe, "arithmetic", problemsOfStep(step, perStep), { step, seed: stepSeed(step), model: learner.runtime.model, weightsDir }),
+      )
+    }
+  })
+
+const repository = path.join(import.meta.dirname, "..", "..")
+
+/**
+ * A runner process started as on another machine: in an empty directory of its own,
+ * told only the coordinator's address. `turnwise runner --join` (the command a user
+ * runs), or with `fault` the runner process of the package with its fault injection.
+ * Collects its output lines.
+ */
+export const startJoinedRunner = (
+  join: string,
+  fault?: { readonly port: number; readonly dieAtStep: number; readonly dieMarker: string },
+) => {
+  const cwd = fs.mkdtempSync(path.join(os.tmpdir(), "turnwise-joined-runner-"))
+  const tsx = path.join(repository, "node_modules", "tsx", "dist", "loader.mjs")
+  const child = fault === undefined
+    ? spawn(process.execPath, [
+      "--import",
+      tsx,
+      path.join(repository, "packages", "cli", "src", "bin.ts"),
+      "runner",
+      "--join",
+      join,
+      "--host",
+      "127.0.0.1",
+      "--listen-host",
+      "127.0.0.1",
+    ], { cwd, stdio: ["ignore", "pipe", "pipe"] })
+    : spawn(process.execPath, ["--import", tsx, path.join(repository, "packages", "cluster", "src", "runner-main.ts")], {
+      cwd,
+      env: { ...process.env, TURNWISE_RUNNER_SPEC: JSON.stringify({ join, ...fault }) },
+      stdio: ["ignore", "pipe", "pipe"],
+    })
+  const lines: Array<string> = []
+  const collect = (chunk: Buffer) => lines.push(...chunk.toString().split("\n").filter((line) => line.trim() !== ""))
+  child.stdout.on("data", collect)
+  child.stderr.on("data", collect)
+  const exited = new Promise<NodeJS.Signals | number | null>((resolve) => child.once("exit", (code, signal) => resolve(signal ?? code)))
+  return { cwd, child, lines, exited }
+}

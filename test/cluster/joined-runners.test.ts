@@ -5,25 +5,23 @@
  * and every policy version through the coordinator, and give the same groups and
  * metrics as the same steps in process.
  */
-import { spawn } from "node:child_process"
 import * as fs from "node:fs"
-import * as net from "node:net"
-import * as os from "node:os"
 import * as path from "node:path"
 import { describe, expect, it } from "vitest"
 import { Effect } from "effect"
 import type { MetricsRecord } from "@turnwise/dsl"
 import { exactAnswerTask, generateProblems } from "@turnwise/tasks"
-import { clusterDirs, clusterTrainLoop, clusterTrainStep, Coordinator, learnerCoordinatorLayer, lockExpirationMs, parseHostPort } from "@turnwise/cluster"
+import { clusterDirs, clusterTrainLoop, Coordinator, freePort, learnerCoordinatorLayer, lockExpirationMs, parseHostPort } from "@turnwise/cluster"
 import type { ClusterStepResult } from "@turnwise/cluster"
 import {
+  clusterSteps,
   learnerRunLayer,
   makeLearner,
   modelConfig,
   problems,
   problemsOfStep,
   recipe,
-  stepSeed,
+  startJoinedRunner,
   syncLoopOptions,
   tempRunDir,
   trainInProcess,
@@ -35,11 +33,6 @@ const perStep = 4
 const seed = 11
 const evalProblems = generateProblems({ seed: 6, count: 2, split: "heldout", levels: [1] })
 
-const repository = path.join(import.meta.dirname, "..", "..")
-const tsxLoader = path.join(repository, "node_modules", "tsx", "dist", "loader.mjs")
-const bin = path.join(repository, "packages", "cli", "src", "bin.ts")
-const runnerMain = path.join(repository, "packages", "cluster", "src", "runner-main.ts")
-
 const coordinatorLayer = (weightsDir: string) =>
   learnerCoordinatorLayer({
     listen: parseHostPort("127.0.0.1:0", "test"),
@@ -47,31 +40,6 @@ const coordinatorLayer = (weightsDir: string) =>
     settings: { model: modelConfig, optimizer: recipe.optimizer, sandboxWorkers: 1 },
     lockExpirationMs,
   })
-
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as net.AddressInfo).port
-      server.close(() => resolve(port))
-    })
-  })
-
-/** `turnwise runner --join` in a fresh directory; its output lines and exit. */
-const startRunner = (join: string) => {
-  const cwd = fs.mkdtempSync(path.join(os.tmpdir(), "turnwise-joined-runner-"))
-  const child = spawn(process.execPath, ["--import", tsxLoader, bin, "runner", "--join", join, "--host", "127.0.0.1", "--listen-host", "127.0.0.1"], {
-    cwd,
-    stdio: ["ignore", "pipe", "pipe"],
-  })
-  const lines: Array<string> = []
-  const collect = (chunk: Buffer) => lines.push(...chunk.toString().split("\n").filter((line) => line.trim() !== ""))
-  child.stdout.on("data", collect)
-  child.stderr.on("data", collect)
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)))
-  return { cwd, child, lines, exited }
-}
 
 describe("cluster: runners joined through the coordinator", () => {
   it("two `turnwise runner --join` processes give the same groups and metrics as the same steps in process, then leave with the run", async () => {
@@ -83,14 +51,14 @@ describe("cluster: runners joined through the coordinator", () => {
     const learner = await makeLearner()
     const records: Array<MetricsRecord> = []
     const distributed: Array<{ groups: string; versions: ReadonlyArray<number> }> = []
-    const runners: Array<ReturnType<typeof startRunner>> = []
+    const runners: Array<ReturnType<typeof startJoinedRunner>> = []
     const runnersUsed: Array<ReadonlyArray<string>> = []
     try {
       await Effect.runPromise(
         Effect.gen(function*() {
           const coordinator = yield* Coordinator
           const join = `127.0.0.1:${coordinator.address.port}`
-          runners.push(startRunner(join), startRunner(join))
+          runners.push(startJoinedRunner(join), startJoinedRunner(join))
           const joined = yield* coordinator.awaitRunners(2, 120)
           expect(joined).toHaveLength(2)
           yield* clusterTrainLoop(recipe, "arithmetic", task, {
@@ -113,7 +81,7 @@ describe("cluster: runners joined through the coordinator", () => {
         expect(runner.lines.some((line) => line.includes("stopped answering") && line.includes("left the cluster"))).toBe(true)
       }
     } finally {
-      for (const runner of runners) if (runner.child.exitCode === null) runner.child.kill("SIGKILL")
+      for (const runner of runners) if (runner.child.exitCode === null && runner.child.signalCode === null) runner.child.kill("SIGKILL")
       learner.runtime.dispose()
     }
 
@@ -142,35 +110,18 @@ describe("cluster: runners joined through the coordinator", () => {
     const marker = path.join(tempRunDir(), "fault-claimed")
     const learner = await makeLearner()
     const results: Array<ClusterStepResult> = []
-    const children: Array<{ port: number; child: ReturnType<typeof spawn>; exited: Promise<NodeJS.Signals | number | null> }> = []
+    const children: Array<ReturnType<typeof startJoinedRunner> & { readonly port: number }> = []
     try {
       await Effect.runPromise(
         Effect.gen(function*() {
           const coordinator = yield* Coordinator
           for (let k = 0; k < 2; k++) {
             // A runner advertises its address before it binds, so it is given a free port.
-            const port = yield* Effect.promise(freePort)
-            const child = spawn(process.execPath, ["--import", tsxLoader, runnerMain], {
-              cwd: fs.mkdtempSync(path.join(os.tmpdir(), "turnwise-joined-runner-")),
-              env: {
-                ...process.env,
-                TURNWISE_RUNNER_SPEC: JSON.stringify({ join: `127.0.0.1:${coordinator.address.port}`, port, dieAtStep: faultStep, dieMarker: marker }),
-              },
-              stdio: ["ignore", "ignore", "ignore"],
-            })
-            children.push({ port, child, exited: new Promise((resolve) => child.once("exit", (code, signal) => resolve(signal ?? code))) })
+            const port = yield* Effect.promise(() => freePort())
+            children.push({ port, ...startJoinedRunner(`127.0.0.1:${coordinator.address.port}`, { port, dieAtStep: faultStep, dieMarker: marker }) })
           }
           yield* coordinator.awaitRunners(2, 120)
-          for (let step = 0; step < steps; step++) {
-            results.push(
-              yield* clusterTrainStep(recipe, "arithmetic", problemsOfStep(step, perStep), {
-                step,
-                seed: stepSeed(step),
-                model: learner.runtime.model,
-                weightsDir: dirs.weightsDir,
-              }),
-            )
-          }
+          yield* clusterSteps(learner, dirs.weightsDir, steps, perStep, results)
         }).pipe(Effect.provide(coordinatorLayer(dirs.weightsDir)), Effect.provide(learner.layer)),
       )
       const exits = await Promise.all(children.map((c) => c.exited))

@@ -2,9 +2,9 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { describe, expect, it } from "vitest"
 import { Effect } from "effect"
-import { clusterDirs, clusterTrainStep, learnerClusterLayer, startLocalRunners } from "@turnwise/cluster"
+import { clusterDirs, learnerClusterLayer, startLocalRunners } from "@turnwise/cluster"
 import type { ClusterStepResult } from "@turnwise/cluster"
-import { makeLearner, modelConfig, problemsOfStep, recipe, stepSeed, tempRunDir } from "./harness.js"
+import { clusterSteps, makeLearner, modelConfig, problemsOfStep, recipe, tempRunDir } from "./harness.js"
 
 const steps = 3
 const perStep = 4
@@ -19,18 +19,7 @@ describe("cluster: a runner killed in the middle of a step", () => {
       Effect.scoped(
         Effect.gen(function*() {
           const runners = yield* startLocalRunners(2, { dirs, model: modelConfig, optimizer: recipe.optimizer, sandboxWorkers: 1, dieAtStep: faultStep })
-          yield* Effect.gen(function*() {
-            for (let step = 0; step < steps; step++) {
-              results.push(
-                yield* clusterTrainStep(recipe, "arithmetic", problemsOfStep(step, perStep), {
-                  step,
-                  seed: stepSeed(step),
-                  model: learner.runtime.model,
-                  weightsDir: dirs.weightsDir,
-                }),
-              )
-            }
-          }).pipe(Effect.provide(learnerClusterLayer(dirs)))
+          yield* clusterSteps(learner, dirs.weightsDir, steps, perStep, results).pipe(Effect.provide(learnerClusterLayer(dirs)))
           // Read before the scope stops the runners: which one died, and how.
           return runners.map((runner) => ({ port: runner.port, signal: runner.process.signalCode, code: runner.process.exitCode }))
         }).pipe(Effect.provide(learner.layer)),

@@ -3,12 +3,11 @@
  * the same command, or on runners that join with `turnwise runner --join` when
  * cluster.listen is set, and the settings that cannot go with them rejected up front.
  */
-import { spawn } from "node:child_process"
-import { existsSync, mkdtempSync, readFileSync } from "node:fs"
-import * as net from "node:net"
-import { tmpdir } from "node:os"
+import { existsSync, readFileSync } from "node:fs"
 import * as path from "node:path"
 import { describe, expect, it } from "vitest"
+import { freePort } from "@turnwise/cluster"
+import { startJoinedRunner } from "../cluster/harness.js"
 import { cli, tempDir, tinyRun } from "./helpers.js"
 
 describe("turnwise train with cluster.runners", () => {
@@ -99,36 +98,9 @@ describe("turnwise train with cluster.runners", () => {
   })
 
   it("waits for a runner started with `turnwise runner --join`, trains with it, and the runner leaves when the run ends", async () => {
-    const port = await new Promise<number>((resolve, reject) => {
-      const server = net.createServer()
-      server.once("error", reject)
-      server.listen(0, "127.0.0.1", () => {
-        const free = (server.address() as net.AddressInfo).port
-        server.close(() => resolve(free))
-      })
-    })
-    // The runner starts first, in a directory of its own, as on another machine; it keeps trying until the learner listens.
-    const repository = path.join(import.meta.dirname, "..", "..")
-    const runner = spawn(
-      process.execPath,
-      [
-        "--import",
-        path.join(repository, "node_modules", "tsx", "dist", "loader.mjs"),
-        path.join(repository, "packages", "cli", "src", "bin.ts"),
-        "runner",
-        "--join",
-        `127.0.0.1:${port}`,
-        "--host",
-        "127.0.0.1",
-        "--listen-host",
-        "127.0.0.1",
-      ],
-      { cwd: mkdtempSync(path.join(tmpdir(), "turnwise-runner-")), stdio: ["ignore", "pipe", "pipe"] },
-    )
-    let runnerOutput = ""
-    runner.stdout.on("data", (chunk: Buffer) => (runnerOutput += chunk.toString()))
-    runner.stderr.on("data", (chunk: Buffer) => (runnerOutput += chunk.toString()))
-    const runnerExit = new Promise<number | null>((resolve) => runner.once("exit", (code) => resolve(code)))
+    const port = await freePort()
+    // The runner starts first, as on another machine; it keeps trying until the learner listens.
+    const runner = startJoinedRunner(`127.0.0.1:${port}`)
     try {
       const out = path.join(tempDir("cluster-listen"), "run")
       const result = await cli([
@@ -158,11 +130,11 @@ describe("turnwise train with cluster.runners", () => {
         .filter((record) => record.phase === "train")
       expect(train.map((record) => record.step)).toEqual([1, 2])
       for (const record of train) expect(record.metrics["cluster/runners_used"]).toBe(1)
-      expect(await runnerExit, runnerOutput).toBe(0)
-      expect(runnerOutput).toContain(`joined the coordinator at 127.0.0.1:${port}`)
-      expect(runnerOutput).toMatch(/stopped answering .*; left the cluster/)
+      expect(await runner.exited, runner.lines.join("\n")).toBe(0)
+      expect(runner.lines.some((line) => line.includes(`joined the coordinator at 127.0.0.1:${port}`))).toBe(true)
+      expect(runner.lines.some((line) => /stopped answering .*; left the cluster/.test(line))).toBe(true)
     } finally {
-      if (runner.exitCode === null) runner.kill("SIGKILL")
+      if (runner.child.exitCode === null && runner.child.signalCode === null) runner.child.kill("SIGKILL")
     }
   }, 240_000)
 })

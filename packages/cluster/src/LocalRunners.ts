@@ -9,7 +9,6 @@
 import { spawn } from "node:child_process"
 import type { ChildProcess } from "node:child_process"
 import * as fs from "node:fs"
-import * as net from "node:net"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { Data, Effect, Schedule } from "effect"
@@ -17,6 +16,7 @@ import type { Scope } from "effect"
 import { lockExpirationMs } from "./ClusterSettings.js"
 import type { ClusterDirs } from "./ClusterSettings.js"
 import { forgetRunner } from "./FileRunnerStorage.js"
+import { freePort } from "./FreePort.js"
 
 /** The runners could not be started or did not join in time. */
 export class LocalRunnersError extends Data.TaggedError("LocalRunnersError")<{ readonly problem: string }> {
@@ -44,16 +44,6 @@ export interface LocalRunnerSettings {
   /** Where runner output goes (default: inherited stderr). */
   readonly log?: (line: string) => void
 }
-
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as net.AddressInfo).port
-      server.close(() => resolve(port))
-    })
-  })
 
 const runnerMain = path.join(path.dirname(fileURLToPath(import.meta.url)), "runner-main.ts")
 

@@ -6,11 +6,10 @@
  *
  * @category constructors
  */
-import * as net from "node:net"
 import * as os from "node:os"
 import { Effect } from "effect"
 import { Command, Flag } from "effect/cli"
-import { joinCluster, parseHostPort } from "@turnwise/cluster"
+import { freePort, joinCluster, parseHostPort } from "@turnwise/cluster"
 import { setBackend } from "@turnwise/runtime"
 import { CommandIo } from "../io.js"
 import { attempt, CommandFailed } from "./CommandFailed.js"
@@ -24,16 +23,6 @@ const defaultHost = (): string => {
   }
   return "127.0.0.1"
 }
-
-const freePort = (host: string): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.once("error", reject)
-    server.listen(0, host, () => {
-      const port = (server.address() as net.AddressInfo).port
-      server.close(() => resolve(port))
-    })
-  })
 
 /** Resolves on the first SIGINT or SIGTERM. */
 const stopSignal = (): Effect.Effect<string> =>
