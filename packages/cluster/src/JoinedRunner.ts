@@ -70,7 +70,7 @@ export const joinCluster = (options: JoinOptions): Effect.Effect<string, JoinErr
         Effect.retry({ schedule: Schedule.spaced("1 second"), times: connectSeconds }),
         Effect.mapError((error) => joinError(`no answer within ${connectSeconds} s: ${error.message}`)),
       )
-      const settings = yield* Schema.decodeUnknownEffect(JoinSettings)(JSON.parse(settingsText)).pipe(
+      const settings = yield* Schema.decodeUnknownEffect(Schema.fromJsonString(JoinSettings))(settingsText).pipe(
         Effect.mapError((error) => joinError(`the run's settings do not decode: ${error.message}`)),
       )
       const advertised = formatHostPort(options.advertise)
