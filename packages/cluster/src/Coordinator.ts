@@ -53,6 +53,9 @@ export class HostPortError extends Data.TaggedError("HostPortError")<{ readonly 
   }
 }
 
+/** `HOST:PORT`, or `[IPv6]:PORT`: groups 1 or 2 the host, group 3 the port (its range is checked by {@link parseHostPort}). */
+export const hostPortPattern = /^(?:\[([^\]]+)\]|([^:\s]+)):(\d{1,5})$/
+
 /**
  * Read `HOST:PORT` (an IPv6 address in brackets: `[::1]:7400`); `where` names the setting in errors.
  *
@@ -60,7 +63,7 @@ export class HostPortError extends Data.TaggedError("HostPortError")<{ readonly 
  * parseHostPort("10.0.0.5:7400", "--join") // { host: "10.0.0.5", port: 7400 }
  */
 export const parseHostPort = (text: string, where: string): HostPort => {
-  const match = /^(?:\[([^\]]+)\]|([^:\s]+)):(\d{1,5})$/.exec(text.trim())
+  const match = hostPortPattern.exec(text.trim())
   const port = Number(match?.[3])
   if (match === null || !(port <= 65535)) throw new HostPortError({ where, text })
   return { host: match[1] ?? match[2]!, port }

@@ -7,6 +7,7 @@
 import { Schema } from "effect"
 import { defaultsOf, section, setting } from "@turnwise/core"
 import { ConfigError, decodeSection } from "@turnwise/dsl"
+import { hostPortPattern } from "@turnwise/cluster"
 
 const PositiveInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
 const NonNegativeInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
@@ -87,7 +88,7 @@ export const RunConfig = Schema.Struct({
         "Runner processes that roll out on Effect cluster (docs/CLUSTER.md): started on this machine, or, with cluster.listen set, joined from other machines (`turnwise runner --join`) before the first step; 0 rolls out in this process. Preset models only",
       ),
       listen: setting(
-        Schema.String.check(Schema.isPattern(/^$|^(\[[^\]]+\]|[^:\s]+):\d{1,5}$/)),
+        Schema.String.check(Schema.isPattern(new RegExp(`^$|${hostPortPattern.source}`))),
         "",
         "HOST:PORT where the learner waits for cluster.runners runners from other machines (0.0.0.0:7400 listens on every interface); empty: start them on this machine",
       ),
